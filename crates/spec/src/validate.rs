@@ -1,0 +1,842 @@
+//! Semantic validation: what the types accept but AWS (or the running system) would reject
+//! later. Every check reports a located diagnostic; all documents are checked in one run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::diag::Diagnostic;
+use crate::instance_types::{InstanceCatalog, Lookup, MIN_INSTANCE_MEMORY_MIB};
+use crate::load::{DocSource, Loaded, SpecSet};
+use crate::resolve::{join_index, join_key};
+use crate::types::{Alerts, BaseDocument, ContainerSpecDocument};
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("validation patterns are valid")
+}
+
+static NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"));
+static REGION: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$"));
+static ZONE_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^Z[A-Z0-9]{1,31}$"));
+static DNS_LABEL: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"));
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
+    )
+});
+static PHONE: LazyLock<Regex> = LazyLock::new(|| re(r"^\+[1-9][0-9]{6,14}$"));
+static HTTPS_URL: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$"));
+static INSTANCE_TYPE: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"));
+static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
+    // [registry[:port]/]path[:tag][@digest]
+    re(
+        r"^([A-Za-z0-9.-]+(:[0-9]+)?/)?[A-Za-z0-9._/-]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$",
+    )
+});
+static ENV_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z_][A-Za-z0-9_]*$"));
+static VOLUME_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z][A-Za-z0-9_]{0,31}$"));
+static CONTAINER_PATH: LazyLock<Regex> = LazyLock::new(|| re(r"^/[A-Za-z0-9._@+/-]*$"));
+static SSM_PARAMETER: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*|arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/[A-Za-z0-9_./-]+)$",
+    )
+});
+static SECRETS_MANAGER_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+(:[^:]*:[^:]*:[^:]*)?$",
+    )
+});
+
+/// Checks every loaded document and the references between them.
+pub fn validate(set: &SpecSet, catalog: &InstanceCatalog) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for base in &set.bases {
+        validate_base(base, &mut out);
+    }
+    for server in &set.servers {
+        validate_server(server, catalog, &mut out);
+    }
+    check_unique_names(
+        set.bases.iter().map(|b| (&b.doc.metadata.name, &b.source)),
+        "Base",
+        &mut out,
+    );
+    check_unique_names(
+        set.servers
+            .iter()
+            .map(|s| (&s.doc.metadata.name, &s.source)),
+        "ContainerSpec",
+        &mut out,
+    );
+    check_references(set, &mut out);
+    out
+}
+
+fn check_unique_names<'a>(
+    names: impl Iterator<Item = (&'a String, &'a std::sync::Arc<DocSource>)>,
+    kind: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut seen: HashMap<&String, &DocSource> = HashMap::new();
+    for (name, source) in names {
+        if let Some(first) = seen.get(name) {
+            out.push(
+                source
+                    .error_at("metadata.name", format!("duplicate {kind} name `{name}`"))
+                    .with_hint(format!(
+                        "also defined at {}; names must be unique per kind",
+                        first.where_()
+                    )),
+            );
+        } else {
+            seen.insert(name, source);
+        }
+    }
+}
+
+/// The Base a server belongs to, by `baseRef` or as the only Base given.
+pub fn base_of<'a>(
+    set: &'a SpecSet,
+    server: &ContainerSpecDocument,
+) -> Option<&'a Loaded<BaseDocument>> {
+    match &server.spec.base_ref {
+        Some(name) => set.bases.iter().find(|b| &b.doc.metadata.name == name),
+        None if set.bases.len() == 1 => set.bases.first(),
+        None => None,
+    }
+}
+
+/// The DNS name that wakes a server.
+pub fn dns_name_of(server: &ContainerSpecDocument, base: &BaseDocument) -> String {
+    match &server.spec.dns_name {
+        Some(name) => name.trim_end_matches('.').to_ascii_lowercase(),
+        None => format!(
+            "{}.{}",
+            server.metadata.name,
+            base.spec
+                .domain
+                .name
+                .trim_end_matches('.')
+                .to_ascii_lowercase()
+        ),
+    }
+}
+
+fn check_references(set: &SpecSet, out: &mut Vec<Diagnostic>) {
+    let mut dns_names: BTreeMap<String, &DocSource> = BTreeMap::new();
+    for server in &set.servers {
+        let spec = &server.doc.spec;
+        let src = &server.source;
+        let base = match &spec.base_ref {
+            Some(name) => {
+                let found = set.bases.iter().find(|b| &b.doc.metadata.name == name);
+                if found.is_none() && !set.broken_base_names.contains(name) {
+                    let known: Vec<&str> = set
+                        .bases
+                        .iter()
+                        .map(|b| b.doc.metadata.name.as_str())
+                        .collect();
+                    out.push(
+                        src.error_at("spec.baseRef", format!("no Base named `{name}` was given"))
+                            .with_hint(if known.is_empty() {
+                                "pass the file holding the Base too, e.g. `-f specs/`".to_string()
+                            } else {
+                                format!("Bases given: {}", known.join(", "))
+                            }),
+                    );
+                }
+                found
+            }
+            None => match set.bases.len() + set.broken_base_names.len() {
+                0 => {
+                    out.push(
+                        src.error_at("spec", "no Base was given for this server")
+                            .with_hint("pass the file holding the Base too, e.g. `-f specs/`"),
+                    );
+                    None
+                }
+                1 => set.bases.first(),
+                _ => {
+                    out.push(
+                        src.error_at(
+                            "spec",
+                            "several Bases were given; say which one this server uses",
+                        )
+                        .with_hint("set `spec.baseRef` to the Base's `metadata.name`"),
+                    );
+                    None
+                }
+            },
+        };
+        let Some(base) = base else { continue };
+        let domain = base
+            .doc
+            .spec
+            .domain
+            .name
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if let Some(dns) = &spec.dns_name {
+            let dns_l = dns.trim_end_matches('.').to_ascii_lowercase();
+            if !valid_dns_name(&dns_l) {
+                out.push(
+                    src.error_at("spec.dnsName", "not a valid DNS name")
+                        .with_hint("labels of letters, digits and `-`, separated by dots"),
+                );
+                continue;
+            }
+            if !dns_l.ends_with(&format!(".{domain}")) {
+                out.push(
+                    src.error_at(
+                        "spec.dnsName",
+                        format!("`{dns}` is not inside the Base's domain `{domain}`"),
+                    )
+                    .with_hint(format!("use a name ending in `.{domain}`")),
+                );
+                continue;
+            }
+        }
+        let dns = dns_name_of(&server.doc, &base.doc);
+        if let Some(first) = dns_names.get(&dns) {
+            out.push(
+                src.error_at(
+                    "metadata.name",
+                    format!("DNS name `{dns}` is used by two servers"),
+                )
+                .with_hint(format!(
+                    "also used at {}; set `spec.dnsName` on one of them",
+                    first.where_()
+                )),
+            );
+        } else {
+            dns_names.insert(dns, src);
+        }
+    }
+}
+
+fn valid_dns_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(|l| DNS_LABEL.is_match(l))
+}
+
+fn validate_name(src: &DocSource, name: &str, out: &mut Vec<Diagnostic>) {
+    if !NAME.is_match(name) {
+        out.push(
+            src.error_at("metadata.name", format!("`{name}` is not a valid name"))
+                .with_hint("1 to 32 lower-case letters, digits and `-`, starting with a letter and not ending with `-`; it names AWS resources and a DNS label"),
+        );
+    }
+}
+
+fn validate_base(base: &Loaded<BaseDocument>, out: &mut Vec<Diagnostic>) {
+    let src = &base.source;
+    let spec = &base.doc.spec;
+    validate_name(src, &base.doc.metadata.name, out);
+    if !REGION.is_match(&spec.region) {
+        out.push(
+            src.error_at(
+                "spec.region",
+                format!("`{}` is not an AWS region", spec.region),
+            )
+            .with_hint("for example `us-east-1`, `eu-west-1`, `ap-southeast-2`"),
+        );
+    }
+    if !(1..=6).contains(&spec.vpc.max_azs) {
+        out.push(
+            src.error_at(
+                "spec.vpc.maxAzs",
+                format!("expected 1 to 6 zones, got {}", spec.vpc.max_azs),
+            )
+            .with_hint(
+                "one zone is enough for a game server; each extra zone adds EFS mount-target cost",
+            ),
+        );
+    }
+    let domain = spec.domain.name.trim_end_matches('.').to_ascii_lowercase();
+    if domain.is_empty() {
+        out.push(
+            src.error_at("spec.domain.name", "the domain name is empty")
+                .with_hint("if it comes from `${VAR}`, check that the variable holds the domain"),
+        );
+    } else if !valid_dns_name(&domain) || !domain.contains('.') {
+        out.push(
+            src.error_at(
+                "spec.domain.name",
+                format!("`{}` is not a valid domain name", spec.domain.name),
+            )
+            .with_hint("for example `example.com`"),
+        );
+    }
+    if !ZONE_ID.is_match(&spec.domain.hosted_zone_id) {
+        let hint = if spec.domain.hosted_zone_id.starts_with("/hostedzone/") {
+            "drop the `/hostedzone/` prefix".to_string()
+        } else {
+            "Route 53 zone ids look like `Z0123456789ABCDEFGHIJ`".to_string()
+        };
+        out.push(
+            src.error_at(
+                "spec.domain.hostedZoneId",
+                format!("`{}` is not a hosted zone id", spec.domain.hosted_zone_id),
+            )
+            .with_hint(hint),
+        );
+    }
+    validate_alerts(src, "spec.alerts", &spec.alerts, out);
+    if let Some(ssh) = &spec.ssh {
+        if ssh.allow_from.is_empty() {
+            out.push(
+                src.error_at("spec.ssh.allowFrom", "list at least one CIDR block")
+                    .with_hint("for example `203.0.113.7/32`; leave `ssh` out to use SSM Session Manager only"),
+            );
+        }
+        for (i, cidr) in ssh.allow_from.iter().enumerate() {
+            let path = join_index("spec.ssh.allowFrom", i);
+            match parse_cidr(cidr) {
+                None => out.push(
+                    src.error_at(&path, format!("`{cidr}` is not an IPv4 CIDR block"))
+                        .with_hint("for example `203.0.113.7/32`"),
+                ),
+                Some(0) => out.push(
+                    src.error_at(&path, "this opens SSH to the whole internet")
+                        .with_hint("narrow it to your own address, e.g. `203.0.113.7/32`")
+                        .warning(),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// Parses `a.b.c.d/n`, returning the prefix length.
+fn parse_cidr(cidr: &str) -> Option<u8> {
+    let (ip, len) = cidr.split_once('/')?;
+    ip.parse::<Ipv4Addr>().ok()?;
+    let len: u8 = len.parse().ok()?;
+    (len <= 32).then_some(len)
+}
+
+fn validate_alerts(src: &DocSource, at: &str, alerts: &Alerts, out: &mut Vec<Diagnostic>) {
+    let protocols: [(&str, &Vec<String>, &Regex, &str); 3] = [
+        (
+            "email",
+            &alerts.email,
+            &EMAIL,
+            "an e-mail address such as `admin@example.com`",
+        ),
+        (
+            "sms",
+            &alerts.sms,
+            &PHONE,
+            "a phone number in E.164 form such as `+15555550123`",
+        ),
+        (
+            "https",
+            &alerts.https,
+            &HTTPS_URL,
+            "an https:// URL such as `https://hooks.example.com/alerts`",
+        ),
+    ];
+    for (protocol, entries, pattern, expected) in protocols {
+        let list = join_key(at, protocol);
+        let mut seen = HashMap::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let path = join_index(&list, i);
+            if !pattern.is_match(entry) {
+                out.push(
+                    src.error_at(&path, format!("`{entry}` is not {expected}"))
+                        .with_hint(format!(
+                            "each `{protocol}` entry becomes one SNS subscription"
+                        )),
+                );
+            } else if let Some(first) = seen.insert(entry.to_ascii_lowercase(), i) {
+                out.push(
+                    src.error_at(&path, format!("`{entry}` is listed twice"))
+                        .with_hint(format!("it is already entry {first} of `{list}`")),
+                );
+            }
+        }
+    }
+}
+
+fn validate_server(
+    server: &Loaded<ContainerSpecDocument>,
+    catalog: &InstanceCatalog,
+    out: &mut Vec<Diagnostic>,
+) {
+    let src = &server.source;
+    let spec = &server.doc.spec;
+    validate_name(src, &server.doc.metadata.name, out);
+
+    let ty = &spec.ec2.instance_type;
+    if !INSTANCE_TYPE.is_match(ty) {
+        out.push(
+            src.error_at(
+                "spec.ec2.instanceType",
+                format!("`{ty}` is not an EC2 instance type"),
+            )
+            .with_hint("for example `m5.large`; written in lower case"),
+        );
+    } else {
+        match catalog.lookup(ty) {
+            Lookup::Known(info) if info.memory_mib < MIN_INSTANCE_MEMORY_MIB => out.push(
+                src.error_at(
+                    "spec.ec2.instanceType",
+                    format!("`{ty}` has {} MiB of memory; at least {MIN_INSTANCE_MEMORY_MIB} MiB (3 GiB) is needed", info.memory_mib),
+                )
+                .with_hint("2 GiB stay with the host; pick a larger type such as `t3.medium` or `m5.large`"),
+            ),
+            Lookup::Known(_) => {}
+            Lookup::Rejected => out.push(
+                src.error_at("spec.ec2.instanceType", format!("EC2 does not offer instance type `{ty}`"))
+                    .with_hint("check the spelling, e.g. `m5.large`"),
+            ),
+            Lookup::Unknown => out.push(
+                src.error_at(
+                    "spec.ec2.instanceType",
+                    format!("`{ty}` is not in the offline table, so its memory was not checked"),
+                )
+                .with_hint("run with AWS credentials to check it against EC2")
+                .warning(),
+            ),
+        }
+    }
+
+    validate_container(src, server, out);
+    validate_volumes(src, server, out);
+
+    let wd = &spec.watchdog;
+    if !(1..=1440).contains(&wd.minutes_without_connections) {
+        out.push(
+            src.error_at(
+                "spec.watchdog.minutesWithoutConnections",
+                format!(
+                    "expected 1 to 1440 minutes, got {}",
+                    wd.minutes_without_connections
+                ),
+            )
+            .with_hint("CloudWatch alarms evaluate at most one day of one-minute periods"),
+        );
+    }
+    if !(1..=24).contains(&wd.instance_left_up.duration_hours) {
+        out.push(
+            src.error_at(
+                "spec.watchdog.instanceLeftUp.durationHours",
+                format!(
+                    "expected 1 to 24 hours, got {}",
+                    wd.instance_left_up.duration_hours
+                ),
+            )
+            .with_hint("CloudWatch alarms on one-minute periods can look back at most 24 hours"),
+        );
+    }
+    if wd.threshold == 0 {
+        out.push(
+            src.error_at("spec.watchdog.threshold", "a threshold of 0 only counts a server as idle when it has no traffic at all, so it may never sleep")
+                .with_hint("watch the dashboard while nobody plays and set it just above the idle peak")
+                .warning(),
+        );
+    }
+    if !(1..=44640).contains(&spec.dashboard.interval_minutes) {
+        out.push(src.error_at(
+            "spec.dashboard.intervalMinutes",
+            format!(
+                "expected 1 to 44640 minutes (31 days), got {}",
+                spec.dashboard.interval_minutes
+            ),
+        ));
+    }
+    validate_alerts(src, "spec.alerts", &spec.alerts, out);
+}
+
+fn validate_container(
+    src: &DocSource,
+    server: &Loaded<ContainerSpecDocument>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let c = &server.doc.spec.container;
+    if c.image.trim().is_empty() {
+        out.push(
+            src.error_at("spec.container.image", "the image is empty")
+                .with_hint("for example `itzg/minecraft-server`"),
+        );
+    } else if !IMAGE.is_match(&c.image) {
+        out.push(
+            src.error_at("spec.container.image", format!("`{}` is not an image reference", c.image))
+                .with_hint("`[registry/]repository[:tag][@sha256:digest]`, for example `itzg/minecraft-server:java21`"),
+        );
+    } else {
+        let repository = repository_of(&c.image);
+        if repository.chars().any(|ch| ch.is_ascii_uppercase()) {
+            out.push(
+                src.error_at("spec.container.image", format!("repository `{repository}` has upper-case letters; registries only accept lower case"))
+                    .with_hint("write the repository in lower case (tags may keep their case)"),
+            );
+        }
+    }
+
+    let mut ports = HashMap::new();
+    for (i, port) in c.ports.iter().enumerate() {
+        let path = join_index("spec.container.ports", i);
+        if !(1..=65535).contains(&port.port) {
+            out.push(src.error_at(
+                &join_key(&path, "port"),
+                format!("expected a port from 1 to 65535, got {}", port.port),
+            ));
+        } else if let Some(first) = ports.insert((port.port, port.protocol), i) {
+            out.push(
+                src.error_at(
+                    &path,
+                    format!("{}/{} is listed twice", port.port, port.protocol.as_str()),
+                )
+                .with_hint(format!(
+                    "it is already entry {first} of `spec.container.ports`"
+                )),
+            );
+        }
+    }
+
+    for key in c.environment.keys() {
+        let path = join_key("spec.container.environment", key);
+        if !ENV_NAME.is_match(key) {
+            out.push(
+                src.error_at_key(
+                    &path,
+                    format!("`{key}` is not a valid environment variable name"),
+                )
+                .with_hint("letters, digits and `_`, not starting with a digit"),
+            );
+        }
+        let upper = key.to_ascii_uppercase();
+        if ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY"]
+            .iter()
+            .any(|w| upper.contains(w))
+        {
+            out.push(
+                src.error_at_key(&path, format!("`{key}` looks like a secret but is a plain environment variable"))
+                    .with_hint("move it to `spec.container.secrets` (an SSM parameter or Secrets Manager ARN) so its value stays out of the task definition")
+                    .warning(),
+            );
+        }
+    }
+    for (key, reference) in &c.secrets {
+        let path = join_key("spec.container.secrets", key);
+        if !ENV_NAME.is_match(key) {
+            out.push(
+                src.error_at_key(
+                    &path,
+                    format!("`{key}` is not a valid environment variable name"),
+                )
+                .with_hint("letters, digits and `_`, not starting with a digit"),
+            );
+        }
+        if c.environment.contains_key(key) {
+            out.push(
+                src.error_at_key(
+                    &path,
+                    format!("`{key}` is both a plain environment variable and a secret"),
+                )
+                .with_hint("keep it in one place: `secrets` for sensitive values"),
+            );
+        }
+        if !(SSM_PARAMETER.is_match(reference) || SECRETS_MANAGER_ARN.is_match(reference)) {
+            out.push(
+                src.error_at(&path, "not an SSM parameter name or ARN, nor a Secrets Manager secret ARN")
+                    .with_hint("for example `/games/palworld/admin-password` or `arn:aws:secretsmanager:us-west-2:123456789012:secret:palworld-AbCdEf`"),
+            );
+        }
+    }
+}
+
+/// The repository part of an image reference, without registry host, tag and digest.
+fn repository_of(image: &str) -> &str {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    let (registry_and_path, _tag) = match no_digest.rfind(':') {
+        Some(i) if !no_digest[i..].contains('/') => (&no_digest[..i], Some(&no_digest[i + 1..])),
+        _ => (no_digest, None),
+    };
+    match registry_and_path.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            rest
+        }
+        _ => registry_and_path,
+    }
+}
+
+fn validate_volumes(
+    src: &DocSource,
+    server: &Loaded<ContainerSpecDocument>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let spec = &server.doc.spec;
+    let mut ids: HashMap<String, &str> = HashMap::new();
+    let mut paths: HashMap<&str, String> = HashMap::new();
+    for (id, volume) in &spec.volumes {
+        let at = join_key("spec.volumes", id);
+        if !VOLUME_ID.is_match(id) {
+            out.push(
+                src.error_at_key(&at, format!("`{id}` cannot be a volume id"))
+                    .with_hint("1 to 32 letters, digits and `_`, starting with a letter: the id becomes part of AWS names and CloudWatch metric ids, which do not allow `-`"),
+            );
+        } else if let Some(first) = ids.insert(id.to_ascii_lowercase(), id) {
+            out.push(
+                src.error_at_key(&at, format!("volume id `{id}` clashes with `{first}`"))
+                    .with_hint("AWS names are case-insensitive here; use ids that differ in more than case"),
+            );
+        }
+        if volume.paths.is_empty() {
+            out.push(
+                src.error_at(&join_key(&at, "paths"), "list at least one container path")
+                    .with_hint("for example `- path: /data`"),
+            );
+        }
+        for (i, p) in volume.paths.iter().enumerate() {
+            let path_at = join_key(&join_index(&join_key(&at, "paths"), i), "path");
+            if !CONTAINER_PATH.is_match(&p.path) || p.path.split('/').any(|s| s == "..") {
+                out.push(
+                    src.error_at(
+                        &path_at,
+                        format!("`{}` is not an absolute container path", p.path),
+                    )
+                    .with_hint("start with `/`; letters, digits and `._@+-/` only, no `..`"),
+                );
+            } else if p.path == "/" {
+                out.push(src.error_at(&path_at, "the container's root cannot be a volume"));
+            } else if let Some(first) = paths.insert(p.path.as_str(), path_at.clone()) {
+                out.push(
+                    src.error_at(&path_at, format!("`{}` is mounted twice", p.path))
+                        .with_hint(format!("already mounted by `{first}`")),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{load, Input};
+
+    const BASE: &str = "apiVersion: reconciler.dev/v1alpha1\nkind: Base\nmetadata:\n  name: main\nspec:\n  region: us-west-2\n  domain:\n    name: example.com\n    hostedZoneId: Z0123456789ABC\n";
+
+    const SERVER: &str = "apiVersion: reconciler.dev/v1alpha1\nkind: ContainerSpec\nmetadata:\n  name: mc\nspec:\n  ec2:\n    instanceType: m5.large\n  container:\n    image: itzg/minecraft-server\n    ports:\n      - port: 25565\n  volumes:\n    Data:\n      paths:\n        - path: /data\n  watchdog:\n    threshold: 1175\n";
+
+    fn check(docs: &[&str]) -> Vec<Diagnostic> {
+        let inputs: Vec<Input> = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Input {
+                name: format!("f{i}.yaml"),
+                bytes: d.as_bytes().to_vec(),
+            })
+            .collect();
+        let (set, mut diags) = load(&inputs, &|_| None);
+        diags.extend(validate(&set, &InstanceCatalog::offline()));
+        diags
+    }
+
+    fn errors(diags: &[Diagnostic]) -> Vec<String> {
+        diags
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| format!("{}:{}:{} {}: {}", d.file, d.line, d.col, d.path, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_good_pair_is_clean() {
+        let d = check(&[BASE, SERVER]);
+        assert!(d.is_empty(), "{d:#?}");
+    }
+
+    #[test]
+    fn out_of_range_watchdog_values_are_located() {
+        let s = SERVER.replace(
+            "    threshold: 1175\n",
+            "    threshold: 1175\n    minutesWithoutConnections: 0\n    instanceLeftUp:\n      durationHours: 30\n",
+        );
+        let e = errors(&check(&[BASE, &s]));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "f1.yaml:18:32 spec.watchdog.minutesWithoutConnections: expected 1 to 1440"
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with(
+                "f1.yaml:20:22 spec.watchdog.instanceLeftUp.durationHours: expected 1 to 24"
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn volume_ids_that_cannot_form_aws_names_and_duplicates() {
+        let s = SERVER.replace(
+            "    Data:\n      paths:\n        - path: /data\n",
+            "    my-data:\n      paths:\n        - path: /a\n    Data:\n      paths:\n        - path: /data\n    data:\n      paths:\n        - path: /data\n",
+        );
+        let e = errors(&check(&[BASE, &s]));
+        assert!(
+            e.iter()
+                .any(|m| m.contains("spec.volumes.my-data: `my-data` cannot be a volume id")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("volume id `data` clashes with `Data`")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("`/data` is mounted twice")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn small_instances_ports_and_alerts() {
+        let s = SERVER
+            .replace("m5.large", "t3.micro")
+            .replace("      - port: 25565\n", "      - port: 70000\n      - port: 2456\n        protocol: udp\n      - port: 2456\n        protocol: udp\n")
+            + "  alerts:\n    email: [not-an-address]\n    sms: ['12345']\n    https: ['http://insecure.example.com']\n";
+        let e = errors(&check(&[BASE, &s]));
+        assert!(
+            e.iter().any(|m| m.contains("`t3.micro` has 1024 MiB")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("ports[0].port: expected a port from 1 to 65535, got 70000")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("ports[2]: 2456/udp is listed twice")),
+            "{e:?}"
+        );
+        assert!(e.iter().any(|m| m.contains("alerts.email[0]")), "{e:?}");
+        assert!(e.iter().any(|m| m.contains("alerts.sms[0]")), "{e:?}");
+        assert!(e.iter().any(|m| m.contains("alerts.https[0]")), "{e:?}");
+    }
+
+    #[test]
+    fn references_between_documents() {
+        let s = SERVER.replace("spec:\n  ec2", "spec:\n  baseRef: other\n  ec2");
+        let e = errors(&check(&[BASE, &s]));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("no Base named `other`"));
+
+        let e = errors(&check(&[SERVER]));
+        assert!(e[0].contains("no Base was given"), "{e:?}");
+
+        let base2 = BASE.replace("name: main", "name: second");
+        let e = errors(&check(&[BASE, &base2, SERVER]));
+        assert!(e[0].contains("several Bases"), "{e:?}");
+
+        let e = errors(&check(&[BASE, BASE, SERVER, SERVER]));
+        assert!(
+            e.iter().any(|m| m.contains("duplicate Base name `main`")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("duplicate ContainerSpec name `mc`")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn dns_name_override_must_be_inside_the_domain() {
+        let s = SERVER.replace("spec:\n  ec2", "spec:\n  dnsName: mc.example.org\n  ec2");
+        let e = errors(&check(&[BASE, &s]));
+        assert!(e[0].contains("not inside the Base's domain"), "{e:?}");
+        let s2 = SERVER
+            .replace("name: mc", "name: other")
+            .replace("spec:\n  ec2", "spec:\n  dnsName: mc.example.com\n  ec2");
+        let e = errors(&check(&[BASE, SERVER, &s2]));
+        assert!(
+            e[0].contains("DNS name `mc.example.com` is used by two servers"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn secrets_env_names_and_images() {
+        let s = SERVER.replace(
+            "    image: itzg/minecraft-server\n",
+            "    image: Itzg/Minecraft-Server:Latest\n    environment:\n      1BAD: x\n      ADMIN_PASSWORD: hunter2\n    secrets:\n      ADMIN_PASSWORD: /games/mc/admin\n      RCON: not a ref\n",
+        );
+        let d = check(&[BASE, &s]);
+        let e = errors(&d);
+        assert!(
+            e.iter()
+                .any(|m| m.contains("repository `Itzg/Minecraft-Server` has upper-case")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("`1BAD` is not a valid environment variable name")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("both a plain environment variable and a secret")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("secrets.RCON: not an SSM parameter")),
+            "{e:?}"
+        );
+        assert!(d
+            .iter()
+            .any(|x| !x.is_error() && x.message.contains("looks like a secret")));
+        assert!(d.iter().all(|x| !x.message.contains("hunter2")));
+    }
+
+    #[test]
+    fn base_fields() {
+        let b = BASE
+            .replace("us-west-2", "mars-1")
+            .replace("Z0123456789ABC", "/hostedzone/Z1")
+            .replace("example.com", "''")
+            + "  ssh:\n    allowFrom: ['0.0.0.0/0', 'nope']\n";
+        let d = check(&[&b]);
+        let e = errors(&d);
+        assert!(
+            e.iter()
+                .any(|m| m.contains("`mars-1` is not an AWS region")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("domain name is empty")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("is not a hosted zone id")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("`nope` is not an IPv4 CIDR")),
+            "{e:?}"
+        );
+        assert!(d
+            .iter()
+            .any(|x| !x.is_error() && x.message.contains("whole internet")));
+    }
+
+    #[test]
+    fn image_repository_parsing() {
+        assert_eq!(
+            repository_of("itzg/minecraft-server:Java21"),
+            "itzg/minecraft-server"
+        );
+        assert_eq!(repository_of("ghcr.io/Owner/img:tag"), "Owner/img");
+        assert_eq!(repository_of("localhost:5000/img"), "img");
+        assert_eq!(repository_of("img@sha256:abc"), "img");
+    }
+}

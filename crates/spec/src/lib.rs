@@ -12,6 +12,7 @@ pub mod diag;
 pub mod import;
 pub mod instance_types;
 pub mod load;
+pub mod reference;
 pub mod resolve;
 pub mod schema;
 pub mod types;

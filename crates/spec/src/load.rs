@@ -336,29 +336,72 @@ fn load_document(
 }
 
 /// Deserializes a document, turning serde's error into a located diagnostic. Serde stops at the
-/// first problem, so each error is removed from a copy and the document retried: every problem
-/// of the document is reported in one run.
+/// first problem, so each offending key is taken out of a copy and the document retried: every
+/// problem of the document is reported in one run. A required key taken out this way gets a
+/// placeholder value, and errors at or under a placeholder are not reported (they would only
+/// repeat the first one).
 fn deserialize<T: DeserializeOwned>(
     value: &Value,
     source: &DocSource,
 ) -> Result<T, Vec<Diagnostic>> {
+    const PLACEHOLDERS: usize = 5;
+    let placeholder = |i: usize| match i {
+        0 => Value::String(String::new()),
+        1 => Value::from(0),
+        2 => Value::Bool(false),
+        3 => Value::Object(Default::default()),
+        _ => Value::Array(Vec::new()),
+    };
     let mut diags = Vec::new();
     let mut work = value.clone();
-    for _ in 0..50 {
-        match serde_path_to_error::deserialize::<_, T>(work.clone()) {
+    let mut removed: Vec<Vec<Seg>> = Vec::new();
+    let mut placed: Vec<(Vec<Seg>, usize)> = Vec::new();
+    for _ in 0..200 {
+        let err = match serde_path_to_error::deserialize::<_, T>(work.clone()) {
             Ok(doc) if diags.is_empty() => return Ok(doc),
             Ok(_) => return Err(diags),
-            Err(err) => {
-                let (diag, remove) = located_serde_error(&err, source);
-                diags.push(diag);
-                // Take the offending key out (or give up when it is already gone).
-                let removed = match remove {
-                    Some(path) => remove_path(&mut work, &path),
-                    None => false,
-                };
-                if !removed {
+            Err(err) => err,
+        };
+        let (diag, segs, missing) = located_serde_error(&err, source);
+        let under_placeholder = placed.iter().position(|(p, _)| segs.starts_with(p));
+        if let Some(i) = under_placeholder {
+            if missing.is_none() && placed[i].0 == segs {
+                // The placeholder has the wrong type: try the next one.
+                placed[i].1 += 1;
+                if placed[i].1 >= PLACEHOLDERS {
                     return Err(diags);
                 }
+                let next = placeholder(placed[i].1);
+                if !set_path(&mut work, &segs, next) {
+                    return Err(diags);
+                }
+                continue;
+            }
+        }
+        match missing {
+            Some(path) if under_placeholder.is_some() || removed.contains(&path) => {
+                if !set_path(&mut work, &path, placeholder(0)) {
+                    return Err(diags);
+                }
+                placed.push((path, 0));
+            }
+            Some(_) => {
+                // Genuinely missing: report it, then stand a placeholder in.
+                diags.push(diag);
+                let path = segs;
+                if !set_path(&mut work, &path, placeholder(0)) {
+                    return Err(diags);
+                }
+                placed.push((path, 0));
+            }
+            None => {
+                if under_placeholder.is_none() {
+                    diags.push(diag);
+                }
+                if segs.is_empty() || !remove_path(&mut work, &segs) {
+                    return Err(diags);
+                }
+                removed.push(segs);
             }
         }
     }
@@ -435,12 +478,43 @@ fn remove_path(value: &mut Value, segs: &[Seg]) -> bool {
     }
 }
 
-/// Turns serde's message into one that speaks the user's language, and says which key to drop
-/// before retrying.
+fn set_path(value: &mut Value, segs: &[Seg], new: Value) -> bool {
+    let Some((last, parents)) = segs.split_last() else {
+        return false;
+    };
+    let mut cur = value;
+    for seg in parents {
+        cur = match (seg, cur) {
+            (Seg::Key(k), Value::Object(m)) => match m.get_mut(k) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Seg::Index(i), Value::Array(a)) => match a.get_mut(*i) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, cur) {
+        (Seg::Key(k), Value::Object(m)) => {
+            m.insert(k.clone(), new);
+            true
+        }
+        (Seg::Index(i), Value::Array(a)) if *i < a.len() => {
+            a[*i] = new;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Turns serde's message into one that speaks the user's language. Returns the diagnostic, the
+/// path of the offending key, and for a missing key its path.
 fn located_serde_error(
     err: &serde_path_to_error::Error<serde_json::Error>,
     source: &DocSource,
-) -> (Diagnostic, Option<Vec<Seg>>) {
+) -> (Diagnostic, Vec<Seg>, Option<Vec<Seg>>) {
     let mut segs = segments_of(err.path());
     let raw = err.inner().to_string();
     let raw = raw.split(" at line ").next().unwrap_or(&raw).to_string();
@@ -462,7 +536,7 @@ fn located_serde_error(
             };
             diag = diag.with_hint(hint);
         }
-        return (diag, Some(segs));
+        return (diag, segs, None);
     }
     if let Some(rest) = raw.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or_default().to_string();
@@ -472,8 +546,9 @@ fn located_serde_error(
             .error_at_key(&parent, format!("missing required key `{field}`"))
             .with_hint(format!("add `{field}:` here"));
         let diag = Diagnostic { path, ..diag };
-        // Nothing to remove: the document cannot load without it.
-        return (diag, None);
+        let mut missing = segs.clone();
+        missing.push(Seg::Key(field));
+        return (diag, missing.clone(), Some(missing));
     }
     let path = path_string(&segs);
     let message = humanize(&raw);
@@ -483,7 +558,7 @@ fn located_serde_error(
     } else {
         diag
     };
-    (diag, if segs.is_empty() { None } else { Some(segs) })
+    (diag, segs, None)
 }
 
 /// Rewrites serde's wording (`invalid type: string "x", expected u32`) into ours (`expected a
@@ -507,10 +582,13 @@ fn humanize(raw: &str) -> String {
                     "a list".to_string()
                 } else if found == "map" {
                     "a mapping".to_string()
+                } else if let Some(number) = found
+                    .strip_prefix("integer ")
+                    .or_else(|| found.strip_prefix("floating point "))
+                {
+                    number.trim_matches('`').to_string()
                 } else {
-                    found
-                        .replace("unit value", "null")
-                        .replace("floating point", "the number")
+                    found.replace("unit value", "null")
                 };
                 return format!("expected {}, found {found}", rename(expected));
             }

@@ -20,7 +20,56 @@ pub fn schema_json() -> String {
         "A `Base` (shared VPC, alerts, root domain) or a `ContainerSpec` (one on-demand server)."
             .into(),
     );
-    let mut text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
+    let mut value = schema.to_value();
+    unwrap_descriptions(&mut value);
+    let mut text = serde_json::to_string_pretty(&value).expect("a schema serializes");
     text.push('\n');
     text
+}
+
+/// Doc comments wrap at 100 columns; editors show descriptions as paragraphs, so single line
+/// breaks become spaces (blank lines stay paragraph breaks).
+fn unwrap_descriptions(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    serde_json::Value::String(s) if key == "description" => {
+                        *s = s
+                            .split("\n\n")
+                            .map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+                            .collect::<Vec<_>>()
+                            .join("\n\n");
+                    }
+                    _ => unwrap_descriptions(v),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_property_is_described() {
+        let schema: serde_json::Value = serde_json::from_str(&super::schema_json()).unwrap();
+        let defs = schema["$defs"].as_object().unwrap();
+        for (name, def) in defs {
+            if let Some(props) = def.get("properties").and_then(|p| p.as_object()) {
+                for (prop, body) in props {
+                    let text = body
+                        .get("description")
+                        .and_then(|d| d.as_str())
+                        .unwrap_or("");
+                    assert!(!text.is_empty(), "{name}.{prop} has no description");
+                    assert!(
+                        !text.contains('\n') || text.contains("\n\n"),
+                        "{name}.{prop}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,226 @@
+//! The `reconciler` binary as a user runs it: exit codes, located errors, no panics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn reconciler(args: &[&str]) -> Output {
+    reconciler_with_stdin(args, None)
+}
+
+fn reconciler_with_stdin(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reconciler"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(bytes) = stdin {
+            pipe.write_all(bytes).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    let out = reconciler(&["validate", "-f", "specs/"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("valid: 4 file(s), 1 Base(s), 3 ContainerSpec(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn validate_reads_files_and_stdin() {
+    let base = std::fs::read(root().join("specs/base.yaml")).unwrap();
+    let out = reconciler_with_stdin(
+        &["validate", "-f", "-", "-f", "specs/minecraft.yaml"],
+        Some(&base),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// `# expect: LINE:COL TEXT` lines of a corpus file.
+fn expectations(file: &Path) -> Vec<(usize, usize, String)> {
+    let Ok(content) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    content
+        .lines()
+        .filter_map(|l| l.strip_prefix("# expect: "))
+        .map(|rest| {
+            let (pos, want) = rest.split_once(' ').unwrap();
+            let (line, col) = pos.split_once(':').unwrap();
+            (
+                line.parse().unwrap(),
+                col.parse().unwrap(),
+                want.to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn broken_specs_give_located_errors_and_exit_1() {
+    let dir = root().join("tests/corpus/invalid");
+    let out = reconciler(&["validate", "-o", "json", "-f", "tests/corpus/invalid"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    let diags = report["diagnostics"].as_array().unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in &files {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let mine: Vec<&serde_json::Value> = diags
+            .iter()
+            .filter(|d| d["file"].as_str().unwrap().ends_with(name))
+            .collect();
+        assert!(!mine.is_empty(), "{name}: no diagnostic");
+        for d in &mine {
+            assert!(
+                d["line"].as_u64().unwrap() >= 1 && d["col"].as_u64().unwrap() >= 1,
+                "{d}"
+            );
+            assert!(!d["message"].as_str().unwrap().is_empty());
+        }
+        for (line, col, want) in expectations(file) {
+            let hit = mine.iter().any(|d| {
+                let shown = if d["path"].as_str().unwrap().is_empty() {
+                    d["message"].as_str().unwrap().to_string()
+                } else {
+                    format!(
+                        "{}: {}",
+                        d["path"].as_str().unwrap(),
+                        d["message"].as_str().unwrap()
+                    )
+                };
+                d["line"] == line && d["col"] == col && shown.starts_with(&want)
+            });
+            assert!(hit, "{name}: expected {line}:{col} {want}, got {mine:#?}");
+        }
+    }
+    let by_name = |n: &str| {
+        diags
+            .iter()
+            .find(|d| d["file"].as_str().unwrap().ends_with(n))
+            .unwrap()
+            .clone()
+    };
+    assert!(by_name("empty.yaml")["message"]
+        .as_str()
+        .unwrap()
+        .contains("no documents"));
+    let utf8 = by_name("not-utf8.yaml");
+    assert!(utf8["message"].as_str().unwrap().contains("UTF-8"));
+    assert_eq!(
+        (utf8["line"].as_u64(), utf8["col"].as_u64()),
+        (Some(2), Some(4))
+    );
+}
+
+#[test]
+fn text_output_shows_file_line_col_source_and_hint() {
+    let out = reconciler(&["validate", "-f", "tests/corpus/invalid/unknown-keys.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("tests/corpus/invalid/unknown-keys.yaml:12:5: error: spec.container.imgae: unknown key `imgae`"),
+        "{err}"
+    );
+    assert!(err.contains("    imgae: typo"), "{err}");
+    assert!(err.contains("= hint: did you mean `image`?"), "{err}");
+    assert!(err.contains("nothing was sent to AWS"), "{err}");
+}
+
+#[test]
+fn missing_paths_are_errors_not_panics() {
+    let out = reconciler(&["validate", "-f", "does/not/exist.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("does/not/exist.yaml:1:1: error: no such file or directory"));
+}
+
+#[test]
+fn verbs_not_built_yet_say_so_and_fail() {
+    for verb in [
+        "render", "plan", "apply", "destroy", "status", "wake", "sleep", "watch",
+    ] {
+        let out = reconciler(&[verb, "-f", "specs/"]);
+        assert_eq!(out.status.code(), Some(1), "{verb}");
+        assert!(text(&out.stderr).contains("not available yet"), "{verb}");
+    }
+}
+
+#[test]
+fn schema_command_prints_the_checked_in_schema() {
+    let out = reconciler(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let on_disk = std::fs::read(root().join("schema/reconciler.schema.json")).unwrap();
+    assert_eq!(out.stdout, on_disk);
+}
+
+#[test]
+fn import_writes_a_document_that_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let base_out = dir.path().join("base.yaml");
+    let leaf_out = dir.path().join("mc.yaml");
+    let out = reconciler(&[
+        "import",
+        "tests/corpus/original/base-stack-config.yaml",
+        "--name",
+        "main",
+        "--region",
+        "eu-west-1",
+        "-o",
+        base_out.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = reconciler(&[
+        "import",
+        "tests/corpus/original/Minecraft.java.example.yaml",
+        "--name",
+        "minecraft",
+        "-o",
+        leaf_out.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_reconciler"))
+        .args(["validate", "-f", dir.path().to_str().unwrap()])
+        .env("DOMAIN_NAME", "example.com")
+        .env("HOSTED_ZONE_ID", "Z0123456789ABC")
+        .env("EMAILS", "a@example.com b@example.com")
+        .env("TIMEZONE", "UTC")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let out = reconciler(&["import", "specs/base.yaml", "--name", "x"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "our own format is not the original's"
+    );
+    assert!(
+        text(&out.stderr).contains("unknown key"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,161 @@
+//! IAM and resource policy documents. Each grants the least its user needs; every wildcard
+//! here is one AWS requires, and says why.
+
+use serde_json::{json, Value};
+
+use crate::Context;
+
+/// A trust policy letting one AWS service assume a role.
+pub fn assume_role(service: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": service },
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// An AWS managed policy's ARN.
+pub fn managed(cx: &Context, name: &str) -> String {
+    format!("arn:{}:iam::aws:policy/{name}", cx.partition)
+}
+
+/// An SNS topic policy: publishing only over TLS, and only by the given AWS services acting
+/// for this account (alarms, EventBridge rules).
+pub fn topic_policy(cx: &Context, topic_arn: &str, services: &[&str]) -> Value {
+    let mut statements = vec![json!({
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sns:Publish",
+        "Resource": topic_arn,
+        "Condition": { "Bool": { "aws:SecureTransport": "false" } }
+    })];
+    for service in services {
+        let sid = format!(
+            "Allow{}",
+            service
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+        );
+        statements.push(json!({
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": { "Service": service },
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": { "StringEquals": { "aws:SourceAccount": cx.account_id } }
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// The EFS file system policy: no access without TLS, and mounting only by the server's
+/// instance role through a mount target (no anonymous NFS clients).
+pub fn file_system_policy(instance_role_arn: Value) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": { "AWS": "*" },
+                "Action": "*",
+                "Condition": { "Bool": { "aws:SecureTransport": "false" } }
+            },
+            {
+                "Sid": "AllowServerInstance",
+                "Effect": "Allow",
+                "Principal": { "AWS": instance_role_arn },
+                "Action": [
+                    "elasticfilesystem:ClientMount",
+                    "elasticfilesystem:ClientWrite",
+                    "elasticfilesystem:ClientRootAccess"
+                ],
+                "Condition": { "Bool": { "elasticfilesystem:AccessedViaMountTarget": "true" } }
+            }
+        ]
+    })
+}
+
+/// The instance role's own policy: mount the server's file systems (selected by the server
+/// tag, so the policy does not depend on file-system ids) and run its ECS agent.
+pub fn instance_policy(cx: &Context, region: &str, server: &str, cluster_arn: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "MountServerVolumes",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticfilesystem:ClientMount",
+                    "elasticfilesystem:ClientWrite",
+                    "elasticfilesystem:ClientRootAccess"
+                ],
+                "Resource": format!("arn:{}:elasticfilesystem:{region}:{}:file-system/*", cx.partition, cx.account_id),
+                "Condition": { "StringEquals": { "aws:ResourceTag/reconciler.dev/server": server } }
+            },
+            {
+                "Sid": "RegisterWithServerCluster",
+                "Effect": "Allow",
+                "Action": [
+                    "ecs:DeregisterContainerInstance",
+                    "ecs:RegisterContainerInstance",
+                    "ecs:Submit*"
+                ],
+                "Resource": cluster_arn
+            },
+            {
+                "Sid": "PollServerCluster",
+                "Effect": "Allow",
+                "Action": ["ecs:Poll", "ecs:StartTelemetrySession"],
+                // AWS requires `*` for these actions; the condition scopes them to the cluster.
+                "Resource": "*",
+                "Condition": { "ArnEquals": { "ecs:cluster": cluster_arn } }
+            },
+            {
+                "Sid": "DiscoverEcsEndpoint",
+                "Effect": "Allow",
+                // DiscoverPollEndpoint has no resource type: AWS requires `*`.
+                "Action": "ecs:DiscoverPollEndpoint",
+                "Resource": "*"
+            }
+        ]
+    })
+}
+
+/// The task execution role's policy: write the container's logs and read exactly the secrets
+/// the spec names.
+pub fn execution_policy(
+    log_group_arn: Value,
+    ssm_parameters: &[String],
+    secrets: &[String],
+) -> Value {
+    let mut statements = vec![json!({
+        "Sid": "WriteContainerLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": log_group_arn
+    })];
+    if !ssm_parameters.is_empty() {
+        statements.push(json!({
+            "Sid": "ReadSecretParameters",
+            "Effect": "Allow",
+            "Action": "ssm:GetParameters",
+            "Resource": ssm_parameters
+        }));
+    }
+    if !secrets.is_empty() {
+        statements.push(json!({
+            "Sid": "ReadSecrets",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": secrets
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}

@@ -1,0 +1,55 @@
+//! Tag helpers shared by the service modules.
+
+use indexmap::IndexMap;
+use reconciler_render::naming::{MANAGED_BY, TAG_MANAGED_BY};
+
+/// True when tags mark an object as ours. Nothing without this tag is ever changed.
+pub fn is_managed(tags: &IndexMap<String, String>) -> bool {
+    tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+}
+
+/// Tags to add or change (`desired` entries missing or different in `current`) and tag keys to
+/// remove (managed keys in `current` that `desired` no longer has). Keys the reconciler does not
+/// own (no `reconciler.dev/` prefix, not `Name`) are never removed.
+pub fn tag_delta(
+    desired: &IndexMap<String, String>,
+    current: &IndexMap<String, String>,
+) -> (IndexMap<String, String>, Vec<String>) {
+    let set: IndexMap<String, String> = desired
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let remove = current
+        .keys()
+        .filter(|k| !desired.contains_key(*k) && k.starts_with("reconciler.dev/"))
+        .cloned()
+        .collect();
+    (set, remove)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_sets_changed_and_removes_only_our_stale_keys() {
+        let desired: IndexMap<String, String> = [("a", "1"), ("b", "2")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let current: IndexMap<String, String> = [
+            ("a", "1"),
+            ("b", "x"),
+            ("reconciler.dev/old", "y"),
+            ("user", "z"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+        let (set, remove) = tag_delta(&desired, &current);
+        assert_eq!(set.len(), 1);
+        assert_eq!(set["b"], "2");
+        assert_eq!(remove, vec!["reconciler.dev/old".to_string()]);
+    }
+}

@@ -1,0 +1,117 @@
+//! Small helpers for reading desired properties and building observed ones.
+
+use indexmap::IndexMap;
+use reconciler_engine::model::{DesiredResource, Observed};
+use reconciler_engine::provider::ProviderError;
+use serde_json::Value;
+
+/// A required string property, or a terminal error naming it.
+pub fn str_prop<'a>(desired: &'a DesiredResource, key: &str) -> Result<&'a str, ProviderError> {
+    desired
+        .properties
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| missing(desired, key))
+}
+
+/// An optional string property.
+pub fn opt_str<'a>(desired: &'a DesiredResource, key: &str) -> Option<&'a str> {
+    desired.properties.get(key).and_then(Value::as_str)
+}
+
+/// A required integer property.
+pub fn i64_prop(desired: &DesiredResource, key: &str) -> Result<i64, ProviderError> {
+    desired
+        .properties
+        .get(key)
+        .and_then(Value::as_i64)
+        .ok_or_else(|| missing(desired, key))
+}
+
+/// A required boolean property.
+pub fn bool_prop(desired: &DesiredResource, key: &str) -> Result<bool, ProviderError> {
+    desired
+        .properties
+        .get(key)
+        .and_then(Value::as_bool)
+        .ok_or_else(|| missing(desired, key))
+}
+
+/// A list of strings (empty when absent).
+pub fn str_list(desired: &DesiredResource, key: &str) -> Vec<String> {
+    desired
+        .properties
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The error for a property render should always set.
+pub fn missing(desired: &DesiredResource, key: &str) -> ProviderError {
+    ProviderError::terminal(format!(
+        "{}: property `{key}` is missing or has the wrong type (a render/provider mismatch)",
+        desired.id
+    ))
+}
+
+/// An observation with the given properties, outputs and tags.
+pub fn observed(
+    desired: &DesiredResource,
+    properties: Value,
+    outputs: impl IntoIterator<Item = (&'static str, Value)>,
+    tags: IndexMap<String, String>,
+) -> Observed {
+    let mut o = Observed::new(desired.id.clone());
+    o.properties = properties;
+    o.outputs = outputs
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    o.tags = tags;
+    o
+}
+
+/// Parses a JSON policy document as AWS returns it (sometimes URL-encoded, as IAM does).
+pub fn parse_policy(text: &str) -> Value {
+    let decoded = if text.trim_start().starts_with('%') || text.contains("%7B") {
+        percent_decode(text)
+    } else {
+        text.to_string()
+    };
+    serde_json::from_str(&decoded).unwrap_or(Value::String(decoded))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn policies_parse_plain_and_url_encoded() {
+        let v = super::parse_policy("%7B%22a%22%3A1%7D");
+        assert_eq!(v["a"], 1);
+        let v = super::parse_policy("{\"a\": 2}");
+        assert_eq!(v["a"], 2);
+    }
+}

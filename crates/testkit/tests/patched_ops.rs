@@ -1,0 +1,329 @@
+//! Operations moto 5.2.5 lacks, patched in by the launcher, work from Rust.
+
+use aws_config::SdkConfig;
+use aws_sdk_autoscaling::error::ProvideErrorMetadata;
+use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, StepAdjustment};
+use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput, BackupSelection};
+use aws_sdk_ec2::types::RequestLaunchTemplateData;
+use aws_sdk_efs::types::{BackupPolicy, Status};
+use reconciler_testkit::{fresh_account_id, Emulator};
+
+const REGION: &str = "eu-west-1";
+
+fn config() -> SdkConfig {
+    Emulator::shared().sdk_config(REGION, &fresh_account_id())
+}
+
+fn plan(rule: &str) -> BackupPlanInput {
+    BackupPlanInput::builder()
+        .backup_plan_name("game-data")
+        .rules(
+            BackupRuleInput::builder()
+                .rule_name(rule)
+                .target_backup_vault_name("game-vault")
+                .schedule_expression("cron(0 5 ? * * *)")
+                .build()
+                .expect("rule"),
+        )
+        .build()
+        .expect("plan")
+}
+
+#[tokio::test]
+async fn backup_selections_and_plan_updates() {
+    let config = config();
+    let backup = aws_sdk_backup::Client::new(&config);
+    backup
+        .create_backup_vault()
+        .backup_vault_name("game-vault")
+        .send()
+        .await
+        .expect("create_backup_vault");
+    let created = backup
+        .create_backup_plan()
+        .backup_plan(plan("daily"))
+        .send()
+        .await
+        .expect("create_backup_plan");
+    let plan_id = created.backup_plan_id().expect("plan id").to_owned();
+
+    let selection = backup
+        .create_backup_selection()
+        .backup_plan_id(&plan_id)
+        .backup_selection(
+            BackupSelection::builder()
+                .selection_name("efs")
+                .iam_role_arn("arn:aws:iam::123456789012:role/backup")
+                .resources("arn:aws:elasticfilesystem:eu-west-1:123456789012:file-system/fs-1")
+                .build()
+                .expect("selection"),
+        )
+        .send()
+        .await
+        .expect("create_backup_selection");
+    let selection_id = selection.selection_id().expect("selection id").to_owned();
+    assert_eq!(selection.backup_plan_id(), Some(plan_id.as_str()));
+    assert!(selection.creation_date().is_some());
+
+    let got = backup
+        .get_backup_selection()
+        .backup_plan_id(&plan_id)
+        .selection_id(&selection_id)
+        .send()
+        .await
+        .expect("get_backup_selection");
+    let body = got.backup_selection().expect("selection body");
+    assert_eq!(body.selection_name(), "efs");
+    assert_eq!(body.resources().len(), 1);
+
+    let listed = backup
+        .list_backup_selections()
+        .backup_plan_id(&plan_id)
+        .send()
+        .await
+        .expect("list_backup_selections");
+    let [item] = listed.backup_selections_list() else {
+        panic!("one selection expected: {listed:?}");
+    };
+    assert_eq!(item.selection_name(), Some("efs"));
+    assert_eq!(item.selection_id(), Some(selection_id.as_str()));
+
+    let updated = backup
+        .update_backup_plan()
+        .backup_plan_id(&plan_id)
+        .backup_plan(plan("hourly"))
+        .send()
+        .await
+        .expect("update_backup_plan");
+    assert_ne!(updated.version_id(), created.version_id(), "new version");
+    let current = backup
+        .get_backup_plan()
+        .backup_plan_id(&plan_id)
+        .send()
+        .await
+        .expect("get_backup_plan");
+    let rules = current.backup_plan().map(|p| p.rules()).unwrap_or_default();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].rule_name(), "hourly");
+
+    backup
+        .delete_backup_selection()
+        .backup_plan_id(&plan_id)
+        .selection_id(&selection_id)
+        .send()
+        .await
+        .expect("delete_backup_selection");
+    let err = backup
+        .get_backup_selection()
+        .backup_plan_id(&plan_id)
+        .selection_id(&selection_id)
+        .send()
+        .await
+        .expect_err("selection is gone");
+    assert_eq!(err.code(), Some("ResourceNotFoundException"));
+
+    // A deleted plan's name can be used again.
+    backup
+        .delete_backup_plan()
+        .backup_plan_id(&plan_id)
+        .send()
+        .await
+        .expect("delete_backup_plan");
+    let again = backup
+        .create_backup_plan()
+        .backup_plan(plan("daily"))
+        .send()
+        .await
+        .expect("re-create after delete");
+    assert_ne!(again.backup_plan_id(), Some(plan_id.as_str()));
+}
+
+#[tokio::test]
+async fn efs_backup_policy_round_trips() {
+    let efs = aws_sdk_efs::Client::new(&config());
+    let fs = efs
+        .create_file_system()
+        .creation_token("game-data")
+        .encrypted(true)
+        .send()
+        .await
+        .expect("create_file_system");
+    let fs_id = fs.file_system_id();
+
+    for status in [Status::Enabled, Status::Disabled, Status::Enabled] {
+        let put = efs
+            .put_backup_policy()
+            .file_system_id(fs_id)
+            .backup_policy(
+                BackupPolicy::builder()
+                    .status(status.clone())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("put_backup_policy");
+        assert_eq!(put.backup_policy().map(|p| p.status()), Some(&status));
+        let got = efs
+            .describe_backup_policy()
+            .file_system_id(fs_id)
+            .send()
+            .await
+            .expect("describe_backup_policy");
+        assert_eq!(got.backup_policy().map(|p| p.status()), Some(&status));
+    }
+
+    let err = efs
+        .describe_backup_policy()
+        .file_system_id("fs-00000000")
+        .send()
+        .await
+        .expect_err("unknown file system");
+    assert_eq!(err.code(), Some("FileSystemNotFound"));
+}
+
+#[tokio::test]
+async fn autoscaling_notifications_policy_arn_and_user_data_versions() {
+    let config = config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+
+    let image = ec2
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .expect("describe_images")
+        .images()
+        .iter()
+        .find_map(|i| i.image_id().map(str::to_owned))
+        .expect("moto ships AMIs");
+    let data = |script: &str| {
+        RequestLaunchTemplateData::builder()
+            .image_id(&image)
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .user_data(aws_smithy_types::base64::encode(script))
+            .build()
+    };
+    ec2.create_launch_template()
+        .launch_template_name("game-server")
+        .launch_template_data(data("#!/bin/sh\necho v1\n"))
+        .send()
+        .await
+        .expect("create_launch_template");
+    let version = ec2
+        .create_launch_template_version()
+        .launch_template_name("game-server")
+        .launch_template_data(data("#!/bin/sh\necho v2\n"))
+        .send()
+        .await
+        .expect("create_launch_template_version")
+        .launch_template_version
+        .and_then(|v| v.version_number)
+        .expect("version number");
+    assert_eq!(version, 2);
+
+    // An ASG on the new version with UserData launches (moto crashed here).
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name("game-asg")
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_name("game-server")
+                .version(version.to_string())
+                .build(),
+        )
+        .min_size(0)
+        .max_size(1)
+        .desired_capacity(1)
+        .availability_zones("eu-west-1a")
+        .send()
+        .await
+        .expect("create_auto_scaling_group");
+    let groups = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("game-asg")
+        .send()
+        .await
+        .expect("describe_auto_scaling_groups");
+    assert_eq!(groups.auto_scaling_groups()[0].instances().len(), 1);
+
+    let types = asg
+        .describe_auto_scaling_notification_types()
+        .send()
+        .await
+        .expect("describe_auto_scaling_notification_types");
+    assert!(types
+        .auto_scaling_notification_types()
+        .iter()
+        .any(|t| t == "autoscaling:EC2_INSTANCE_LAUNCH"));
+
+    let topic = format!("arn:aws:sns:{REGION}:123456789012:game-events");
+    asg.put_notification_configuration()
+        .auto_scaling_group_name("game-asg")
+        .topic_arn(&topic)
+        .notification_types("autoscaling:EC2_INSTANCE_LAUNCH")
+        .notification_types("autoscaling:EC2_INSTANCE_TERMINATE")
+        .send()
+        .await
+        .expect("put_notification_configuration");
+    let described = asg
+        .describe_notification_configurations()
+        .auto_scaling_group_names("game-asg")
+        .send()
+        .await
+        .expect("describe_notification_configurations");
+    let mut kinds: Vec<_> = described
+        .notification_configurations()
+        .iter()
+        .inspect(|c| assert_eq!(c.topic_arn(), Some(topic.as_str())))
+        .filter_map(|c| c.notification_type())
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "autoscaling:EC2_INSTANCE_LAUNCH",
+            "autoscaling:EC2_INSTANCE_TERMINATE"
+        ]
+    );
+    asg.delete_notification_configuration()
+        .auto_scaling_group_name("game-asg")
+        .topic_arn(&topic)
+        .send()
+        .await
+        .expect("delete_notification_configuration");
+    let described = asg
+        .describe_notification_configurations()
+        .send()
+        .await
+        .expect("describe_notification_configurations");
+    assert!(described.notification_configurations().is_empty());
+
+    let err = asg
+        .put_notification_configuration()
+        .auto_scaling_group_name("no-such-group")
+        .topic_arn(&topic)
+        .notification_types("autoscaling:EC2_INSTANCE_LAUNCH")
+        .send()
+        .await
+        .expect_err("unknown group");
+    assert_eq!(err.code(), Some("ValidationError"));
+
+    let policy = asg
+        .put_scaling_policy()
+        .auto_scaling_group_name("game-asg")
+        .policy_name("scale-to-zero")
+        .policy_type("StepScaling")
+        .adjustment_type("ExactCapacity")
+        .step_adjustments(
+            StepAdjustment::builder()
+                .metric_interval_upper_bound(0.0)
+                .scaling_adjustment(0)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("put_scaling_policy");
+    let arn = policy.policy_arn().expect("PolicyARN is returned");
+    assert!(arn.contains(":scalingPolicy:") && arn.ends_with("policyName/scale-to-zero"));
+}

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use reconciler_cli::deploy::{self, Prepared};
+use reconciler_cli::session::{load_specs, sdk_config, AwsOptions};
 use reconciler_spec::import::{import, ImportKind, ImportOptions};
 use reconciler_spec::{check, collect_inputs, Diagnostic, InstanceCatalog, Maturity};
 
@@ -14,6 +16,8 @@ use reconciler_spec::{check, collect_inputs, Diagnostic, InstanceCatalog, Maturi
 const EXIT_OK: u8 = 0;
 /// Exit code for invalid input or any error.
 const EXIT_ERROR: u8 = 1;
+/// Exit code of `plan --detailed-exitcode` when there are changes.
+const EXIT_CHANGES: u8 = 2;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,6 +29,13 @@ const EXIT_ERROR: u8 = 1;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Send AWS calls to this endpoint instead of AWS (e.g. a local emulator); also read from
+    /// AWS_ENDPOINT_URL.
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// Provider calls in flight at once.
+    #[arg(long, global = true, value_name = "N")]
+    max_concurrency: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -35,14 +46,14 @@ enum Command {
     Schema,
     /// Convert a config file of the original CDK project into a document.
     Import(ImportArgs),
-    /// Print the AWS resources the specs describe (not yet available).
-    Render(SpecArgs),
-    /// Show what apply would change (not yet available).
-    Plan(SpecArgs),
-    /// Create or update everything the specs describe (not yet available).
-    Apply(SpecArgs),
-    /// Delete the servers the specs describe, keeping their data (not yet available).
-    Destroy(SpecArgs),
+    /// Print the AWS resources the specs describe, as YAML (no change is made).
+    Render(RenderArgs),
+    /// Show what apply would change (exit 0; with --detailed-exitcode: 0 none, 1 error, 2 changes).
+    Plan(PlanArgs),
+    /// Create or update everything the specs describe.
+    Apply(ApplyArgs),
+    /// Delete the servers the specs describe (or only NAME...), keeping their data.
+    Destroy(DestroyArgs),
     /// Show whether each server is asleep, waking or running (not yet available).
     Status(SpecArgs),
     /// Start a server now (not yet available).
@@ -61,6 +72,66 @@ struct SpecArgs {
     /// Further arguments of the command.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     rest: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct RenderArgs {
+    /// Spec files or directories (recursing into *.yaml and *.yml); `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
+    files: Vec<PathBuf>,
+    /// Account id for ARNs; read from AWS (STS) when left out.
+    #[arg(long)]
+    account_id: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = RenderFormat::Yaml)]
+    output: RenderFormat,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
+enum RenderFormat {
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct PlanArgs {
+    /// Spec files or directories (recursing into *.yaml and *.yml); `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
+    files: Vec<PathBuf>,
+    /// Exit 2 when there are changes, 0 when there are none, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+    output: Format,
+}
+
+#[derive(Args, Debug)]
+struct ApplyArgs {
+    /// Spec files or directories (recursing into *.yaml and *.yml); `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
+    files: Vec<PathBuf>,
+    /// Print only errors and the summary.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct DestroyArgs {
+    /// Spec files or directories (recursing into *.yaml and *.yml); `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
+    files: Vec<PathBuf>,
+    /// Destroy only these servers; their Base and the other servers stay.
+    names: Vec<String>,
+    /// Also delete file systems whose spec sets keepOnDelete: false. Without it, every file
+    /// system and backup vault is kept.
+    #[arg(long)]
+    allow_data_loss: bool,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    yes: bool,
 }
 
 #[derive(Args, Debug)]
@@ -136,6 +207,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<u8> {
+    let aws = AwsOptions {
+        endpoint_url: cli.endpoint_url.clone(),
+        max_concurrency: cli.max_concurrency,
+    };
     match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Schema => {
@@ -143,10 +218,10 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Import(args) => import_cmd(&args),
-        Command::Render(_) => not_yet("render"),
-        Command::Plan(_) => not_yet("plan"),
-        Command::Apply(_) => not_yet("apply"),
-        Command::Destroy(_) => not_yet("destroy"),
+        Command::Render(args) => runtime()?.block_on(render_cmd(&args, &aws)),
+        Command::Plan(args) => runtime()?.block_on(plan_cmd(&args, &aws)),
+        Command::Apply(args) => runtime()?.block_on(apply_cmd(&args, &aws)),
+        Command::Destroy(args) => runtime()?.block_on(destroy_cmd(&args, &aws)),
         Command::Status(_) => not_yet("status"),
         Command::Wake(_) => not_yet("wake"),
         Command::Sleep(_) => not_yet("sleep"),
@@ -155,8 +230,171 @@ fn run(cli: Cli) -> Result<u8> {
 }
 
 fn not_yet(verb: &str) -> Result<u8> {
-    eprintln!("error: `reconciler {verb}` is not available yet in this version; `reconciler validate` and `reconciler import` are");
+    eprintln!("error: `reconciler {verb}` is not available yet in this version");
     Ok(EXIT_ERROR)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()?)
+}
+
+/// Validates the specs (printing diagnostics), connects to AWS and renders. `None` when the
+/// input is invalid: nothing has been sent to AWS then.
+async fn prepare(files: &[PathBuf], aws: &AwsOptions) -> Result<Option<Prepared>> {
+    let catalog = InstanceCatalog::offline();
+    let (set, diags) = load_specs(files, &catalog)?;
+    if diags.iter().any(Diagnostic::is_error) {
+        report(&diags, Format::Text, None)?;
+        return Ok(None);
+    }
+    for d in &diags {
+        eprintln!("{d}\n");
+    }
+    let region = reconciler_cli::session::home_region(&set);
+    let config = sdk_config(aws, &region).await;
+    Ok(Some(deploy::prepare(set, catalog, config).await?))
+}
+
+async fn render_cmd(args: &RenderArgs, aws: &AwsOptions) -> Result<u8> {
+    let catalog = InstanceCatalog::offline();
+    let (set, diags) = load_specs(&args.files, &catalog)?;
+    if diags.iter().any(Diagnostic::is_error) {
+        return report(&diags, Format::Text, None);
+    }
+    let (context, catalog) = match &args.account_id {
+        Some(id) => (reconciler_render::Context::new(id.clone()), catalog),
+        None => {
+            let region = reconciler_cli::session::home_region(&set);
+            let p = deploy::prepare(set.clone(), catalog, sdk_config(aws, &region).await).await?;
+            (p.session.context.clone(), p.catalog)
+        }
+    };
+    let resources = reconciler_render::render_resources(&context, &set, &catalog)?;
+    reconciler_engine::model::DesiredGraph::new(resources.clone())?;
+    match args.output {
+        RenderFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&resources)?),
+        RenderFormat::Json => println!("{}", serde_json::to_string_pretty(&resources)?),
+    }
+    Ok(EXIT_OK)
+}
+
+async fn plan_cmd(args: &PlanArgs, aws: &AwsOptions) -> Result<u8> {
+    let Some(p) = prepare(&args.files, aws).await? else {
+        return Ok(EXIT_ERROR);
+    };
+    let rec = p.session.reconciler(aws);
+    let plan = deploy::plan(&p, &rec).await?;
+    match args.output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Format::Text => {
+            if plan.is_empty() {
+                println!(
+                    "No changes. AWS matches the specs ({} resources).",
+                    p.graph.len()
+                );
+            } else {
+                print!("{plan}");
+            }
+        }
+    }
+    Ok(if args.detailed_exitcode && !plan.is_empty() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
+}
+
+fn eprint_line(line: &str) {
+    eprintln!("{line}");
+}
+
+async fn apply_cmd(args: &ApplyArgs, aws: &AwsOptions) -> Result<u8> {
+    let Some(p) = prepare(&args.files, aws).await? else {
+        return Ok(EXIT_ERROR);
+    };
+    let rec = p.session.reconciler(aws);
+    let plan = deploy::plan(&p, &rec).await?;
+    if plan.is_empty() {
+        println!(
+            "No changes. AWS matches the specs ({} resources).",
+            p.graph.len()
+        );
+        return Ok(EXIT_OK);
+    }
+    if !args.quiet {
+        print!("{plan}");
+        println!();
+    }
+    let progress: Option<&(dyn Fn(&str) + Send + Sync)> =
+        if args.quiet { None } else { Some(&eprint_line) };
+    let report = deploy::apply(&rec, &plan, progress).await;
+    deploy::summary(
+        &report,
+        &plan,
+        &p.session.counter.snapshot(),
+        &mut std::io::stdout(),
+    )?;
+    Ok(if report.is_success() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
+}
+
+async fn destroy_cmd(args: &DestroyArgs, aws: &AwsOptions) -> Result<u8> {
+    let Some(p) = prepare(&args.files, aws).await? else {
+        return Ok(EXIT_ERROR);
+    };
+    let rec = p.session.reconciler(aws);
+    let (graph, ids) = deploy::destroy_graph(
+        &p.session.context,
+        &p.set,
+        &p.catalog,
+        &args.names,
+        args.allow_data_loss,
+    )?;
+    let plan = deploy::plan_destroy(&rec, &graph, &ids).await?;
+    print!("{plan}");
+    if plan.summary().destroy == 0 {
+        println!("Nothing to delete.");
+        deploy::summary(
+            &rec.apply(&plan, &reconciler_engine::NoEvents).await,
+            &plan,
+            &p.session.counter.snapshot(),
+            &mut std::io::stdout(),
+        )?;
+        return Ok(EXIT_OK);
+    }
+    if !args.yes && !confirm("Delete the resources marked `-` above? Type yes: ")? {
+        eprintln!("Nothing was deleted.");
+        return Ok(EXIT_ERROR);
+    }
+    let report = deploy::apply(&rec, &plan, Some(&eprint_line)).await;
+    deploy::summary(
+        &report,
+        &plan,
+        &p.session.counter.snapshot(),
+        &mut std::io::stdout(),
+    )?;
+    Ok(if report.is_success() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
+}
+
+fn confirm(question: &str) -> Result<bool> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("refusing to delete without confirmation: pass --yes");
+    }
+    eprint!("{question}");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
 }
 
 fn env_lookup(name: &str) -> Option<String> {

@@ -1,0 +1,5 @@
+//! The `reconciler` command's library: the binary parses arguments and prints; what the
+//! commands do lives here, so tests drive the same code.
+
+pub mod deploy;
+pub mod session;

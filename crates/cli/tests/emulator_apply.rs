@@ -1,0 +1,151 @@
+//! The whole loop against the local AWS emulator: apply the example specs from nothing, find
+//! nothing left to do, destroy while keeping the data, and adopt the kept file systems on the
+//! next apply.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use reconciler_cli::deploy::{self, Prepared};
+use reconciler_cli::session::load_specs;
+use reconciler_engine::execute::Outcome;
+use reconciler_engine::{Action, NoEvents, Options, Reconciler};
+use reconciler_render::kinds;
+use reconciler_spec::InstanceCatalog;
+use reconciler_testkit::{fresh_account_id, Emulator};
+
+async fn prepared(account: &str) -> Prepared {
+    let specs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs");
+    let catalog = InstanceCatalog::offline();
+    let (set, diags) = load_specs(&[specs], &catalog).unwrap();
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let region = reconciler_cli::session::home_region(&set);
+    let config = Emulator::shared().sdk_config(&region, account);
+    deploy::prepare(set, catalog, config).await.unwrap()
+}
+
+fn reconciler(p: &Prepared) -> Reconciler {
+    Reconciler::new(
+        reconciler_aws::provider(&p.session.pool),
+        Options::default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn apply_plan_destroy_and_adopt_against_the_emulator() {
+    let account = fresh_account_id();
+    let p = prepared(&account).await;
+    let rec = reconciler(&p);
+
+    // From nothing: every resource is created.
+    let plan = deploy::plan(&p, &rec).await.unwrap();
+    assert_eq!(plan.summary().add, p.graph.len(), "{plan}");
+    let report = deploy::apply(&rec, &plan, None).await;
+    let failures: Vec<String> = report
+        .failures()
+        .map(|(id, e)| format!("{id}: {e}"))
+        .collect();
+    assert!(report.is_success(), "{failures:#?}");
+    let kinds_created: BTreeSet<&str> = p.graph.iter().map(|r| r.kind.as_str()).collect();
+    for kind in [
+        kinds::VPC,
+        kinds::SUBNET,
+        kinds::SECURITY_GROUP,
+        kinds::ROLE,
+        kinds::INSTANCE_PROFILE,
+        kinds::LAUNCH_TEMPLATE,
+        kinds::AUTO_SCALING_GROUP,
+        kinds::CLUSTER,
+        kinds::CAPACITY_PROVIDER,
+        kinds::TASK_DEFINITION,
+        kinds::SERVICE,
+        kinds::FILE_SYSTEM,
+        kinds::MOUNT_TARGET,
+        kinds::BACKUP_PLAN,
+        kinds::BACKUP_SELECTION,
+        kinds::TOPIC,
+        kinds::LOG_GROUP,
+    ] {
+        assert!(
+            kinds_created.contains(kind),
+            "{kind} missing from the graph"
+        );
+    }
+
+    // Nothing left to do, and a second apply changes nothing.
+    p.session.counter.reset();
+    let again = deploy::plan(&p, &rec).await.unwrap();
+    assert!(again.is_empty(), "second plan should be empty:\n{again}");
+    let report = deploy::apply(&rec, &again, None).await;
+    assert!(report.is_success());
+    let calls = p.session.counter.snapshot();
+    assert_eq!(
+        calls.mutations,
+        0,
+        "mutating calls on a no-op apply: {:?}",
+        calls.mutating_operations()
+    );
+    assert!(calls.reads > 0);
+
+    // Destroy keeps every file system and the backup vault, and says so.
+    let (graph, ids) =
+        deploy::destroy_graph(&p.session.context, &p.set, &p.catalog, &[], false).unwrap();
+    let plan = deploy::plan_destroy(&rec, &graph, &ids).await.unwrap();
+    let retained: BTreeSet<String> = plan.retained().map(|r| r.id.to_string()).collect();
+    for id in [
+        "efs.file-system/minecraft-data",
+        "efs.file-system/valheim-config",
+        "efs.file-system/valheim-download",
+        "efs.file-system/palworld-palworld",
+        "backup.vault/main",
+    ] {
+        assert!(
+            retained.contains(id),
+            "{id} should be retained: {retained:?}"
+        );
+    }
+    let report = rec.apply(&plan, &NoEvents).await;
+    let failures: Vec<String> = report
+        .failures()
+        .map(|(id, e)| format!("{id}: {e}"))
+        .collect();
+    assert!(report.is_success(), "{failures:#?}");
+    let mut summary = Vec::new();
+    deploy::summary(&report, &plan, &p.session.counter.snapshot(), &mut summary).unwrap();
+    let summary = String::from_utf8(summary).unwrap();
+    assert!(
+        summary.contains("= efs.file-system/minecraft-data"),
+        "{summary}"
+    );
+
+    let after = rec.observe(&p.graph).await.unwrap();
+    for r in p.graph.iter() {
+        let kept = retained.contains(r.id.as_str());
+        assert_eq!(after.exists(&r.id), kept, "{} after destroy", r.id);
+    }
+
+    // Re-apply adopts the kept file systems instead of creating new ones.
+    p.session.counter.reset();
+    let plan = deploy::plan(&p, &rec).await.unwrap();
+    for id in &retained {
+        let action = plan.action(&id.as_str().into());
+        assert!(
+            matches!(action, Some(Action::NoOp) | Some(Action::Update)),
+            "{id}: {action:?}"
+        );
+    }
+    let report = rec.apply(&plan, &NoEvents).await;
+    assert!(report.is_success());
+    let calls = p.session.counter.snapshot();
+    assert!(
+        !calls
+            .by_operation
+            .keys()
+            .any(|k| k.ends_with("CreateFileSystem")),
+        "kept file systems must be adopted: {:?}",
+        calls.by_operation
+    );
+    for r in report.resources() {
+        assert!(!matches!(r.outcome, Outcome::Failed { .. }), "{}", r.id);
+    }
+    assert!(deploy::plan(&p, &rec).await.unwrap().is_empty());
+}

@@ -160,9 +160,7 @@ fn missing_paths_are_errors_not_panics() {
 
 #[test]
 fn verbs_not_built_yet_say_so_and_fail() {
-    for verb in [
-        "render", "plan", "apply", "destroy", "status", "wake", "sleep", "watch",
-    ] {
+    for verb in ["status", "wake", "sleep", "watch"] {
         let out = reconciler(&[verb, "-f", "specs/"]);
         assert_eq!(out.status.code(), Some(1), "{verb}");
         assert!(text(&out.stderr).contains("not available yet"), "{verb}");
@@ -223,4 +221,22 @@ fn import_writes_a_document_that_validates() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn aws_commands_refuse_invalid_input_before_any_call() {
+    // An unreachable endpoint: reaching it would fail differently (and slowly).
+    for verb in ["plan", "apply", "destroy", "render"] {
+        let out = reconciler(&[
+            verb,
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+            "-f",
+            "tests/corpus/invalid/out-of-range.yaml",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{verb}");
+        let err = text(&out.stderr);
+        assert!(err.contains("expected 1 to 1440 minutes"), "{verb}: {err}");
+        assert!(!err.contains("GetCallerIdentity"), "{verb}: {err}");
+    }
 }

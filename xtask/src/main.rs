@@ -4,6 +4,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
+mod emulator;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
@@ -21,6 +23,7 @@ fn run(args: &[String]) -> Result<()> {
     };
     match task.as_str() {
         "test" => test(rest),
+        "emulator" => emulator::run(rest),
         other => bail!("unknown task `{other}`; expected one of: test"),
     }
 }
@@ -50,7 +53,14 @@ fn workspace_root() -> std::path::PathBuf {
 /// The README's test command: formatting, lints, and every test in the workspace.
 fn test(_rest: &[String]) -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     cargo(&["test", "--workspace"])?;
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
@@ -39,37 +39,10 @@ pub fn run(args: &[String]) -> Result<()> {
     }
 
     let root = project_root();
-    let python = venv::ensure_venv(&root)?;
-    let mut command = Command::new(&python);
-    command
-        .arg(root.join(venv::LAUNCHER))
-        .args(["--port", &port, "--exit-with-parent"])
-        .current_dir(&root)
-        .stdout(Stdio::piped());
-    if quiet {
-        command.arg("--quiet");
-    }
-    // stdin and stderr stay the terminal's: Ctrl-C reaches the launcher too,
-    // and request logs and tracebacks show up here. If this process is killed
-    // alone (say by SIGTERM), --exit-with-parent still stops the launcher.
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("starting {}", python.display()))?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = BufReader::new(stdout).lines();
-    match lines.next() {
-        Some(Ok(line)) if line.starts_with("EMULATOR_READY ") => {
-            let url = line["EMULATOR_READY ".len()..].trim();
-            println!("emulator: listening on {url} (Ctrl-C stops it)");
-            println!("export AWS_ENDPOINT_URL={url}");
-            println!("emulator: tests reuse it with EMULATOR_ENDPOINT={url}; pick an account per client with the x-moto-account-id header");
-        }
-        other => {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("the emulator did not start (first output: {other:?})");
-        }
-    }
+    let (mut child, url, lines) = spawn(&root, &port, quiet)?;
+    println!("emulator: listening on {url} (Ctrl-C stops it)");
+    println!("export AWS_ENDPOINT_URL={url}");
+    println!("emulator: tests reuse it with EMULATOR_ENDPOINT={url}; pick an account per client with the x-moto-account-id header");
     // Pass anything else the server prints through.
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
@@ -84,7 +57,43 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn project_root() -> PathBuf {
+/// Starts the launcher (installing its venv first if needed) and waits for its URL. The
+/// launcher stops when this process exits (`--exit-with-parent`); stdin and stderr stay the
+/// terminal's, so Ctrl-C reaches it and tracebacks show.
+pub fn spawn(
+    root: &Path,
+    port: &str,
+    quiet: bool,
+) -> Result<(Child, String, std::io::Lines<BufReader<ChildStdout>>)> {
+    let python = venv::ensure_venv(root)?;
+    let mut command = Command::new(&python);
+    command
+        .arg(root.join(venv::LAUNCHER))
+        .args(["--port", port, "--exit-with-parent"])
+        .current_dir(root)
+        .stdout(Stdio::piped());
+    if quiet {
+        command.arg("--quiet");
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {}", python.display()))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    match lines.next() {
+        Some(Ok(line)) if line.starts_with("EMULATOR_READY ") => {
+            let url = line["EMULATOR_READY ".len()..].trim().to_string();
+            Ok((child, url, lines))
+        }
+        other => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the emulator did not start (first output: {other:?})");
+        }
+    }
+}
+
+pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives one level below the project root")

@@ -4,6 +4,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
+mod demo;
 mod emulator;
 
 fn main() -> ExitCode {
@@ -19,17 +20,18 @@ fn main() -> ExitCode {
 
 fn run(args: &[String]) -> Result<()> {
     let Some((task, rest)) = args.split_first() else {
-        bail!("usage: cargo xtask <test|demo|emulator|bench>");
+        bail!("usage: cargo xtask <test|demo|emulator>");
     };
     match task.as_str() {
         "test" => test(rest),
         "emulator" => emulator::run(rest),
-        other => bail!("unknown task `{other}`; expected one of: test"),
+        "demo" => demo::run(rest),
+        other => bail!("unknown task `{other}`; expected one of: test, demo, emulator"),
     }
 }
 
 /// Runs a cargo subcommand from the workspace root and fails on a non-zero exit.
-fn cargo(args: &[&str]) -> Result<()> {
+pub(crate) fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("xtask: cargo {}", args.join(" "));
     let status = Command::new(cargo)

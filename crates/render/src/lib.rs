@@ -11,6 +11,7 @@ pub mod naming;
 pub mod policies;
 pub mod server;
 pub mod user_data;
+pub mod wake;
 
 use reconciler_engine::model::{DesiredGraph, DesiredResource, GraphErrors};
 use reconciler_spec::{base_of, Alerts, InstanceCatalog, Lookup, SpecSet};
@@ -83,6 +84,38 @@ pub mod kinds {
     /// ECS service: `cluster`, `taskDefinition`, `launchType`, `schedulingStrategy`,
     /// `deploymentConfiguration`, `enableEcsManagedTags`, `propagateTags`. Outputs `arn`.
     pub const SERVICE: &str = "ecs.service";
+    /// CloudWatch Logs resource policy (account-wide, by name): `policyDocument`.
+    pub const LOG_RESOURCE_POLICY: &str = "logs.resource-policy";
+    /// CloudWatch Logs subscription filter, by name: `logGroupName`, `filterPattern`,
+    /// `destinationArn`.
+    pub const SUBSCRIPTION_FILTER: &str = "logs.subscription-filter";
+    /// Route 53 public hosted zone, by name (`<dns name>.`): `comment`. Outputs `id`,
+    /// `nameServers`.
+    pub const HOSTED_ZONE: &str = "route53.hosted-zone";
+    /// Route 53 record set: `hostedZoneId`, `name`, `type`, `ttl`, `values`. For the A record
+    /// the values are runtime-owned.
+    pub const RECORD_SET: &str = "route53.record-set";
+    /// Route 53 query logging config: `hostedZoneId`, `cloudWatchLogsLogGroupArn`.
+    pub const QUERY_LOGGING_CONFIG: &str = "route53.query-logging-config";
+    /// Lambda function: `description`, `runtime`, `handler`, `architecture`, `memorySize`,
+    /// `timeout`, `roleArn`, `artifact` (the binary to package; the code hash decides updates),
+    /// `environment`, `logGroup`. Outputs `arn`, `name`.
+    pub const FUNCTION: &str = "lambda.function";
+    /// Lambda permission, by statement id: `functionName`, `action`, `principal`,
+    /// `sourceArn`.
+    pub const LAMBDA_PERMISSION: &str = "lambda.permission";
+    /// Auto Scaling policy: `autoScalingGroupName`, `policyType`, `adjustmentType`,
+    /// `stepAdjustments`. Outputs `arn`.
+    pub const SCALING_POLICY: &str = "autoscaling.scaling-policy";
+    /// CloudWatch metric-math alarm: `alarmDescription`, `metrics`, `comparisonOperator`,
+    /// `threshold`, `evaluationPeriods`, `datapointsToAlarm`, `treatMissingData`,
+    /// `alarmActions`. Alarm state is runtime-owned. Outputs `arn`.
+    pub const ALARM: &str = "cloudwatch.alarm";
+    /// EventBridge rule on the default bus: `description`, `state`, `eventPattern`, `targets`
+    /// [{`id`, `arn`, `input`}]. Outputs `arn`.
+    pub const EVENT_RULE: &str = "events.rule";
+    /// CloudWatch dashboard: `body`.
+    pub const DASHBOARD: &str = "cloudwatch.dashboard";
 }
 
 /// Account facts that go into ARNs. Passing them in keeps render pure: the CLI reads them once

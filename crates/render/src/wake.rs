@@ -1,0 +1,557 @@
+//! The wake and sleep path of a server.
+//!
+//! In `us-east-1` (where Route 53 writes query logs): the server's hosted zone, delegated from
+//! the root zone; its A record, created once with the unavailable address and then owned by
+//! the running system; the query log group and logging config; a subscription filter matching
+//! only this server's A queries; and the start Lambda it invokes.
+//!
+//! In the server's region: the scale-to-zero policy; the idle alarm (network in, minus EFS
+//! reads, plus DNS hits, at or below the threshold for the configured minutes); the
+//! instance-left-up alarm; the crash-loop rule, its Lambda and its invocation alarm; the
+//! launch/terminate rules that keep the A record right; and the dashboard.
+//!
+//! The three Lambdas are one artifact (`reconciler-lambda`) started with a different
+//! `RECONCILER_HANDLER`; each has its own role scoped to exactly the group, zone and metric it
+//! touches, and its own log group with a short retention. Lambdas stay out of the VPC.
+
+use reconciler_engine::model::{reference, DesiredResource};
+use reconciler_spec::{dns_name_of, BaseDocument, ContainerSpecDocument};
+use serde_json::{json, Value};
+
+use crate::base::{tagged, BaseRefs};
+use crate::naming::{ServerNames, GLOBAL_REGION};
+use crate::server::ServerRefs;
+use crate::{kinds, policies, Context};
+
+/// Address the A record holds while the server sleeps.
+pub const UNAVAILABLE_IP: &str = "0.0.0.0";
+/// TTL of the A record: resolvers ask again almost every time, so each attempt reaches
+/// Route 53 and its query log.
+pub const RECORD_TTL: u32 = 1;
+/// TTL of the delegation in the root zone.
+pub const DELEGATION_TTL: u32 = 1800;
+/// Retention of the query logs: only the subscription filter reads them, at once.
+pub const QUERY_LOG_RETENTION_DAYS: u32 = 1;
+/// Retention of the Lambdas' logs.
+pub const LAMBDA_LOG_RETENTION_DAYS: u32 = 7;
+/// Name of the metric the start Lambda pushes.
+pub const DNS_METRIC: &str = "DNSTraffic";
+/// The Lambda artifact all three functions run.
+pub const LAMBDA_ARTIFACT: &str = "reconciler-lambda";
+/// Name of the account-wide log resource policy that lets Route 53 write query logs. One
+/// policy covers every server (CloudWatch Logs allows only ten per region).
+pub const ROUTE53_LOG_POLICY: &str = "rc-route53-query-logging";
+/// Prefix of every query log group, which that one policy covers.
+pub const QUERY_LOG_PREFIX: &str = "/aws/route53/rc-";
+
+/// The CloudWatch namespace of a server's own metrics.
+pub fn metric_namespace(server: &str) -> String {
+    format!("Reconciler/{server}")
+}
+
+/// The account-wide resource policy letting Route 53 write query logs to our log groups.
+/// Rendered once per graph.
+pub fn route53_log_policy(cx: &Context) -> DesiredResource {
+    DesiredResource::new(kinds::LOG_RESOURCE_POLICY, "route53-query-logging", GLOBAL_REGION, ROUTE53_LOG_POLICY)
+        .with_properties(json!({
+            "policyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": "Route53QueryLogs",
+                    "Effect": "Allow",
+                    "Principal": { "Service": "route53.amazonaws.com" },
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": format!("arn:{}:logs:{GLOBAL_REGION}:{}:log-group:{QUERY_LOG_PREFIX}*", cx.partition, cx.account_id),
+                    "Condition": { "StringEquals": { "aws:SourceAccount": cx.account_id } }
+                }]
+            }
+        }))
+}
+
+/// Ids of the resources of the wake path that others refer to.
+#[derive(Debug, Clone)]
+pub struct WakeRefs {
+    /// The server's hosted zone.
+    pub zone: String,
+    /// The query log group.
+    pub query_log_group: String,
+    /// The idle alarm, the instance-left-up alarm and the crash-loop alarm.
+    pub alarms: Vec<String>,
+    /// The state-change Lambda.
+    pub state_change_function: String,
+}
+
+/// A Lambda function with its log group and role.
+struct Function {
+    resources: Vec<DesiredResource>,
+    id: String,
+}
+
+fn function(
+    cx: &Context,
+    names: &ServerNames,
+    region: &str,
+    handler: &str,
+    description: String,
+    environment: Value,
+    policy_statements: Vec<Value>,
+) -> Function {
+    let local = &names.server;
+    let fn_name = names.name(handler);
+    let log_group = format!("/aws/lambda/{fn_name}");
+    let log_arn = format!(
+        "arn:{}:logs:{region}:{}:log-group:{log_group}:*",
+        cx.partition, cx.account_id
+    );
+    let mut statements = vec![json!({
+        "Sid": "WriteOwnLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": log_arn
+    })];
+    statements.extend(policy_statements);
+    let logs = DesiredResource::new(
+        kinds::LOG_GROUP,
+        &format!("{local}-{handler}"),
+        region,
+        &log_group,
+    )
+    .with_properties(json!({ "retentionInDays": LAMBDA_LOG_RETENTION_DAYS }));
+    let role = DesiredResource::new(
+        kinds::ROLE,
+        &format!("{local}-{handler}"),
+        GLOBAL_REGION,
+        &fn_name,
+    )
+    .with_properties(json!({
+        "description": format!("{handler} Lambda of server {local}"),
+        "assumeRolePolicyDocument": policies::assume_role("lambda.amazonaws.com"),
+        "managedPolicyArns": [],
+        "inlinePolicies": { handler: { "Version": "2012-10-17", "Statement": statements } }
+    }));
+    let mut env = environment;
+    env["RECONCILER_HANDLER"] = Value::String(handler.to_string());
+    let function = DesiredResource::new(
+        kinds::FUNCTION,
+        &format!("{local}-{handler}"),
+        region,
+        &fn_name,
+    )
+    .with_properties(json!({
+        "description": description,
+        "runtime": "provided.al2023",
+        "handler": "bootstrap",
+        "architecture": "x86_64",
+        "memorySize": 128,
+        "timeout": 30,
+        "roleArn": reference(role.id.as_str(), "arn"),
+        "artifact": LAMBDA_ARTIFACT,
+        "environment": env,
+        "logGroup": log_group
+    }))
+    .with_dependency(logs.id.as_str());
+    let id = function.id.to_string();
+    let component = "wake";
+    Function {
+        resources: vec![
+            tagged(logs, names.tags(component)),
+            tagged(role, names.tags(component)),
+            tagged(function, names.tags(component)),
+        ],
+        id,
+    }
+}
+
+/// Lets `principal` invoke a function, only from `source_arn`. The statement id (the name) is
+/// unique per server.
+fn permission(
+    names: &ServerNames,
+    function_id: &str,
+    region: &str,
+    principal: &str,
+    source_arn: Value,
+    statement: &str,
+) -> DesiredResource {
+    DesiredResource::new(
+        kinds::LAMBDA_PERMISSION,
+        &format!("{}-{statement}", names.server),
+        region,
+        names.name(statement),
+    )
+    .with_properties(json!({
+        "functionName": reference(function_id, "name"),
+        "action": "lambda:InvokeFunction",
+        "principal": principal,
+        "sourceArn": source_arn
+    }))
+}
+
+/// Renders the wake and sleep path of one server.
+pub fn render(
+    cx: &Context,
+    base: &BaseDocument,
+    base_refs: &BaseRefs,
+    doc: &ContainerSpecDocument,
+    server_refs: &ServerRefs,
+) -> (Vec<DesiredResource>, WakeRefs) {
+    let spec = &doc.spec;
+    let names = ServerNames::new(&base.metadata.name, &doc.metadata.name);
+    let local = doc.metadata.name.as_str();
+    let region = base.spec.region.as_str();
+    let account = cx.account_id.as_str();
+    let partition = cx.partition.as_str();
+    let dns = dns_name_of(doc, base);
+    let asg_name = names.name("");
+    let asg_arn = format!("arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/{asg_name}");
+    let namespace = metric_namespace(local);
+    let mut out = Vec::new();
+
+    // DNS: the server's own zone, delegated from the root zone.
+    let zone = DesiredResource::new(kinds::HOSTED_ZONE, local, GLOBAL_REGION, format!("{dns}."))
+        .with_properties(
+            json!({ "comment": format!("Wakes server {local} when {dns} is looked up") }),
+        );
+    let zone_id = zone.id.to_string();
+    out.push(tagged(zone, names.tags("wake")));
+
+    out.push(
+        DesiredResource::new(
+            kinds::RECORD_SET,
+            &format!("{local}-delegation"),
+            GLOBAL_REGION,
+            format!("{dns}. NS"),
+        )
+        .with_properties(json!({
+            "hostedZoneId": base.spec.domain.hosted_zone_id,
+            "name": format!("{dns}."),
+            "type": "NS",
+            "ttl": DELEGATION_TTL,
+            "values": reference(zone_id.as_str(), "nameServers")
+        })),
+    );
+    out.push(
+        DesiredResource::new(
+            kinds::RECORD_SET,
+            &format!("{local}-address"),
+            GLOBAL_REGION,
+            format!("{dns}. A"),
+        )
+        .with_properties(json!({
+            "hostedZoneId": reference(zone_id.as_str(), "id"),
+            "name": format!("{dns}."),
+            "type": "A",
+            "ttl": RECORD_TTL,
+            "values": [UNAVAILABLE_IP]
+        })),
+    );
+
+    // Query logging: the log group must exist, and Route 53 be allowed to write to it, before
+    // the logging config is created.
+    let query_log_name = format!("{QUERY_LOG_PREFIX}{local}");
+    let query_logs = DesiredResource::new(
+        kinds::LOG_GROUP,
+        &format!("{local}-queries"),
+        GLOBAL_REGION,
+        &query_log_name,
+    )
+    .with_properties(json!({ "retentionInDays": QUERY_LOG_RETENTION_DAYS }));
+    let query_logs_id = query_logs.id.to_string();
+    out.push(tagged(query_logs, names.tags("wake")));
+    out.push(
+        DesiredResource::new(
+            kinds::QUERY_LOGGING_CONFIG,
+            local,
+            GLOBAL_REGION,
+            format!("{dns}."),
+        )
+        .with_properties(json!({
+            "hostedZoneId": reference(zone_id.as_str(), "id"),
+            "cloudWatchLogsLogGroupArn": reference(query_logs_id.as_str(), "arn")
+        }))
+        .with_dependency(format!("{}/route53-query-logging", kinds::LOG_RESOURCE_POLICY).as_str()),
+    );
+
+    // The start Lambda, invoked by the query log's subscription filter.
+    let start = function(
+        cx,
+        &names,
+        GLOBAL_REGION,
+        "start-system",
+        format!("Wakes server {local}: a DNS query for {dns} raises its group to one instance"),
+        json!({
+            "ASG_NAME": asg_name,
+            "ASG_REGION": region,
+            "METRIC_NAMESPACE": namespace,
+            "METRIC_NAME": DNS_METRIC,
+            "METRIC_DIMENSIONS": json!({ "ServerName": local }).to_string(),
+            "METRIC_VALUE": (spec.watchdog.threshold + 1).to_string()
+        }),
+        vec![
+            json!({
+                "Sid": "PushActivityMetric",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                // PutMetricData has no resource type: AWS requires `*`; the condition scopes it.
+                "Resource": "*",
+                "Condition": { "StringEquals": { "cloudwatch:namespace": namespace } }
+            }),
+            json!({
+                "Sid": "WakeServerGroup",
+                "Effect": "Allow",
+                "Action": "autoscaling:UpdateAutoScalingGroup",
+                "Resource": asg_arn
+            }),
+        ],
+    );
+    let start_id = start.id.clone();
+    out.extend(start.resources);
+    out.push(permission(
+        &names,
+        &start_id,
+        GLOBAL_REGION,
+        "logs.amazonaws.com",
+        reference(query_logs_id.as_str(), "arn"),
+        "query-log-invoke",
+    ));
+    out.push(
+        DesiredResource::new(
+            kinds::SUBSCRIPTION_FILTER,
+            &format!("{local}-queries"),
+            GLOBAL_REGION,
+            names.name("a-queries"),
+        )
+        .with_properties(json!({
+            "logGroupName": reference(query_logs_id.as_str(), "name"),
+            // A quoted term with a space on each side: the exact name followed by the
+            // record type, so `_tcp.<name>` and AAAA-only lookups do not wake the server.
+            "filterPattern": format!("\" {dns} A \""),
+            "destinationArn": reference(start_id.as_str(), "arn")
+        }))
+        .with_dependency(format!("{}/{local}-query-log-invoke", kinds::LAMBDA_PERMISSION).as_str()),
+    );
+
+    // Sleep: one policy that sets the group to exactly zero, whatever triggers it.
+    let policy = DesiredResource::new(
+        kinds::SCALING_POLICY,
+        local,
+        region,
+        names.name("scale-to-zero"),
+    )
+    .with_properties(json!({
+        "autoScalingGroupName": reference(server_refs.asg.as_str(), "name"),
+        "policyType": "StepScaling",
+        "adjustmentType": "ExactCapacity",
+        "stepAdjustments": [
+            { "metricIntervalUpperBound": 0.0, "scalingAdjustment": 0 },
+            { "metricIntervalLowerBound": 0.0, "scalingAdjustment": 0 }
+        ]
+    }));
+    let policy_id = policy.id.to_string();
+    out.push(policy);
+
+    let wd = &spec.watchdog;
+    let asg_dim = json!([{ "name": "AutoScalingGroupName", "value": asg_name }]);
+    let mut metrics = vec![
+        json!({ "id": "activity", "expression": "IF(traffic_in - volumes_out > 0, traffic_in - volumes_out, 0) + FILL(dns_hit, 0)", "label": "Traffic that counts as players", "returnData": true }),
+        json!({ "id": "traffic_in", "expression": "b_in / PERIOD(b_in)", "label": "Bytes in per second", "returnData": false }),
+        json!({ "id": "b_in", "metric": { "namespace": "AWS/EC2", "metricName": "NetworkIn", "dimensions": asg_dim }, "period": 60, "stat": "Sum", "returnData": false }),
+        json!({ "id": "dns_hit", "metric": { "namespace": namespace, "metricName": DNS_METRIC, "dimensions": [{ "name": "ServerName", "value": local }] }, "period": 60, "stat": "Maximum", "returnData": false }),
+    ];
+    let mut efs_terms = Vec::new();
+    for (volume, fs_id) in &server_refs.file_systems {
+        let id = format!("efs_out_{}", volume.to_ascii_lowercase());
+        metrics.push(json!({
+            "id": id,
+            "metric": { "namespace": "AWS/EFS", "metricName": "DataReadIOBytes", "dimensions": [{ "name": "FileSystemId", "value": reference(fs_id.as_str(), "id") }] },
+            "period": 60, "stat": "Sum", "returnData": false
+        }));
+        efs_terms.push(format!("FILL({id}, 0)"));
+    }
+    let volumes_out = if efs_terms.is_empty() {
+        "0".to_string()
+    } else {
+        format!("({}) / 60", efs_terms.join(" + "))
+    };
+    metrics.push(json!({ "id": "volumes_out", "expression": volumes_out, "label": "EFS bytes read per second", "returnData": false }));
+
+    let idle = DesiredResource::new(kinds::ALARM, &format!("{local}-idle"), region, names.name("idle"))
+        .with_properties(json!({
+            "alarmDescription": format!("Stops server {local} after {} idle minutes", wd.minutes_without_connections),
+            "metrics": metrics,
+            "comparisonOperator": "LessThanOrEqualToThreshold",
+            "threshold": wd.threshold,
+            "evaluationPeriods": wd.minutes_without_connections,
+            "datapointsToAlarm": wd.minutes_without_connections,
+            "treatMissingData": "missing",
+            "alarmActions": [reference(policy_id.as_str(), "arn")]
+        }));
+    let idle_id = idle.id.to_string();
+    out.push(tagged(idle, names.tags("sleep")));
+
+    let mut left_up_actions = vec![reference(base_refs.admin_topic.as_str(), "arn")];
+    if wd.instance_left_up.should_stop {
+        left_up_actions.push(reference(policy_id.as_str(), "arn"));
+    }
+    let periods = wd.instance_left_up.duration_hours * 60;
+    let left_up = DesiredResource::new(kinds::ALARM, &format!("{local}-left-up"), region, names.name("left-up"))
+        .with_properties(json!({
+            "alarmDescription": format!("Server {local} has been up {} hours", wd.instance_left_up.duration_hours),
+            "metrics": [
+                { "id": "up", "expression": "network_in >= 0", "label": "Instance is up", "returnData": true },
+                { "id": "network_in", "metric": { "namespace": "AWS/EC2", "metricName": "NetworkIn", "dimensions": asg_dim }, "period": 60, "stat": "Sum", "returnData": false }
+            ],
+            "comparisonOperator": "GreaterThanOrEqualToThreshold",
+            "threshold": 1,
+            "evaluationPeriods": periods,
+            "datapointsToAlarm": periods,
+            "treatMissingData": "notBreaching",
+            "alarmActions": left_up_actions
+        }));
+    let left_up_id = left_up.id.to_string();
+    out.push(tagged(left_up, names.tags("sleep")));
+
+    // Crash loop: a task that fails to start or whose container exits non-zero stops the server.
+    let cluster_arn = format!(
+        "arn:{partition}:ecs:{region}:{account}:cluster/{}",
+        names.cluster()
+    );
+    let crash = function(
+        cx,
+        &names,
+        region,
+        "break-crash-loop",
+        format!("Stops server {local} when its container crashes or cannot start"),
+        json!({ "ASG_NAME": asg_name, "ASG_REGION": region }),
+        vec![json!({
+            "Sid": "StopServerGroup",
+            "Effect": "Allow",
+            "Action": "autoscaling:UpdateAutoScalingGroup",
+            "Resource": asg_arn
+        })],
+    );
+    let crash_id = crash.id.clone();
+    out.extend(crash.resources);
+    let crash_rule = DesiredResource::new(kinds::EVENT_RULE, &format!("{local}-crash-loop"), region, names.name("crash-loop"))
+        .with_properties(json!({
+            "description": format!("Stops server {local} when its container crashes or cannot start"),
+            "state": "ENABLED",
+            "eventPattern": {
+                "source": ["aws.ecs"],
+                "detail-type": ["ECS Task State Change"],
+                "detail": {
+                    "clusterArn": [cluster_arn],
+                    "desiredStatus": ["STOPPED"],
+                    "$or": [
+                        { "stopCode": ["TaskFailedToStart"] },
+                        { "stopCode": ["EssentialContainerExited"], "containers": { "exitCode": [{ "anything-but": 0 }] } }
+                    ]
+                }
+            },
+            "targets": [{ "id": "stop-server", "arn": reference(crash_id.as_str(), "arn") }]
+        }));
+    let crash_rule_id = crash_rule.id.to_string();
+    out.push(tagged(crash_rule, names.tags("sleep")));
+    out.push(permission(
+        &names,
+        &crash_id,
+        region,
+        "events.amazonaws.com",
+        reference(crash_rule_id.as_str(), "arn"),
+        "crash-loop-invoke",
+    ));
+    let crash_alarm = DesiredResource::new(kinds::ALARM, &format!("{local}-crash-loop"), region, names.name("crash-loop"))
+        .with_properties(json!({
+            "alarmDescription": format!("Server {local} was stopped because its container crashed or could not start"),
+            "metrics": [
+                { "id": "invocations", "metric": { "namespace": "AWS/Lambda", "metricName": "Invocations", "dimensions": [{ "name": "FunctionName", "value": names.name("break-crash-loop") }] }, "period": 60, "stat": "Maximum", "returnData": true }
+            ],
+            "comparisonOperator": "GreaterThanThreshold",
+            "threshold": 0,
+            "evaluationPeriods": 1,
+            "datapointsToAlarm": 1,
+            "treatMissingData": "notBreaching",
+            "alarmActions": [reference(base_refs.admin_topic.as_str(), "arn"), reference(server_refs.topic.as_str(), "arn")]
+        }));
+    let crash_alarm_id = crash_alarm.id.to_string();
+    out.push(tagged(crash_alarm, names.tags("sleep")));
+
+    // The A record follows the instance: its public IP on launch, the unavailable address on
+    // termination. Both topics hear about it.
+    let state = function(
+        cx,
+        &names,
+        region,
+        "instance-state-change",
+        format!("Points {dns} at server {local}'s instance, or at {UNAVAILABLE_IP} when it stops"),
+        json!({
+            "ASG_REGION": region,
+            "HOSTED_ZONE_ID": reference(zone_id.as_str(), "id"),
+            "RECORD_NAME": dns,
+            "RECORD_TTL": RECORD_TTL.to_string(),
+            "UNAVAILABLE_IP": UNAVAILABLE_IP
+        }),
+        vec![
+            json!({
+                "Sid": "UpdateServerRecord",
+                "Effect": "Allow",
+                "Action": "route53:ChangeResourceRecordSets",
+                "Resource": { "$join": [format!("arn:{partition}:route53:::hostedzone/"), reference(zone_id.as_str(), "id")] }
+            }),
+            json!({
+                "Sid": "ReadInstances",
+                "Effect": "Allow",
+                // Describe calls have no resource-level permissions: AWS requires `*`.
+                "Action": ["autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"],
+                "Resource": "*"
+            }),
+        ],
+    );
+    let state_id = state.id.clone();
+    out.extend(state.resources);
+    for (direction, detail_type, message) in [
+        (
+            "up",
+            "EC2 Instance Launch Successful",
+            format!("Server {local} is starting: connect to {dns} in a minute or two."),
+        ),
+        (
+            "down",
+            "EC2 Instance-terminate Lifecycle Action",
+            format!("Server {local} has stopped."),
+        ),
+    ] {
+        let rule = DesiredResource::new(kinds::EVENT_RULE, &format!("{local}-{direction}"), region, names.name(&format!("instance-{direction}")))
+            .with_properties(json!({
+                "description": format!("Keeps {dns} pointing at server {local}"),
+                "state": "ENABLED",
+                "eventPattern": {
+                    "source": ["aws.autoscaling"],
+                    "detail-type": [detail_type],
+                    "detail": { "AutoScalingGroupName": [asg_name] }
+                },
+                "targets": [
+                    { "id": "update-record", "arn": reference(state_id.as_str(), "arn") },
+                    { "id": "admin-alert", "arn": reference(base_refs.admin_topic.as_str(), "arn"), "input": Value::String(message.clone()).to_string() },
+                    { "id": "server-alert", "arn": reference(server_refs.topic.as_str(), "arn"), "input": Value::String(message).to_string() }
+                ]
+            }));
+        let rule_id = rule.id.to_string();
+        out.push(tagged(rule, names.tags("wake")));
+        out.push(permission(
+            &names,
+            &state_id,
+            region,
+            "events.amazonaws.com",
+            reference(rule_id.as_str(), "arn"),
+            &format!("instance-{direction}-invoke"),
+        ));
+    }
+
+    let refs = WakeRefs {
+        zone: zone_id,
+        query_log_group: query_logs_id,
+        alarms: vec![idle_id, left_up_id, crash_alarm_id],
+        state_change_function: state_id,
+    };
+    (out, refs)
+}

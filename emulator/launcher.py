@@ -373,7 +373,8 @@ def _json_reply(payload: Any, status: int = 200) -> tuple[int, dict[str, Any], s
 
 def patch_backup() -> None:
     """Gap: backup create/get/list/delete_backup_selection and update_backup_plan
-    answer 500 NotImplemented; a deleted plan's name can never be reused."""
+    answer 500 NotImplemented; a deleted plan's name can never be reused; list_tags
+    finds nothing for the path the Rust SDK sends."""
     from moto.backup.exceptions import AlreadyExistsException, ResourceNotFoundException
     from moto.backup.models import BackupBackend, Plan
     from moto.backup.responses import BackupResponse
@@ -455,8 +456,18 @@ def patch_backup() -> None:
         plan.advanced_backup_settings = fresh.advanced_backup_settings
         return _json_reply(plan.to_dict())
 
+    def list_tags(self: BackupResponse) -> Any:
+        # Gap: moto reads the ARN as the path's second-to-last segment, which assumes the
+        # trailing slash botocore sends (`/tags/{arn}/`); the Rust SDK sends `/tags/{arn}`,
+        # so moto looked up the resource "tags" and answered no tags at all.
+        from urllib.parse import unquote
+        match = re.search(r"/tags/(.+?)/?$", self.path.split("?")[0])
+        assert match, self.path
+        tags = self.backup_backend.list_tags(resource_arn=unquote(match[1]))
+        return _json_reply({"Tags": tags})
+
     for handler in (create_backup_selection, get_backup_selection, list_backup_selections,
-                    delete_backup_selection, update_backup_plan):
+                    delete_backup_selection, update_backup_plan, list_tags):
         setattr(BackupResponse, handler.__name__, handler)
 
     original_create = BackupBackend.create_backup_plan

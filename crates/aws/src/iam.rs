@@ -1,12 +1,1003 @@
-//! (being written)
+//! IAM roles and instance profiles.
+//!
+//! IAM is global: every call goes to the `us-east-1` endpoint ([`GLOBAL_REGION`]), whatever
+//! region the desired resource names.
+//!
+//! Observation cost, per run: one paginated `ListRoles` and one paginated `ListInstanceProfiles`
+//! find every desired role and profile by name. IAM has no batch read for the parts of a role
+//! that listings leave out, so each role that exists costs `ListRoleTags`,
+//! `ListAttachedRolePolicies`, `ListRolePolicies` and one `GetRolePolicy` per inline policy, and
+//! each profile costs one `GetInstanceProfile` (for its tags). These per-object reads run a few
+//! at a time. (`GetAccountAuthorizationDetails` would return everything in one paginated call,
+//! but it lists every role, user, group and policy of the account with their documents and needs
+//! a permission that security teams rarely grant to automation.)
+//!
+//! IAM is eventually consistent: a role or profile just created may not be readable, attachable
+//! or usable by EC2 for some seconds. Creates therefore report what they wrote instead of reading
+//! it back, and the consumers' errors (`NoSuchEntity` on a create, EC2's
+//! `InvalidParameterValue ... instance profile`) are retried by the engine as eventual
+//! consistency.
+//!
+//! The module also holds small helpers the other data-plane modules share (policy document
+//! comparison, the ownership check, bounded parallel reads, merging an update's result).
 
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 
-use reconciler_engine::provider::ResourceClient;
+use async_trait::async_trait;
+use aws_sdk_iam::types::Tag;
+use indexmap::IndexMap;
+use reconciler_engine::diff::FieldChange;
+use reconciler_engine::model::{contains_ref, DesiredResource, Kind, Observed};
+use reconciler_engine::provider::{KindSpec, ProviderError, ResourceClient};
+use reconciler_render::kinds;
+use reconciler_render::naming::{GLOBAL_REGION, MANAGED_BY, TAG_MANAGED_BY};
+use serde_json::{json, Map, Value};
 
+use crate::error::classify;
 use crate::pool::ClientPool;
+use crate::tags::{is_managed, tag_delta};
+use crate::util;
+
+/// The path every role and profile is created under.
+const PATH: &str = "/";
+
+/// How many per-object reads run at once: enough to hide latency, few enough to stay clear of
+/// IAM's low request-rate limits.
+pub(crate) const READ_CONCURRENCY: usize = 4;
 
 /// The clients of this service.
-pub fn clients(_pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
-    Vec::new()
+pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
+    vec![
+        Arc::new(RoleClient { pool: pool.clone() }),
+        Arc::new(InstanceProfileClient { pool: pool.clone() }),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared by the data-plane modules.
+// ---------------------------------------------------------------------------------------------
+
+/// Whether two policy documents mean the same: objects key by key, arrays as sets (IAM
+/// evaluates `Action`, `Resource` and `Statement` lists without regard to order), and a
+/// one-element array equal to its element (AWS services normalise `["x"]` and `"x"` either
+/// way). An unresolved reference in `desired` matches any value.
+pub(crate) fn policy_equivalent(observed: &Value, desired: &Value) -> bool {
+    if is_ref(desired) {
+        return true;
+    }
+    match (observed, desired) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && y.iter()
+                    .all(|(k, w)| x.get(k).is_some_and(|v| policy_equivalent(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => set_pairing(x, y).is_some(),
+        (Value::Array(x), other) if x.len() == 1 => policy_equivalent(&x[0], other),
+        (other, Value::Array(y)) if y.len() == 1 => policy_equivalent(other, &y[0]),
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => observed == desired,
+    }
+}
+
+fn is_ref(value: &Value) -> bool {
+    matches!(
+        reconciler_engine::model::Reference::parse(value),
+        Ok(Some(_))
+    )
+}
+
+/// For each desired element, the index of the observed element it pairs with, when every
+/// element pairs up (first fit, which suffices for policy lists).
+fn set_pairing(observed: &[Value], desired: &[Value]) -> Option<Vec<usize>> {
+    if observed.len() != desired.len() {
+        return None;
+    }
+    let mut used = vec![false; observed.len()];
+    desired
+        .iter()
+        .map(|w| {
+            let j =
+                (0..observed.len()).find(|&j| !used[j] && policy_equivalent(&observed[j], w))?;
+            used[j] = true;
+            Some(j)
+        })
+        .collect()
+}
+
+/// The observed document rewritten in the desired document's form (its order, its choice of
+/// `"x"` or `["x"]`) when both mean the same, so the engine's structural diff sees no change
+/// where AWS merely reordered or reformatted. Values standing where `desired` still holds an
+/// unresolved reference are kept as observed. A document that differs is returned unchanged.
+pub(crate) fn align_policy(observed: Value, desired: Option<&Value>) -> Value {
+    match desired {
+        Some(d) if policy_equivalent(&observed, d) => shape_like(&observed, d),
+        _ => observed,
+    }
+}
+
+/// [`align_policy`]'s rewrite, for documents known to be equivalent.
+fn shape_like(observed: &Value, desired: &Value) -> Value {
+    if is_ref(desired) {
+        // References resolve to scalar outputs (ids, ARNs).
+        return match observed {
+            Value::Array(x) if x.len() == 1 && !x[0].is_array() && !x[0].is_object() => {
+                x[0].clone()
+            }
+            _ => observed.clone(),
+        };
+    }
+    match (observed, desired) {
+        (Value::Object(x), Value::Object(y)) => Value::Object(
+            y.iter()
+                .filter_map(|(k, w)| x.get(k).map(|v| (k.clone(), shape_like(v, w))))
+                .collect(),
+        ),
+        (Value::Array(x), Value::Array(y)) => match set_pairing(x, y) {
+            Some(pairs) => Value::Array(
+                pairs
+                    .iter()
+                    .zip(y)
+                    .map(|(&j, w)| shape_like(&x[j], w))
+                    .collect(),
+            ),
+            None => observed.clone(),
+        },
+        (Value::Array(x), other) if x.len() == 1 => shape_like(&x[0], other),
+        (other, Value::Array(y)) if y.len() == 1 => Value::Array(vec![shape_like(other, &y[0])]),
+        (Value::Number(_), Value::Number(_)) => desired.clone(),
+        _ => observed.clone(),
+    }
+}
+
+/// Refuses to change or delete an object that carries no ownership tag while the desired
+/// resource does: the reconciler never touches what it does not own. Kinds without tags (mount
+/// targets, backup selections) are owned through their parent and pass.
+pub(crate) fn ensure_managed(
+    desired: &DesiredResource,
+    observed: &Observed,
+    action: &str,
+) -> Result<(), ProviderError> {
+    if desired.tags.contains_key(TAG_MANAGED_BY) && !is_managed(&observed.tags) {
+        return Err(ProviderError::terminal(format!(
+            "{}: `{}` exists but has no `{TAG_MANAGED_BY}={MANAGED_BY}` tag, so it is not ours \
+             to {action}; tag it to let the reconciler adopt it, or remove it",
+            desired.id, desired.name
+        )));
+    }
+    Ok(())
+}
+
+/// The observation after a successful update: the desired (resolved) properties over the old
+/// observation, and the tags with the delta applied.
+pub(crate) fn updated(observed: &Observed, desired: &DesiredResource) -> Observed {
+    let mut out = observed.clone();
+    if let (Value::Object(props), Value::Object(want)) = (&mut out.properties, &desired.properties)
+    {
+        for (k, v) in want {
+            props.insert(k.clone(), v.clone());
+        }
+    }
+    let (set, remove) = tag_delta(&desired.tags, &observed.tags);
+    for key in remove {
+        out.tags.shift_remove(&key);
+    }
+    out.tags.extend(set);
+    out
+}
+
+/// Whether any change lies at or below the top-level property `key`.
+pub(crate) fn touches(changes: &[FieldChange], key: &str) -> bool {
+    let exact = format!("/{key}");
+    let below = format!("/{key}/");
+    changes
+        .iter()
+        .any(|c| c.path == exact || c.path.starts_with(&below))
+}
+
+/// Whether any change is on a tag.
+pub(crate) fn touches_tags(changes: &[FieldChange]) -> bool {
+    changes.iter().any(FieldChange::is_tag)
+}
+
+/// Runs per-object reads (for APIs without a batch form) with at most [`READ_CONCURRENCY`] in
+/// flight, keeping the input order; the first error wins.
+pub(crate) async fn read_all<T, F>(reads: Vec<F>) -> Result<Vec<T>, ProviderError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, ProviderError>> + Send + 'static,
+{
+    let n = reads.len();
+    let permits = Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, read) in reads.into_iter().enumerate() {
+        let permits = permits.clone();
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (i, read.await)
+        });
+    }
+    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        let (i, result) =
+            joined.map_err(|e| ProviderError::transient(format!("a read task failed: {e}")))?;
+        out[i] = Some(result?);
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// A JSON document as text for an API that takes policies as strings.
+pub(crate) fn document_text(
+    desired: &DesiredResource,
+    value: &Value,
+) -> Result<String, ProviderError> {
+    if contains_ref(value) {
+        return Err(ProviderError::terminal(format!(
+            "{}: a policy document still holds an unresolved reference",
+            desired.id
+        )));
+    }
+    serde_json::to_string(value)
+        .map_err(|e| ProviderError::terminal(format!("{}: policy document: {e}", desired.id)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared IAM pieces.
+// ---------------------------------------------------------------------------------------------
+
+fn iam_tags(tags: &IndexMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| ProviderError::terminal(format!("tag `{k}`: {e}")))
+        })
+        .collect()
+}
+
+fn tag_map(tags: &[Tag]) -> IndexMap<String, String> {
+    tags.iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+/// The desired resources by AWS name, for client-side filtering of a listing.
+fn by_name(desired: &[DesiredResource]) -> HashMap<&str, &DesiredResource> {
+    desired.iter().map(|d| (d.name.as_str(), d)).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// iam.role
+// ---------------------------------------------------------------------------------------------
+
+/// `iam.role`: `description`, `assumeRolePolicyDocument`, `managedPolicyArns` (a set),
+/// `inlinePolicies` {name: document}; created under path `/`. Outputs `arn`, `name`.
+///
+/// Inline policies are managed by name: a policy the desired map names is written when it
+/// differs, and whenever inline policies are updated, policies the desired map does not name are
+/// removed (the role is ours). The diff compares only the names the desired map holds, so an
+/// inline policy added out of band alone does not show as drift.
+pub struct RoleClient {
+    pool: Arc<ClientPool>,
+}
+
+/// What is read for one existing role.
+struct RoleRead {
+    arn: String,
+    name: String,
+    properties: Value,
+    tags: IndexMap<String, String>,
+}
+
+/// Reads the parts of one role that `ListRoles` leaves out. IAM has no batch form for these.
+async fn read_role(
+    iam: aws_sdk_iam::Client,
+    role: aws_sdk_iam::types::Role,
+    want: Value,
+) -> Result<RoleRead, ProviderError> {
+    let name = role.role_name().to_string();
+    let tags = iam
+        .list_role_tags()
+        .role_name(&name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify(&format!("ListRoleTags {name}"), e))?;
+    let mut props = Map::new();
+    props.insert("path".into(), json!(role.path()));
+    props.insert(
+        "description".into(),
+        role.description()
+            .filter(|d| !d.is_empty())
+            .map_or(Value::Null, |d| json!(d)),
+    );
+    if let Some(doc) = role.assume_role_policy_document() {
+        props.insert(
+            "assumeRolePolicyDocument".into(),
+            align_policy(
+                util::parse_policy(doc),
+                want.get("assumeRolePolicyDocument"),
+            ),
+        );
+    }
+    if want.get("managedPolicyArns").is_some() {
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(&name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify(&format!("ListAttachedRolePolicies {name}"), e))?;
+        let arns: Vec<Value> = attached
+            .iter()
+            .filter_map(|p| p.policy_arn())
+            .map(|a| json!(a))
+            .collect();
+        props.insert("managedPolicyArns".into(), Value::Array(arns));
+    }
+    if let Some(wanted_inline) = want.get("inlinePolicies") {
+        let names = iam
+            .list_role_policies()
+            .role_name(&name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify(&format!("ListRolePolicies {name}"), e))?;
+        let mut inline = Map::new();
+        for policy in names {
+            let out = iam
+                .get_role_policy()
+                .role_name(&name)
+                .policy_name(&policy)
+                .send()
+                .await
+                .map_err(|e| classify(&format!("GetRolePolicy {name}/{policy}"), e))?;
+            let doc = util::parse_policy(out.policy_document());
+            inline.insert(
+                policy.clone(),
+                align_policy(doc, wanted_inline.get(&policy)),
+            );
+        }
+        props.insert("inlinePolicies".into(), Value::Object(inline));
+    }
+    Ok(RoleRead {
+        arn: role.arn().to_string(),
+        name,
+        properties: Value::Object(props),
+        tags: tag_map(&tags),
+    })
+}
+
+fn role_observed(desired: &DesiredResource, read: RoleRead) -> Observed {
+    util::observed(
+        desired,
+        read.properties,
+        [("arn", json!(read.arn)), ("name", json!(read.name))],
+        read.tags,
+    )
+}
+
+/// The desired inline policies.
+fn inline_policies(desired: &DesiredResource) -> Map<String, Value> {
+    desired
+        .properties
+        .get("inlinePolicies")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl ResourceClient for RoleClient {
+    fn kind(&self) -> Kind {
+        Kind::from(kinds::ROLE)
+    }
+
+    fn spec(&self) -> KindSpec {
+        KindSpec::new()
+            .immutable("/path")
+            .unordered("/managedPolicyArns")
+    }
+
+    async fn observe(
+        &self,
+        _region: &str,
+        desired: &[DesiredResource],
+    ) -> Result<Vec<Observed>, ProviderError> {
+        if desired.is_empty() {
+            return Ok(Vec::new());
+        }
+        let iam = self.pool.iam(GLOBAL_REGION);
+        let wanted = by_name(desired);
+        // One paginated listing finds every role; the name filter is client-side because IAM
+        // filters listings by path only.
+        let roles = iam
+            .list_roles()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify("ListRoles", e))?;
+        let mut found = Vec::new();
+        let mut reads = Vec::new();
+        for role in roles {
+            let Some(d) = wanted.get(role.role_name()).copied() else {
+                continue;
+            };
+            found.push(d);
+            reads.push(read_role(iam.clone(), role, d.properties.clone()));
+        }
+        let reads = read_all(reads).await?;
+        Ok(found
+            .into_iter()
+            .zip(reads)
+            .map(|(d, r)| role_observed(d, r))
+            .collect())
+    }
+
+    async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {
+        let iam = self.pool.iam(GLOBAL_REGION);
+        let name = desired.name.as_str();
+        let trust = desired
+            .properties
+            .get("assumeRolePolicyDocument")
+            .ok_or_else(|| util::missing(desired, "assumeRolePolicyDocument"))?;
+        let out = iam
+            .create_role()
+            .role_name(name)
+            .path(PATH)
+            .assume_role_policy_document(document_text(desired, trust)?)
+            .set_description(util::opt_str(desired, "description").map(str::to_string))
+            .set_tags(Some(iam_tags(&desired.tags)?))
+            .send()
+            .await
+            .map_err(|e| classify(&format!("CreateRole {name}"), e))?;
+        let arn = out.role().map(|r| r.arn().to_string()).ok_or_else(|| {
+            ProviderError::transient(format!("CreateRole {name}: no role in the answer"))
+        })?;
+        // A failure below leaves a role without all its policies; the engine's retry of this
+        // create meets `EntityAlreadyExists`, re-observes and finishes the job as an update.
+        for policy in util::str_list(desired, "managedPolicyArns") {
+            iam.attach_role_policy()
+                .role_name(name)
+                .policy_arn(&policy)
+                .send()
+                .await
+                .map_err(|e| classify(&format!("AttachRolePolicy {name} {policy}"), e))?;
+        }
+        for (policy, doc) in inline_policies(desired) {
+            iam.put_role_policy()
+                .role_name(name)
+                .policy_name(&policy)
+                .policy_document(document_text(desired, &doc)?)
+                .send()
+                .await
+                .map_err(|e| classify(&format!("PutRolePolicy {name}/{policy}"), e))?;
+        }
+        // Reported from what was written: a read right after the create may not see the role
+        // yet (IAM is eventually consistent).
+        let mut props = desired.properties.clone();
+        if let Value::Object(map) = &mut props {
+            map.insert("path".into(), json!(PATH));
+        }
+        Ok(util::observed(
+            desired,
+            props,
+            [("arn", json!(arn)), ("name", json!(name))],
+            desired.tags.clone(),
+        ))
+    }
+
+    async fn update(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
+        ensure_managed(desired, observed, "change")?;
+        let iam = self.pool.iam(GLOBAL_REGION);
+        let name = desired.name.as_str();
+        if touches(changes, "description") {
+            iam.update_role()
+                .role_name(name)
+                .description(util::opt_str(desired, "description").unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| classify(&format!("UpdateRole {name}"), e))?;
+        }
+        if touches(changes, "assumeRolePolicyDocument") {
+            let trust = desired
+                .properties
+                .get("assumeRolePolicyDocument")
+                .ok_or_else(|| util::missing(desired, "assumeRolePolicyDocument"))?;
+            iam.update_assume_role_policy()
+                .role_name(name)
+                .policy_document(document_text(desired, trust)?)
+                .send()
+                .await
+                .map_err(|e| classify(&format!("UpdateAssumeRolePolicy {name}"), e))?;
+        }
+        if touches(changes, "managedPolicyArns") {
+            let want: HashSet<String> = util::str_list(desired, "managedPolicyArns")
+                .into_iter()
+                .collect();
+            let have: HashSet<String> = observed
+                .properties
+                .get("managedPolicyArns")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            for policy in have.difference(&want) {
+                iam.detach_role_policy()
+                    .role_name(name)
+                    .policy_arn(policy)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("DetachRolePolicy {name} {policy}"), e))?;
+            }
+            for policy in want.difference(&have) {
+                iam.attach_role_policy()
+                    .role_name(name)
+                    .policy_arn(policy)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("AttachRolePolicy {name} {policy}"), e))?;
+            }
+        }
+        if touches(changes, "inlinePolicies") {
+            let want = inline_policies(desired);
+            let have = observed
+                .properties
+                .get("inlinePolicies")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            for (policy, doc) in &want {
+                if have.get(policy).is_some_and(|h| policy_equivalent(h, doc)) {
+                    continue;
+                }
+                iam.put_role_policy()
+                    .role_name(name)
+                    .policy_name(policy)
+                    .policy_document(document_text(desired, doc)?)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("PutRolePolicy {name}/{policy}"), e))?;
+            }
+            for policy in have.keys().filter(|p| !want.contains_key(*p)) {
+                iam.delete_role_policy()
+                    .role_name(name)
+                    .policy_name(policy)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("DeleteRolePolicy {name}/{policy}"), e))?;
+            }
+        }
+        if touches_tags(changes) {
+            let (set, remove) = tag_delta(&desired.tags, &observed.tags);
+            if !set.is_empty() {
+                iam.tag_role()
+                    .role_name(name)
+                    .set_tags(Some(iam_tags(&set)?))
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("TagRole {name}"), e))?;
+            }
+            if !remove.is_empty() {
+                iam.untag_role()
+                    .role_name(name)
+                    .set_tag_keys(Some(remove))
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("UntagRole {name}"), e))?;
+            }
+        }
+        Ok(updated(observed, desired))
+    }
+
+    async fn delete(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+    ) -> Result<(), ProviderError> {
+        ensure_managed(desired, observed, "delete")?;
+        let iam = self.pool.iam(GLOBAL_REGION);
+        let name = desired.name.as_str();
+        // IAM refuses to delete a role that still has policies or sits in an instance profile;
+        // fresh listings, because something may have been attached since the observation.
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify(&format!("ListAttachedRolePolicies {name}"), e))?;
+        for policy in attached.iter().filter_map(|p| p.policy_arn()) {
+            iam.detach_role_policy()
+                .role_name(name)
+                .policy_arn(policy)
+                .send()
+                .await
+                .map_err(|e| classify(&format!("DetachRolePolicy {name} {policy}"), e))?;
+        }
+        let inline = iam
+            .list_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify(&format!("ListRolePolicies {name}"), e))?;
+        for policy in inline {
+            iam.delete_role_policy()
+                .role_name(name)
+                .policy_name(&policy)
+                .send()
+                .await
+                .map_err(|e| classify(&format!("DeleteRolePolicy {name}/{policy}"), e))?;
+        }
+        let profiles = iam
+            .list_instance_profiles_for_role()
+            .role_name(name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify(&format!("ListInstanceProfilesForRole {name}"), e))?;
+        for profile in profiles {
+            let profile = profile.instance_profile_name();
+            iam.remove_role_from_instance_profile()
+                .instance_profile_name(profile)
+                .role_name(name)
+                .send()
+                .await
+                .map_err(|e| {
+                    classify(
+                        &format!("RemoveRoleFromInstanceProfile {profile} {name}"),
+                        e,
+                    )
+                })?;
+        }
+        iam.delete_role()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("DeleteRole {name}"), e))?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// iam.instance-profile
+// ---------------------------------------------------------------------------------------------
+
+/// `iam.instance-profile`: `roles` [role name] (a set; IAM allows one). Outputs `arn`, `name`.
+///
+/// EC2 may refuse a profile for some seconds after it was created or got its role; the
+/// launch-template and instance clients see that as eventual consistency and retry.
+pub struct InstanceProfileClient {
+    pool: Arc<ClientPool>,
+}
+
+fn profile_observed(
+    desired: &DesiredResource,
+    profile: &aws_sdk_iam::types::InstanceProfile,
+) -> Observed {
+    let roles: Vec<Value> = profile
+        .roles()
+        .iter()
+        .map(|r| json!(r.role_name()))
+        .collect();
+    util::observed(
+        desired,
+        json!({ "roles": roles }),
+        [
+            ("arn", json!(profile.arn())),
+            ("name", json!(profile.instance_profile_name())),
+        ],
+        tag_map(profile.tags()),
+    )
+}
+
+/// Reads one profile with its tags. Listings omit tags (AWS documents this), and
+/// `ListInstanceProfileTags` is missing from the emulator, so `GetInstanceProfile`, which
+/// returns roles and tags in one call, serves on both.
+async fn read_profile(
+    iam: aws_sdk_iam::Client,
+    name: String,
+) -> Result<Option<aws_sdk_iam::types::InstanceProfile>, ProviderError> {
+    match iam
+        .get_instance_profile()
+        .instance_profile_name(&name)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.instance_profile().cloned()),
+        Err(e) => {
+            let err = classify(&format!("GetInstanceProfile {name}"), e);
+            if err.class == reconciler_engine::provider::ErrorClass::NotFound {
+                // Deleted between the listing and this read.
+                Ok(None)
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ResourceClient for InstanceProfileClient {
+    fn kind(&self) -> Kind {
+        Kind::from(kinds::INSTANCE_PROFILE)
+    }
+
+    fn spec(&self) -> KindSpec {
+        KindSpec::new().immutable("/path").unordered("/roles")
+    }
+
+    async fn observe(
+        &self,
+        _region: &str,
+        desired: &[DesiredResource],
+    ) -> Result<Vec<Observed>, ProviderError> {
+        if desired.is_empty() {
+            return Ok(Vec::new());
+        }
+        let iam = self.pool.iam(GLOBAL_REGION);
+        let wanted = by_name(desired);
+        let profiles = iam
+            .list_instance_profiles()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify("ListInstanceProfiles", e))?;
+        let mut found = Vec::new();
+        let mut reads = Vec::new();
+        for profile in profiles {
+            let name = profile.instance_profile_name();
+            if let Some(d) = wanted.get(name).copied() {
+                found.push(d);
+                reads.push(read_profile(iam.clone(), name.to_string()));
+            }
+        }
+        let reads = read_all(reads).await?;
+        Ok(found
+            .into_iter()
+            .zip(reads)
+            .filter_map(|(d, p)| p.map(|p| profile_observed(d, &p)))
+            .collect())
+    }
+
+    async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {
+        let iam = self.pool.iam(GLOBAL_REGION);
+        let name = desired.name.as_str();
+        let out = iam
+            .create_instance_profile()
+            .instance_profile_name(name)
+            .path(PATH)
+            .set_tags(Some(iam_tags(&desired.tags)?))
+            .send()
+            .await
+            .map_err(|e| classify(&format!("CreateInstanceProfile {name}"), e))?;
+        let arn = out
+            .instance_profile()
+            .map(|p| p.arn().to_string())
+            .ok_or_else(|| {
+                ProviderError::transient(format!(
+                    "CreateInstanceProfile {name}: no profile in the answer"
+                ))
+            })?;
+        let roles = util::str_list(desired, "roles");
+        for role in &roles {
+            // A role created moments ago may not be visible yet: `NoSuchEntity` is retried;
+            // the retry meets `EntityAlreadyExists` and finishes as an update.
+            iam.add_role_to_instance_profile()
+                .instance_profile_name(name)
+                .role_name(role)
+                .send()
+                .await
+                .map_err(|e| classify(&format!("AddRoleToInstanceProfile {name} {role}"), e))?;
+        }
+        Ok(util::observed(
+            desired,
+            json!({ "roles": roles }),
+            [("arn", json!(arn)), ("name", json!(name))],
+            desired.tags.clone(),
+        ))
+    }
+
+    async fn update(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
+        ensure_managed(desired, observed, "change")?;
+        let iam = self.pool.iam(GLOBAL_REGION);
+        let name = desired.name.as_str();
+        if touches(changes, "roles") {
+            let want: HashSet<String> = util::str_list(desired, "roles").into_iter().collect();
+            let have: Vec<String> = observed
+                .properties
+                .get("roles")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            // Remove first: a profile holds at most one role.
+            for role in have.iter().filter(|r| !want.contains(*r)) {
+                iam.remove_role_from_instance_profile()
+                    .instance_profile_name(name)
+                    .role_name(role)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        classify(&format!("RemoveRoleFromInstanceProfile {name} {role}"), e)
+                    })?;
+            }
+            for role in want.iter().filter(|r| !have.contains(*r)) {
+                iam.add_role_to_instance_profile()
+                    .instance_profile_name(name)
+                    .role_name(role)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("AddRoleToInstanceProfile {name} {role}"), e))?;
+            }
+        }
+        if touches_tags(changes) {
+            let (set, remove) = tag_delta(&desired.tags, &observed.tags);
+            if !set.is_empty() {
+                iam.tag_instance_profile()
+                    .instance_profile_name(name)
+                    .set_tags(Some(iam_tags(&set)?))
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("TagInstanceProfile {name}"), e))?;
+            }
+            if !remove.is_empty() {
+                iam.untag_instance_profile()
+                    .instance_profile_name(name)
+                    .set_tag_keys(Some(remove))
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("UntagInstanceProfile {name}"), e))?;
+            }
+        }
+        Ok(updated(observed, desired))
+    }
+
+    async fn delete(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+    ) -> Result<(), ProviderError> {
+        ensure_managed(desired, observed, "delete")?;
+        let iam = self.pool.iam(GLOBAL_REGION);
+        let name = desired.name.as_str();
+        // IAM refuses to delete a profile that still holds a role; read it fresh.
+        let Some(profile) = read_profile(iam.clone(), name.to_string()).await? else {
+            return Ok(());
+        };
+        for role in profile.roles() {
+            let role = role.role_name();
+            iam.remove_role_from_instance_profile()
+                .instance_profile_name(name)
+                .role_name(role)
+                .send()
+                .await
+                .map_err(|e| {
+                    classify(&format!("RemoveRoleFromInstanceProfile {name} {role}"), e)
+                })?;
+        }
+        iam.delete_instance_profile()
+            .instance_profile_name(name)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("DeleteInstanceProfile {name}"), e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_compare_as_sets_and_collapse_single_arrays() {
+        let a = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["b", "a"], "Resource": "*"},
+            {"Effect": "Deny", "Action": "c", "Resource": ["x"]}
+        ]});
+        let b = json!({"Statement": [
+            {"Effect": "Deny", "Action": ["c"], "Resource": "x"},
+            {"Resource": "*", "Action": ["a", "b"], "Effect": "Allow"}
+        ], "Version": "2012-10-17"});
+        assert!(policy_equivalent(&a, &b));
+        let c = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["a"], "Resource": "*"},
+            {"Effect": "Deny", "Action": "c", "Resource": ["x"]}
+        ]});
+        assert!(!policy_equivalent(&a, &c));
+        assert!(!policy_equivalent(&json!(["a", "a"]), &json!(["a", "b"])));
+    }
+
+    #[test]
+    fn align_keeps_desired_form_only_when_equivalent() {
+        let want = json!({"Action": "a"});
+        assert_eq!(align_policy(json!({"Action": ["a"]}), Some(&want)), want);
+        assert_eq!(
+            align_policy(json!({"Action": ["b"]}), Some(&want)),
+            json!({"Action": ["b"]})
+        );
+        // A reference matches whatever stands in its place, which is kept as observed.
+        let with_ref =
+            json!({"Action": "a", "Principal": {"AWS": {"$ref": "iam.role/x", "attr": "arn"}}});
+        assert_eq!(
+            align_policy(
+                json!({"Principal": {"AWS": ["arn:aws:iam::1:role/x"]}, "Action": ["a"]}),
+                Some(&with_ref)
+            ),
+            json!({"Action": "a", "Principal": {"AWS": "arn:aws:iam::1:role/x"}})
+        );
+    }
+
+    #[test]
+    fn ownership_is_checked_only_for_tagged_kinds() {
+        let desired = DesiredResource::new("iam.role", "r", GLOBAL_REGION, "rc-r")
+            .with_tag(TAG_MANAGED_BY, MANAGED_BY);
+        let mut observed = Observed::new("iam.role/r");
+        assert!(ensure_managed(&desired, &observed, "change").is_err());
+        observed
+            .tags
+            .insert(TAG_MANAGED_BY.into(), MANAGED_BY.into());
+        assert!(ensure_managed(&desired, &observed, "change").is_ok());
+        let untagged = DesiredResource::new("efs.mount-target", "m", "eu-west-1", "m-0");
+        assert!(ensure_managed(&untagged, &Observed::new("efs.mount-target/m"), "delete").is_ok());
+    }
+
+    #[test]
+    fn updated_overlays_properties_and_tags() {
+        let desired = DesiredResource::new("iam.role", "r", GLOBAL_REGION, "rc-r")
+            .with_properties(json!({"description": "new"}))
+            .with_tag("reconciler.dev/a", "1");
+        let mut observed = Observed::new("iam.role/r");
+        observed.properties = json!({"description": "old", "path": "/"});
+        observed
+            .tags
+            .insert("reconciler.dev/old".into(), "x".into());
+        observed.tags.insert("user".into(), "y".into());
+        let out = updated(&observed, &desired);
+        assert_eq!(out.properties, json!({"description": "new", "path": "/"}));
+        assert_eq!(
+            out.tags.get("reconciler.dev/a").map(String::as_str),
+            Some("1")
+        );
+        assert!(!out.tags.contains_key("reconciler.dev/old"));
+        assert!(out.tags.contains_key("user"));
+    }
 }

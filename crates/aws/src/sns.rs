@@ -1,12 +1,375 @@
-//! (being written)
+//! SNS topics with their subscriptions.
+//!
+//! Observation cost, per region: one paginated `ListTopics` finds every desired topic by name
+//! (the last part of its ARN). SNS has no batch read for a topic's details, so each topic that
+//! exists costs `GetTopicAttributes`, `ListSubscriptionsByTopic` and `ListTagsForResource`.
+//!
+//! Subscriptions are managed as a set of (`protocol`, `endpoint`). An email or HTTPS
+//! subscription waits for its owner's confirmation: until then SNS lists it with the ARN
+//! `PendingConfirmation` and it cannot be unsubscribed (SNS drops it after three days). A
+//! pending subscription that is desired counts as present, so it is not requested again on every
+//! run; one that is no longer desired is left out of the observation, since nothing can remove
+//! it and it goes away by itself.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use reconciler_engine::provider::ResourceClient;
+use async_trait::async_trait;
+use aws_sdk_sns::types::Tag;
+use indexmap::IndexMap;
+use reconciler_engine::diff::FieldChange;
+use reconciler_engine::model::{DesiredResource, Kind, Observed};
+use reconciler_engine::provider::{KindSpec, ProviderError, ResourceClient};
+use reconciler_render::kinds;
+use serde_json::{json, Value};
 
+use crate::error::classify;
+use crate::iam::{align_policy, document_text, ensure_managed, read_all, touches, touches_tags};
 use crate::pool::ClientPool;
+use crate::tags::tag_delta;
+use crate::util;
+
+/// The ARN SNS shows for a subscription that waits for confirmation.
+const PENDING: &str = "PendingConfirmation";
 
 /// The clients of this service.
-pub fn clients(_pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
-    Vec::new()
+pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
+    vec![Arc::new(TopicClient { pool: pool.clone() })]
+}
+
+/// `sns.topic`: `displayName`, `policy` (a JSON document), `subscriptions` [{`protocol`,
+/// `endpoint`}] (a set). Outputs `arn`.
+pub struct TopicClient {
+    pool: Arc<ClientPool>,
+}
+
+/// A subscription as desired or found.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Sub {
+    protocol: String,
+    endpoint: String,
+}
+
+fn desired_subs(desired: &DesiredResource) -> Vec<Sub> {
+    desired
+        .properties
+        .get("subscriptions")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| {
+                    Some(Sub {
+                        protocol: s.get("protocol")?.as_str()?.to_string(),
+                        endpoint: s.get("endpoint")?.as_str()?.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The observed subscriptions with their ARNs (kept in the observation, where the diff ignores
+/// them, so an update needs no second listing).
+fn observed_subs(observed: &Observed) -> Vec<(Sub, String)> {
+    observed
+        .properties
+        .get("subscriptions")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| {
+                    Some((
+                        Sub {
+                            protocol: s.get("protocol")?.as_str()?.to_string(),
+                            endpoint: s.get("endpoint")?.as_str()?.to_string(),
+                        },
+                        s.get("subscriptionArn")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn sns_tags(tags: &IndexMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| ProviderError::terminal(format!("tag `{k}`: {e}")))
+        })
+        .collect()
+}
+
+/// Reads one topic's attributes, subscriptions and tags, shaped like `want`. `None` when the
+/// topic went away since the listing.
+async fn read_topic(
+    sns: aws_sdk_sns::Client,
+    desired: DesiredResource,
+    arn: String,
+) -> Result<Option<Observed>, ProviderError> {
+    let attrs = match sns.get_topic_attributes().topic_arn(&arn).send().await {
+        Ok(out) => out.attributes().cloned().unwrap_or_default(),
+        Err(e) => {
+            let err = classify(&format!("GetTopicAttributes {arn}"), e);
+            if err.class == reconciler_engine::provider::ErrorClass::NotFound {
+                return Ok(None);
+            }
+            return Err(err);
+        }
+    };
+    let subs = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&arn)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify(&format!("ListSubscriptionsByTopic {arn}"), e))?;
+    let tags = sns
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| classify(&format!("ListTagsForResource {arn}"), e))?;
+    let wanted = desired_subs(&desired);
+    let mut subscriptions = Vec::new();
+    for s in &subs {
+        let (Some(protocol), Some(endpoint), Some(sub_arn)) =
+            (s.protocol(), s.endpoint(), s.subscription_arn())
+        else {
+            continue;
+        };
+        let sub = Sub {
+            protocol: protocol.to_string(),
+            endpoint: endpoint.to_string(),
+        };
+        if sub_arn == PENDING && !wanted.contains(&sub) {
+            continue;
+        }
+        subscriptions.push(json!({
+            "protocol": sub.protocol,
+            "endpoint": sub.endpoint,
+            "subscriptionArn": sub_arn,
+        }));
+    }
+    let policy = attrs
+        .get("Policy")
+        .map(|p| align_policy(util::parse_policy(p), desired.properties.get("policy")))
+        .unwrap_or(Value::Null);
+    let properties = json!({
+        "displayName": attrs.get("DisplayName").cloned().unwrap_or_default(),
+        "policy": policy,
+        "subscriptions": subscriptions,
+    });
+    let tags: IndexMap<String, String> = tags
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    Ok(Some(util::observed(
+        &desired,
+        properties,
+        [("arn", json!(arn))],
+        tags,
+    )))
+}
+
+fn topic_arn(desired: &DesiredResource, observed: &Observed) -> Result<String, ProviderError> {
+    observed
+        .output("arn")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| ProviderError::terminal(format!("{}: observed without an ARN", desired.id)))
+}
+
+async fn subscribe(sns: &aws_sdk_sns::Client, arn: &str, sub: &Sub) -> Result<(), ProviderError> {
+    // Subscribe is idempotent for an existing (protocol, endpoint): SNS returns the existing
+    // subscription.
+    sns.subscribe()
+        .topic_arn(arn)
+        .protocol(&sub.protocol)
+        .endpoint(&sub.endpoint)
+        .return_subscription_arn(true)
+        .send()
+        .await
+        .map_err(|e| {
+            classify(
+                &format!("Subscribe {arn} {} {}", sub.protocol, sub.endpoint),
+                e,
+            )
+        })?;
+    Ok(())
+}
+
+#[async_trait]
+impl ResourceClient for TopicClient {
+    fn kind(&self) -> Kind {
+        Kind::from(kinds::TOPIC)
+    }
+
+    fn spec(&self) -> KindSpec {
+        KindSpec::new().unordered("/subscriptions")
+    }
+
+    async fn observe(
+        &self,
+        region: &str,
+        desired: &[DesiredResource],
+    ) -> Result<Vec<Observed>, ProviderError> {
+        if desired.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sns = self.pool.sns(region);
+        let by_name: HashMap<&str, &DesiredResource> =
+            desired.iter().map(|d| (d.name.as_str(), d)).collect();
+        let topics = sns
+            .list_topics()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify("ListTopics", e))?;
+        let mut reads = Vec::new();
+        for topic in topics {
+            let Some(arn) = topic.topic_arn() else {
+                continue;
+            };
+            let name = arn.rsplit(':').next().unwrap_or_default();
+            if let Some(d) = by_name.get(name) {
+                reads.push(read_topic(sns.clone(), (*d).clone(), arn.to_string()));
+            }
+        }
+        Ok(read_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {
+        let sns = self.pool.sns(&desired.region);
+        let name = desired.name.as_str();
+        let mut attributes = HashMap::new();
+        if let Some(display) = util::opt_str(desired, "displayName") {
+            attributes.insert("DisplayName".to_string(), display.to_string());
+        }
+        if let Some(policy) = desired.properties.get("policy").filter(|p| !p.is_null()) {
+            attributes.insert("Policy".to_string(), document_text(desired, policy)?);
+        }
+        // CreateTopic is idempotent by name (with equal attributes and tags): after an
+        // interrupted run it returns the existing topic, and the subscriptions below finish
+        // the job.
+        let out = sns
+            .create_topic()
+            .name(name)
+            .set_attributes(Some(attributes))
+            .set_tags(Some(sns_tags(&desired.tags)?))
+            .send()
+            .await
+            .map_err(|e| classify(&format!("CreateTopic {name}"), e))?;
+        let arn = out.topic_arn().map(str::to_string).ok_or_else(|| {
+            ProviderError::transient(format!("CreateTopic {name}: no ARN in the answer"))
+        })?;
+        for sub in desired_subs(desired) {
+            subscribe(&sns, &arn, &sub).await?;
+        }
+        read_topic(sns, desired.clone(), arn.clone())
+            .await?
+            .ok_or_else(|| {
+                ProviderError::eventual_consistency(format!(
+                    "CreateTopic {name}: {arn} is not readable yet"
+                ))
+            })
+    }
+
+    async fn update(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
+        ensure_managed(desired, observed, "change")?;
+        let sns = self.pool.sns(&desired.region);
+        let arn = topic_arn(desired, observed)?;
+        if touches(changes, "displayName") {
+            sns.set_topic_attributes()
+                .topic_arn(&arn)
+                .attribute_name("DisplayName")
+                .attribute_value(util::opt_str(desired, "displayName").unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| classify(&format!("SetTopicAttributes {arn} DisplayName"), e))?;
+        }
+        if touches(changes, "policy") {
+            let policy = desired
+                .properties
+                .get("policy")
+                .ok_or_else(|| util::missing(desired, "policy"))?;
+            sns.set_topic_attributes()
+                .topic_arn(&arn)
+                .attribute_name("Policy")
+                .attribute_value(document_text(desired, policy)?)
+                .send()
+                .await
+                .map_err(|e| classify(&format!("SetTopicAttributes {arn} Policy"), e))?;
+        }
+        if touches(changes, "subscriptions") {
+            let want = desired_subs(desired);
+            let have = observed_subs(observed);
+            for (sub, sub_arn) in &have {
+                if want.contains(sub) || sub_arn == PENDING {
+                    continue;
+                }
+                sns.unsubscribe()
+                    .subscription_arn(sub_arn)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("Unsubscribe {sub_arn}"), e))?;
+            }
+            for sub in want.iter().filter(|w| !have.iter().any(|(h, _)| h == *w)) {
+                subscribe(&sns, &arn, sub).await?;
+            }
+        }
+        if touches_tags(changes) {
+            let (set, remove) = tag_delta(&desired.tags, &observed.tags);
+            if !set.is_empty() {
+                sns.tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(sns_tags(&set)?))
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("TagResource {arn}"), e))?;
+            }
+            if !remove.is_empty() {
+                sns.untag_resource()
+                    .resource_arn(&arn)
+                    .set_tag_keys(Some(remove))
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("UntagResource {arn}"), e))?;
+            }
+        }
+        // Read back: subscription ARNs are only known from SNS.
+        read_topic(sns, desired.clone(), arn.clone())
+            .await?
+            .ok_or_else(|| ProviderError::not_found(format!("{}: {arn} is gone", desired.id)))
+    }
+
+    async fn delete(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+    ) -> Result<(), ProviderError> {
+        ensure_managed(desired, observed, "delete")?;
+        let sns = self.pool.sns(&desired.region);
+        let arn = topic_arn(desired, observed)?;
+        // Deleting a topic deletes its subscriptions.
+        sns.delete_topic()
+            .topic_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("DeleteTopic {arn}"), e))?;
+        Ok(())
+    }
 }

@@ -1,0 +1,52 @@
+//! The run-time side of the game-server system: three small Lambda handlers
+//! that react to events while the reconciler is not running.
+//!
+//! - [`start_system()`]: a DNS query for the server's name was logged, so ask
+//!   the Auto Scaling group for one instance (and push the DNS-traffic metric
+//!   that keeps the idle alarm from stopping it at once);
+//! - [`instance_state_change()`]: point the server's A record at a launched
+//!   instance, or at the "unavailable" address once it terminates;
+//! - [`break_crash_loop()`]: the container keeps failing, so scale to zero.
+//!
+//! The handler logic lives here, apart from the Lambda runtime, so tests call
+//! it directly with SDK clients built for the local emulator (where Lambda
+//! invoke does not work). The `reconciler-lambda` binary wraps the three in
+//! one `provided.al2023` bootstrap that picks its handler from
+//! `RECONCILER_HANDLER`.
+//!
+//! Each handler reads its configuration from the environment once, at cold
+//! start ([`config`]), takes its clients as a parameter (built once per cold
+//! start) and returns a small serialisable outcome describing what it did.
+//!
+//! # Environment contract
+//!
+//! What the reconciler must set on each function (all clients use
+//! `ASG_REGION`; blank counts as unset):
+//!
+//! | handler (`RECONCILER_HANDLER`) | required | optional (default) |
+//! |---|---|---|
+//! | `start-system` | `ASG_NAME`, `ASG_REGION`, `METRIC_NAMESPACE`, `METRIC_NAME`, `METRIC_DIMENSIONS` (JSON object of strings), `METRIC_VALUE` (threshold + 1) | |
+//! | `instance-state-change` | `ASG_REGION`, `HOSTED_ZONE_ID`, `RECORD_NAME` | `RECORD_TTL` (1), `UNAVAILABLE_IP` (0.0.0.0) |
+//! | `break-crash-loop` | `ASG_NAME`, `ASG_REGION` | |
+//!
+//! The binary also honours `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`) for its
+//! log level and the standard SDK variables such as `AWS_ENDPOINT_URL`.
+
+pub mod break_crash_loop;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod instance_state_change;
+pub mod start_system;
+
+pub use break_crash_loop::{break_crash_loop, BreakCrashLoopClients, BreakCrashLoopOutcome};
+pub use config::{
+    BreakCrashLoopConfig, ConfigError, HandlerKind, InstanceStateChangeConfig, InvalidVariable,
+    MetricDimension, StartSystemConfig,
+};
+pub use error::HandlerError;
+pub use events::{AutoScalingEvent, LogBatchReading, LogBatchSummary, TaskStopSummary};
+pub use instance_state_change::{
+    instance_state_change, InstanceStateChangeClients, InstanceStateChangeOutcome, Trigger,
+};
+pub use start_system::{start_system, MetricPushed, StartSystemClients, StartSystemOutcome};

@@ -1,0 +1,172 @@
+//! start-system against the emulator: one DNS batch asks the group for an
+//! instance and pushes the DNS-traffic metric the idle alarm reads.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use common::{event, Cloud, REGION};
+use reconciler_lambdas::{
+    start_system, HandlerError, LogBatchReading, StartSystemClients, StartSystemConfig,
+};
+
+const GROUP: &str = "minecraft-asg";
+const NAMESPACE: &str = "GameServers/minecraft";
+
+fn config(group: &str) -> StartSystemConfig {
+    let vars: HashMap<&str, &str> = [
+        ("ASG_NAME", group),
+        ("ASG_REGION", REGION),
+        ("METRIC_NAMESPACE", NAMESPACE),
+        ("METRIC_NAME", "DNSTraffic"),
+        ("METRIC_DIMENSIONS", r#"{"ServerName": "minecraft"}"#),
+        ("METRIC_VALUE", "2001"),
+    ]
+    .into_iter()
+    .collect();
+    StartSystemConfig::from_lookup(|name| vars.get(name).map(|v| v.to_string()))
+        .expect("valid config")
+}
+
+/// The maximum of the metric over the last ten minutes, as the alarm reads it.
+async fn metric_maximum(cloud: &Cloud) -> Vec<f64> {
+    let now = SystemTime::now();
+    let out = cloud
+        .cloudwatch
+        .get_metric_data()
+        .metric_data_queries(
+            MetricDataQuery::builder()
+                .id("dns_hit")
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(
+                            Metric::builder()
+                                .namespace(NAMESPACE)
+                                .metric_name("DNSTraffic")
+                                .dimensions(
+                                    Dimension::builder()
+                                        .name("ServerName")
+                                        .value("minecraft")
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .period(60)
+                        .stat("Maximum")
+                        .build(),
+                )
+                .build(),
+        )
+        .start_time(DateTime::from(now - Duration::from_secs(600)))
+        .end_time(DateTime::from(now + Duration::from_secs(60)))
+        .send()
+        .await
+        .expect("get_metric_data");
+    out.metric_data_results()
+        .iter()
+        .flat_map(|r| r.values().iter().copied())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_dns_batch_starts_the_server_and_pushes_the_metric() {
+    let cloud = Cloud::new();
+    cloud.create_group(GROUP, 0).await;
+    let config = config(GROUP);
+    let clients = StartSystemClients::new(&cloud.sdk);
+
+    let outcome = start_system(
+        &config,
+        &clients,
+        &event("cloudwatch-logs-dns-queries.json"),
+    )
+    .await
+    .expect("start handled");
+
+    assert_eq!(outcome.desired_capacity, 1);
+    assert_eq!(outcome.metric.value, 2001.0);
+    let LogBatchReading::Read(summary) = &outcome.batch else {
+        panic!("the recorded batch is readable: {:?}", outcome.batch);
+    };
+    assert_eq!(summary.message_type.as_deref(), Some("DATA_MESSAGE"));
+    assert_eq!(summary.log_events, 3);
+    // Two spellings (with and without the trailing dot) of one name.
+    assert_eq!(summary.queried_names, 1);
+
+    let (desired, instances) = cloud.group(GROUP).await;
+    assert_eq!(desired, 1);
+    assert_eq!(instances.len(), 1, "the emulator launches at once");
+
+    let listed = cloud
+        .cloudwatch
+        .list_metrics()
+        .namespace(NAMESPACE)
+        .send()
+        .await
+        .expect("list_metrics");
+    let [metric] = listed.metrics() else {
+        panic!("one metric expected: {listed:?}");
+    };
+    assert_eq!(metric.metric_name(), Some("DNSTraffic"));
+    let dims: Vec<(&str, &str)> = metric
+        .dimensions()
+        .iter()
+        .map(|d| (d.name().unwrap_or(""), d.value().unwrap_or("")))
+        .collect();
+    assert_eq!(dims, [("ServerName", "minecraft")]);
+    assert_eq!(metric_maximum(&cloud).await, [2001.0]);
+}
+
+#[tokio::test]
+async fn repeated_and_unreadable_batches_still_start_the_server() {
+    let cloud = Cloud::new();
+    cloud.create_group(GROUP, 1).await;
+    let config = config(GROUP);
+    let clients = StartSystemClients::new(&cloud.sdk);
+
+    for payload in [
+        serde_json::json!({"awslogs": {"data": "bm90IGd6aXA="}}),
+        serde_json::json!({"unexpected": true}),
+        serde_json::Value::Null,
+    ] {
+        let outcome = start_system(&config, &clients, &payload)
+            .await
+            .expect("the payload never makes the start fail");
+        assert!(
+            matches!(outcome.batch, LogBatchReading::Unreadable { .. }),
+            "{:?}",
+            outcome.batch
+        );
+    }
+    let (desired, instances) = cloud.group(GROUP).await;
+    assert_eq!((desired, instances.len()), (1, 1), "idempotent");
+}
+
+#[tokio::test]
+async fn a_missing_group_is_an_aws_error_after_the_metric_push() {
+    let cloud = Cloud::new();
+    let config = config("no-such-group");
+    let clients = StartSystemClients::new(&cloud.sdk);
+    let err = start_system(
+        &config,
+        &clients,
+        &event("cloudwatch-logs-dns-queries.json"),
+    )
+    .await
+    .expect_err("the group does not exist");
+    assert!(
+        matches!(
+            &err,
+            HandlerError::Aws {
+                operation: "UpdateAutoScalingGroup",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The metric was still pushed: it went first.
+    assert_eq!(metric_maximum(&cloud).await, [2001.0]);
+}

@@ -630,7 +630,48 @@ def patch_launch_templates() -> None:
     LaunchTemplate.create_version = create_version
 
 
-PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates]
+def patch_ecs() -> None:
+    """Gap: register_task_definition with requiresCompatibilities EC2 demands a
+    hard `memory` limit per container; AWS accepts `memoryReservation` alone
+    (a soft limit), which is what the product sends. Keep moto's other checks."""
+    from moto.ecs.exceptions import TaskDefinitionMemoryError
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend._validate_container_defs
+
+    def validate(memory: Any, container_definitions: Any, requires_compatibilities: Any) -> None:
+        for cd in container_definitions:
+            if not memory and not any(
+                k in cd for k in ("memory", "Memory", "memoryReservation", "MemoryReservation")
+            ):
+                raise TaskDefinitionMemoryError(cd.get("name", ""))
+        # Call the original without the EC2-only hard-limit rule.
+        original(memory, container_definitions, None)
+
+    EC2ContainerServiceBackend._validate_container_defs = staticmethod(validate)
+
+    # Gap: create_service drops deploymentConfiguration and enableECSManagedTags
+    # (update_service keeps them), so a new service reads back without them.
+    from moto.core.utils import camelcase_to_underscores
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    original_create = EC2ContainerServiceResponse.create_service
+
+    def create_service(self: Any) -> Any:
+        result = original_create(self)
+        cluster = self._get_param("cluster", "default")
+        name = self._get_param("serviceName")
+        service = self.ecs_backend._get_service(cluster, name)
+        for param in ("deploymentConfiguration", "enableECSManagedTags"):
+            value = self._get_param(param)
+            if value is not None:
+                setattr(service, camelcase_to_underscores(param), value)
+        return result
+
+    EC2ContainerServiceResponse.create_service = create_service
+
+
+PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates, patch_ecs]
 
 
 # ---------------------------------------------------------------------------

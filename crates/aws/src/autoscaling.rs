@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 
 use crate::error::classify;
 use crate::pool::ClientPool;
-use crate::tags::{is_managed, tag_delta};
+use crate::tags::tag_delta;
 use crate::util::{i64_prop, missing, observed, opt_str, str_list, str_prop};
 
 /// Names per `DescribeAutoScalingGroups` / `DescribeNotificationConfigurations` call.
@@ -83,24 +83,6 @@ where
             )));
         }
         tokio::time::sleep(wait.interval).await;
-    }
-}
-
-/// Refuses to change an object that does not carry the ownership tag: the reconciler never
-/// touches what it did not create (or what a person has not tagged for adoption).
-pub(crate) fn ensure_managed(
-    desired: &DesiredResource,
-    observed: &Observed,
-) -> Result<(), ProviderError> {
-    if is_managed(&observed.tags) {
-        Ok(())
-    } else {
-        Err(ProviderError::terminal(format!(
-            "{} `{}` exists but is not managed by the reconciler (tag `{}` missing); tag it to adopt it, or remove it",
-            desired.kind,
-            desired.name,
-            reconciler_render::naming::TAG_MANAGED_BY
-        )))
     }
 }
 
@@ -532,7 +514,7 @@ impl ResourceClient for GroupClient {
         observed: &Observed,
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
-        ensure_managed(desired, observed)?;
+        crate::tags::ensure_managed(desired, observed, "change or delete")?;
         let client = self.pool.autoscaling(&desired.region);
         let mut call = client
             .update_auto_scaling_group()
@@ -596,7 +578,7 @@ impl ResourceClient for GroupClient {
         desired: &DesiredResource,
         observed: &Observed,
     ) -> Result<(), ProviderError> {
-        ensure_managed(desired, observed)?;
+        crate::tags::ensure_managed(desired, observed, "change or delete")?;
         let client = self.pool.autoscaling(&desired.region);
         // ForceDelete terminates the instance of a running server; without it AWS refuses
         // while the group has instances.

@@ -44,9 +44,10 @@ use reconciler_engine::provider::{
 use reconciler_render::kinds;
 use serde_json::{json, Map, Value};
 
-use crate::autoscaling::{ensure_managed, poll_until, touches, Wait};
+use crate::autoscaling::{poll_until, touches, Wait};
 use crate::error::classify;
 use crate::pool::ClientPool;
+use crate::tags::ensure_managed;
 use crate::tags::{is_managed, tag_delta};
 use crate::util::{missing, observed, opt_str, str_list, str_prop};
 
@@ -293,7 +294,7 @@ impl ResourceClient for ClusterClient {
         observed: &Observed,
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
-        ensure_managed(desired, observed)?;
+        ensure_managed(desired, observed, "change or delete")?;
         let client = self.pool.ecs(&desired.region);
         if touches(changes, "/containerInsights") {
             client
@@ -325,7 +326,7 @@ impl ResourceClient for ClusterClient {
         desired: &DesiredResource,
         observed: &Observed,
     ) -> Result<(), ProviderError> {
-        ensure_managed(desired, observed)?;
+        ensure_managed(desired, observed, "change or delete")?;
         // Refused while services, tasks or instances remain (retried until they are gone). The
         // cluster then lingers as INACTIVE, which observation treats as absent.
         self.pool
@@ -502,7 +503,7 @@ impl ResourceClient for CapacityProviderClient {
         observed: &Observed,
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
-        ensure_managed(desired, observed)?;
+        ensure_managed(desired, observed, "change or delete")?;
         let client = self.pool.ecs(&desired.region);
         let draining = touches(changes, "/managedDraining");
         let protection = touches(changes, "/managedTerminationProtection");
@@ -548,7 +549,7 @@ impl ResourceClient for CapacityProviderClient {
         desired: &DesiredResource,
         observed: &Observed,
     ) -> Result<(), ProviderError> {
-        ensure_managed(desired, observed)?;
+        ensure_managed(desired, observed, "change or delete")?;
         // AWS refuses while the provider is attached to a cluster; the association's delete
         // (which depends on this provider, so it runs first) detaches it.
         self.pool
@@ -1205,7 +1206,7 @@ impl ResourceClient for TaskDefinitionClient {
         observed: &Observed,
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
-        ensure_managed(desired, observed)?;
+        ensure_managed(desired, observed, "change or delete")?;
         if let Some(c) = changes.iter().find(|c| !c.is_tag()) {
             // Every content field is immutable, so the engine plans a replacement instead.
             return Err(ProviderError::terminal(format!(
@@ -1237,7 +1238,7 @@ impl ResourceClient for TaskDefinitionClient {
         desired: &DesiredResource,
         observed: &Observed,
     ) -> Result<(), ProviderError> {
-        ensure_managed(desired, observed)?;
+        ensure_managed(desired, observed, "change or delete")?;
         let client = self.pool.ecs(&desired.region);
         let family = observed
             .outputs
@@ -1563,7 +1564,7 @@ impl ResourceClient for ServiceClient {
         observed: &Observed,
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
-        ensure_managed(desired, observed)?;
+        ensure_managed(desired, observed, "change or delete")?;
         let client = self.pool.ecs(&desired.region);
         let cluster = str_prop(desired, "cluster")?;
         let mut call = client
@@ -1610,7 +1611,7 @@ impl ResourceClient for ServiceClient {
         desired: &DesiredResource,
         observed: &Observed,
     ) -> Result<(), ProviderError> {
-        ensure_managed(desired, observed)?;
+        ensure_managed(desired, observed, "change or delete")?;
         let client = self.pool.ecs(&desired.region);
         let cluster = observed
             .properties

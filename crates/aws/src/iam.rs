@@ -32,12 +32,13 @@ use reconciler_engine::diff::FieldChange;
 use reconciler_engine::model::{contains_ref, DesiredResource, Kind, Observed};
 use reconciler_engine::provider::{KindSpec, ProviderError, ResourceClient};
 use reconciler_render::kinds;
-use reconciler_render::naming::{GLOBAL_REGION, MANAGED_BY, TAG_MANAGED_BY};
+use reconciler_render::naming::GLOBAL_REGION;
 use serde_json::{json, Map, Value};
 
 use crate::error::classify;
 use crate::pool::ClientPool;
-use crate::tags::{is_managed, tag_delta};
+use crate::tags::ensure_managed;
+use crate::tags::tag_delta;
 use crate::util;
 
 /// The path every role and profile is created under.
@@ -149,24 +150,6 @@ fn shape_like(observed: &Value, desired: &Value) -> Value {
         (Value::Number(_), Value::Number(_)) => desired.clone(),
         _ => observed.clone(),
     }
-}
-
-/// Refuses to change or delete an object that carries no ownership tag while the desired
-/// resource does: the reconciler never touches what it does not own. Kinds without tags (mount
-/// targets, backup selections) are owned through their parent and pass.
-pub(crate) fn ensure_managed(
-    desired: &DesiredResource,
-    observed: &Observed,
-    action: &str,
-) -> Result<(), ProviderError> {
-    if desired.tags.contains_key(TAG_MANAGED_BY) && !is_managed(&observed.tags) {
-        return Err(ProviderError::terminal(format!(
-            "{}: `{}` exists but has no `{TAG_MANAGED_BY}={MANAGED_BY}` tag, so it is not ours \
-             to {action}; tag it to let the reconciler adopt it, or remove it",
-            desired.id, desired.name
-        )));
-    }
-    Ok(())
 }
 
 /// The observation after a successful update: the desired (resolved) properties over the old
@@ -926,6 +909,7 @@ impl ResourceClient for InstanceProfileClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reconciler_render::naming::{MANAGED_BY, TAG_MANAGED_BY};
 
     #[test]
     fn policies_compare_as_sets_and_collapse_single_arrays() {

@@ -16,8 +16,9 @@ use reconciler_render::kinds;
 use serde_json::{json, Value};
 
 use crate::error::classify;
-use crate::iam::{ensure_managed, read_all, touches, touches_tags, updated};
+use crate::iam::{read_all, touches, touches_tags, updated};
 use crate::pool::ClientPool;
+use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
 use crate::util;
 

@@ -24,8 +24,9 @@ use reconciler_render::kinds;
 use serde_json::{json, Value};
 
 use crate::error::classify;
-use crate::iam::{align_policy, document_text, ensure_managed, read_all, touches, touches_tags};
+use crate::iam::{align_policy, document_text, read_all, touches, touches_tags};
 use crate::pool::ClientPool;
+use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
 use crate::util;
 

@@ -1,11 +1,31 @@
 //! Tag helpers shared by the service modules.
 
 use indexmap::IndexMap;
+use reconciler_engine::model::{DesiredResource, Observed};
+use reconciler_engine::provider::ProviderError;
 use reconciler_render::naming::{MANAGED_BY, TAG_MANAGED_BY};
 
 /// True when tags mark an object as ours. Nothing without this tag is ever changed.
 pub fn is_managed(tags: &IndexMap<String, String>) -> bool {
     tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+}
+
+/// Refuses to change or delete an object that carries no ownership tag while the desired
+/// resource does: the reconciler never touches what it does not own. Kinds without tags (mount
+/// targets, backup selections) are owned through their parent and pass.
+pub fn ensure_managed(
+    desired: &DesiredResource,
+    observed: &Observed,
+    action: &str,
+) -> Result<(), ProviderError> {
+    if desired.tags.contains_key(TAG_MANAGED_BY) && !is_managed(&observed.tags) {
+        return Err(ProviderError::terminal(format!(
+            "{}: `{}` exists but has no `{TAG_MANAGED_BY}={MANAGED_BY}` tag, so it is not ours \
+             to {action}; tag it to let the reconciler adopt it, or remove it",
+            desired.id, desired.name
+        )));
+    }
+    Ok(())
 }
 
 /// Tags to add or change (`desired` entries missing or different in `current`) and tag keys to

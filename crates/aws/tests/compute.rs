@@ -660,7 +660,7 @@ async fn objects_without_the_ownership_tag_are_not_touched() {
         .apply(&plan, &reconciler_engine::NoEvents)
         .await;
     let (_, err) = report.failures().next().expect("the update is refused");
-    assert!(err.message.contains("not managed"), "{err}");
+    assert!(err.message.contains("is not ours to change"), "{err}");
     assert_eq!(env.counter.snapshot().mutations, 0);
 }
 

@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use crate::error::classify;
 use crate::pool::ClientPool;
 use crate::tags::tag_delta;
-use crate::util::{i64_prop, missing, observed, opt_str, str_list, str_prop};
+use crate::util::{i64_prop, missing, observed, opt_str, str_list, str_prop, touches};
 
 /// Names per `DescribeAutoScalingGroups` / `DescribeNotificationConfigurations` call.
 const NAMES_PER_CALL: usize = 50;
@@ -84,13 +84,6 @@ where
         }
         tokio::time::sleep(wait.interval).await;
     }
-}
-
-/// True when a change list touches `path` or something below it.
-pub(crate) fn touches(changes: &[FieldChange], path: &str) -> bool {
-    changes
-        .iter()
-        .any(|c| c.path == path || c.path.starts_with(&format!("{path}/")))
 }
 
 /// A property as `i32` (what the SDK takes), or a terminal error naming it.
@@ -520,7 +513,7 @@ impl ResourceClient for GroupClient {
             .update_auto_scaling_group()
             .auto_scaling_group_name(&desired.name);
         let mut any = false;
-        if touches(changes, "/launchTemplateId") || touches(changes, "/launchTemplateVersion") {
+        if touches(changes, "launchTemplateId") || touches(changes, "launchTemplateVersion") {
             call = call.launch_template(
                 LaunchTemplateSpecification::builder()
                     .launch_template_id(str_prop(desired, "launchTemplateId")?)
@@ -529,17 +522,17 @@ impl ResourceClient for GroupClient {
             );
             any = true;
         }
-        if touches(changes, "/minSize") {
+        if touches(changes, "minSize") {
             call = call.min_size(i32_prop(desired, "minSize")?);
             any = true;
         }
-        if touches(changes, "/maxSize") {
+        if touches(changes, "maxSize") {
             // Never together with DesiredCapacity: if the new maximum is below the running
             // capacity, AWS lowers the capacity itself.
             call = call.max_size(i32_prop(desired, "maxSize")?);
             any = true;
         }
-        if touches(changes, "/vpcZoneIdentifier") {
+        if touches(changes, "vpcZoneIdentifier") {
             let subnets = str_list(desired, "vpcZoneIdentifier");
             if subnets.is_empty() {
                 return Err(missing(desired, "vpcZoneIdentifier"));
@@ -547,11 +540,11 @@ impl ResourceClient for GroupClient {
             call = call.vpc_zone_identifier(subnets.join(","));
             any = true;
         }
-        if touches(changes, "/healthCheckType") {
+        if touches(changes, "healthCheckType") {
             call = call.health_check_type(str_prop(desired, "healthCheckType")?);
             any = true;
         }
-        if touches(changes, "/newInstancesProtectedFromScaleIn") {
+        if touches(changes, "newInstancesProtectedFromScaleIn") {
             call = call.new_instances_protected_from_scale_in(crate::util::bool_prop(
                 desired,
                 "newInstancesProtectedFromScaleIn",
@@ -563,7 +556,7 @@ impl ResourceClient for GroupClient {
                 .await
                 .map_err(|e| asg_error(&format!("UpdateAutoScalingGroup {}", desired.name), e))?;
         }
-        if touches(changes, "/notifications") {
+        if touches(changes, "notifications") {
             let current = observed_notifications(observed);
             self.sync_notifications(desired, &current).await?;
         }

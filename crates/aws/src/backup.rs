@@ -24,11 +24,12 @@ use reconciler_render::naming::{bounded, PREFIX};
 use serde_json::{json, Map, Value};
 
 use crate::error::classify;
-use crate::iam::{read_all, touches, touches_tags, updated};
+use crate::iam::{read_all, updated};
 use crate::pool::ClientPool;
 use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
 use crate::util;
+use crate::util::{touches, touches_tags};
 
 /// The clients of this service.
 pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {

@@ -44,11 +44,12 @@ use reconciler_engine::provider::{
 use reconciler_render::kinds;
 use serde_json::{json, Map, Value};
 
-use crate::autoscaling::{poll_until, touches, Wait};
+use crate::autoscaling::{poll_until, Wait};
 use crate::error::classify;
 use crate::pool::ClientPool;
 use crate::tags::ensure_managed;
 use crate::tags::{is_managed, tag_delta};
+use crate::util::touches;
 use crate::util::{missing, observed, opt_str, str_list, str_prop};
 
 /// Names per `DescribeClusters` / `DescribeCapacityProviders` call.
@@ -296,7 +297,7 @@ impl ResourceClient for ClusterClient {
     ) -> Result<Observed, ProviderError> {
         ensure_managed(desired, observed, "change or delete")?;
         let client = self.pool.ecs(&desired.region);
-        if touches(changes, "/containerInsights") {
+        if touches(changes, "containerInsights") {
             client
                 .update_cluster_settings()
                 .cluster(&desired.name)
@@ -505,8 +506,8 @@ impl ResourceClient for CapacityProviderClient {
     ) -> Result<Observed, ProviderError> {
         ensure_managed(desired, observed, "change or delete")?;
         let client = self.pool.ecs(&desired.region);
-        let draining = touches(changes, "/managedDraining");
-        let protection = touches(changes, "/managedTerminationProtection");
+        let draining = touches(changes, "managedDraining");
+        let protection = touches(changes, "managedTerminationProtection");
         if draining || protection {
             let mut update = AutoScalingGroupProviderUpdate::builder();
             if draining {
@@ -1572,20 +1573,20 @@ impl ResourceClient for ServiceClient {
             .cluster(cluster)
             .service(&desired.name);
         let mut any = false;
-        if touches(changes, "/taskDefinition") {
+        if touches(changes, "taskDefinition") {
             call = call.task_definition(str_prop(desired, "taskDefinition")?);
             any = true;
         }
-        if touches(changes, "/deploymentConfiguration") {
+        if touches(changes, "deploymentConfiguration") {
             call = call.set_deployment_configuration(deployment_configuration(desired));
             any = true;
         }
-        if touches(changes, "/enableEcsManagedTags") {
+        if touches(changes, "enableEcsManagedTags") {
             call = call
                 .enable_ecs_managed_tags(crate::util::bool_prop(desired, "enableEcsManagedTags")?);
             any = true;
         }
-        if touches(changes, "/propagateTags") {
+        if touches(changes, "propagateTags") {
             call = call.propagate_tags(PropagateTags::from(str_prop(desired, "propagateTags")?));
             any = true;
         }

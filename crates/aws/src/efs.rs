@@ -41,11 +41,12 @@ use reconciler_render::kinds;
 use serde_json::{json, Value};
 
 use crate::error::classify;
-use crate::iam::{align_policy, document_text, read_all, touches, touches_tags, updated};
+use crate::iam::{align_policy, document_text, read_all, updated};
 use crate::pool::ClientPool;
 use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
 use crate::util;
+use crate::util::{touches, touches_tags};
 
 /// How often a create or delete polls the object's state.
 const POLL_INTERVAL: Duration = Duration::from_secs(3);

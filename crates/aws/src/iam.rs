@@ -39,7 +39,7 @@ use crate::error::classify;
 use crate::pool::ClientPool;
 use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
-use crate::util;
+use crate::util::{self, touches, touches_tags};
 
 /// The path every role and profile is created under.
 const PATH: &str = "/";
@@ -168,20 +168,6 @@ pub(crate) fn updated(observed: &Observed, desired: &DesiredResource) -> Observe
     }
     out.tags.extend(set);
     out
-}
-
-/// Whether any change lies at or below the top-level property `key`.
-pub(crate) fn touches(changes: &[FieldChange], key: &str) -> bool {
-    let exact = format!("/{key}");
-    let below = format!("/{key}/");
-    changes
-        .iter()
-        .any(|c| c.path == exact || c.path.starts_with(&below))
-}
-
-/// Whether any change is on a tag.
-pub(crate) fn touches_tags(changes: &[FieldChange]) -> bool {
-    changes.iter().any(FieldChange::is_tag)
 }
 
 /// Runs per-object reads (for APIs without a batch form) with at most [`READ_CONCURRENCY`] in

@@ -24,11 +24,12 @@ use reconciler_render::kinds;
 use serde_json::{json, Value};
 
 use crate::error::classify;
-use crate::iam::{align_policy, document_text, read_all, touches, touches_tags};
+use crate::iam::{align_policy, document_text, read_all};
 use crate::pool::ClientPool;
 use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
 use crate::util;
+use crate::util::{touches, touches_tags};
 
 /// The ARN SNS shows for a subscription that waits for confirmation.
 const PENDING: &str = "PendingConfirmation";

@@ -1,6 +1,7 @@
 //! Small helpers for reading desired properties and building observed ones.
 
 use indexmap::IndexMap;
+use reconciler_engine::diff::FieldChange;
 use reconciler_engine::model::{DesiredResource, Observed};
 use reconciler_engine::provider::ProviderError;
 use serde_json::Value;
@@ -75,6 +76,20 @@ pub fn observed(
         .collect();
     o.tags = tags;
     o
+}
+
+/// Whether any change lies at or below the top-level property `key`.
+pub fn touches(changes: &[FieldChange], key: &str) -> bool {
+    let exact = format!("/{key}");
+    let below = format!("/{key}/");
+    changes
+        .iter()
+        .any(|c| c.path == exact || c.path.starts_with(&below))
+}
+
+/// Whether any change is on a tag.
+pub fn touches_tags(changes: &[FieldChange]) -> bool {
+    changes.iter().any(FieldChange::is_tag)
 }
 
 /// Parses a JSON policy document as AWS returns it (sometimes URL-encoded, as IAM does).

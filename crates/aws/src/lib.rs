@@ -15,15 +15,19 @@
 
 pub mod autoscaling;
 pub mod backup;
+pub mod cloudwatch;
 pub mod ec2;
 pub mod ecs;
 pub mod efs;
 pub mod error;
+pub mod events;
 pub mod iam;
 pub mod identity;
+pub mod lambda;
 pub mod logs;
 pub mod metrics;
 pub mod pool;
+pub mod route53;
 pub mod sns;
 pub mod tags;
 pub mod util;
@@ -46,6 +50,10 @@ pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
     all.extend(backup::clients(pool));
     all.extend(sns::clients(pool));
     all.extend(ecs::clients(pool));
+    all.extend(route53::clients(pool));
+    all.extend(lambda::clients(pool));
+    all.extend(events::clients(pool));
+    all.extend(cloudwatch::clients(pool));
     all
 }
 

@@ -88,11 +88,15 @@ impl ClientPool {
 
     client!(autoscaling, aws_sdk_autoscaling, "autoscaling");
     client!(backup, aws_sdk_backup, "backup");
+    client!(cloudwatch, aws_sdk_cloudwatch, "cloudwatch");
     client!(ec2, aws_sdk_ec2, "ec2");
     client!(ecs, aws_sdk_ecs, "ecs");
     client!(efs, aws_sdk_efs, "efs");
+    client!(events, aws_sdk_eventbridge, "events");
     client!(iam, aws_sdk_iam, "iam");
+    client!(lambda, aws_sdk_lambda, "lambda");
     client!(logs, aws_sdk_cloudwatchlogs, "logs");
+    client!(route53, aws_sdk_route53, "route53");
     client!(sns, aws_sdk_sns, "sns");
     client!(ssm, aws_sdk_ssm, "ssm");
     client!(sts, aws_sdk_sts, "sts");

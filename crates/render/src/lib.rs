@@ -86,26 +86,29 @@ pub mod kinds {
     pub const SERVICE: &str = "ecs.service";
     /// CloudWatch Logs resource policy (account-wide, by name): `policyDocument`.
     pub const LOG_RESOURCE_POLICY: &str = "logs.resource-policy";
-    /// CloudWatch Logs subscription filter, by name: `logGroupName`, `filterPattern`,
-    /// `destinationArn`.
+    /// CloudWatch Logs subscription filter, by name: `logGroupName` (the deterministic name, so
+    /// observe can list the group's filters), `filterPattern`, `destinationArn`.
     pub const SUBSCRIPTION_FILTER: &str = "logs.subscription-filter";
     /// Route 53 public hosted zone, by name (`<dns name>.`): `comment`. Outputs `id`,
     /// `nameServers`.
     pub const HOSTED_ZONE: &str = "route53.hosted-zone";
-    /// Route 53 record set: `hostedZoneId`, `name`, `type`, `ttl`, `values`. For the A record
-    /// the values are runtime-owned.
+    /// Route 53 record set: `hostedZoneId`, `name`, `type`, `ttl`, and either `values`
+    /// (managed: the NS delegation) or `initialValues` (runtime-owned: written at create, then
+    /// owned by the running system, as the A record is). Named `<name> <type>`; when
+    /// `hostedZoneId` is a reference, observe finds the zone by the record's name.
     pub const RECORD_SET: &str = "route53.record-set";
-    /// Route 53 query logging config: `hostedZoneId`, `cloudWatchLogsLogGroupArn`.
+    /// Route 53 query logging config, by its zone's name: `hostedZoneId`,
+    /// `cloudWatchLogsLogGroupArn`. Outputs `id`.
     pub const QUERY_LOGGING_CONFIG: &str = "route53.query-logging-config";
     /// Lambda function: `description`, `runtime`, `handler`, `architecture`, `memorySize`,
     /// `timeout`, `roleArn`, `artifact` (the binary to package; the code hash decides updates),
     /// `environment`, `logGroup`. Outputs `arn`, `name`.
     pub const FUNCTION: &str = "lambda.function";
-    /// Lambda permission, by statement id: `functionName`, `action`, `principal`,
-    /// `sourceArn`.
+    /// Lambda permission, by statement id: `functionName` (the deterministic name, so observe
+    /// can find the function's policy), `action`, `principal`, `sourceArn`.
     pub const LAMBDA_PERMISSION: &str = "lambda.permission";
-    /// Auto Scaling policy: `autoScalingGroupName`, `policyType`, `adjustmentType`,
-    /// `stepAdjustments`. Outputs `arn`.
+    /// Auto Scaling policy, by name: `autoScalingGroupName` (the deterministic name),
+    /// `policyType`, `adjustmentType`, `stepAdjustments`. Outputs `arn`.
     pub const SCALING_POLICY: &str = "autoscaling.scaling-policy";
     /// CloudWatch metric-math alarm: `alarmDescription`, `metrics`, `comparisonOperator`,
     /// `threshold`, `evaluationPeriods`, `datapointsToAlarm`, `treatMissingData`,
@@ -197,8 +200,14 @@ pub fn render_resources(
                 })
             }
         };
-        let (resources, _) = server::render(cx, &base.doc, refs, &server.doc, info);
+        let (resources, server_refs) = server::render(cx, &base.doc, refs, &server.doc, info);
         out.extend(resources);
+        let (resources, _) = wake::render(cx, &base.doc, refs, &server.doc, &server_refs);
+        out.extend(resources);
+    }
+    if !set.servers.is_empty() {
+        // One account-wide policy covers every server's query log group.
+        out.push(wake::route53_log_policy(cx));
     }
     Ok(out)
 }

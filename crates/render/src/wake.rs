@@ -85,6 +85,7 @@ pub struct WakeRefs {
 struct Function {
     resources: Vec<DesiredResource>,
     id: String,
+    name: String,
 }
 
 fn function(
@@ -159,6 +160,7 @@ fn function(
             tagged(function, names.tags(component)),
         ],
         id,
+        name: fn_name,
     }
 }
 
@@ -166,7 +168,7 @@ fn function(
 /// unique per server.
 fn permission(
     names: &ServerNames,
-    function_id: &str,
+    function: &Function,
     region: &str,
     principal: &str,
     source_arn: Value,
@@ -179,11 +181,12 @@ fn permission(
         names.name(statement),
     )
     .with_properties(json!({
-        "functionName": reference(function_id, "name"),
+        "functionName": function.name,
         "action": "lambda:InvokeFunction",
         "principal": principal,
         "sourceArn": source_arn
     }))
+    .with_dependency(function.id.as_str())
 }
 
 /// Renders the wake and sleep path of one server.
@@ -241,7 +244,8 @@ pub fn render(
             "name": format!("{dns}."),
             "type": "A",
             "ttl": RECORD_TTL,
-            "values": [UNAVAILABLE_IP]
+            // Written once; from then on the instance-state-change Lambda owns the value.
+            "initialValues": [UNAVAILABLE_IP]
         })),
     );
 
@@ -304,10 +308,10 @@ pub fn render(
         ],
     );
     let start_id = start.id.clone();
-    out.extend(start.resources);
+    out.extend(start.resources.iter().cloned());
     out.push(permission(
         &names,
-        &start_id,
+        &start,
         GLOBAL_REGION,
         "logs.amazonaws.com",
         reference(query_logs_id.as_str(), "arn"),
@@ -321,13 +325,14 @@ pub fn render(
             names.name("a-queries"),
         )
         .with_properties(json!({
-            "logGroupName": reference(query_logs_id.as_str(), "name"),
+            "logGroupName": query_log_name,
             // A quoted term with a space on each side: the exact name followed by the
             // record type, so `_tcp.<name>` and AAAA-only lookups do not wake the server.
             "filterPattern": format!("\" {dns} A \""),
             "destinationArn": reference(start_id.as_str(), "arn")
         }))
-        .with_dependency(format!("{}/{local}-query-log-invoke", kinds::LAMBDA_PERMISSION).as_str()),
+        .with_dependency(format!("{}/{local}-query-log-invoke", kinds::LAMBDA_PERMISSION).as_str())
+        .with_dependency(query_logs_id.as_str()),
     );
 
     // Sleep: one policy that sets the group to exactly zero, whatever triggers it.
@@ -338,14 +343,15 @@ pub fn render(
         names.name("scale-to-zero"),
     )
     .with_properties(json!({
-        "autoScalingGroupName": reference(server_refs.asg.as_str(), "name"),
+        "autoScalingGroupName": asg_name,
         "policyType": "StepScaling",
         "adjustmentType": "ExactCapacity",
         "stepAdjustments": [
             { "metricIntervalUpperBound": 0.0, "scalingAdjustment": 0 },
             { "metricIntervalLowerBound": 0.0, "scalingAdjustment": 0 }
         ]
-    }));
+    }))
+    .with_dependency(server_refs.asg.as_str());
     let policy_id = policy.id.to_string();
     out.push(policy);
 
@@ -430,7 +436,7 @@ pub fn render(
         })],
     );
     let crash_id = crash.id.clone();
-    out.extend(crash.resources);
+    out.extend(crash.resources.iter().cloned());
     let crash_rule = DesiredResource::new(kinds::EVENT_RULE, &format!("{local}-crash-loop"), region, names.name("crash-loop"))
         .with_properties(json!({
             "description": format!("Stops server {local} when its container crashes or cannot start"),
@@ -453,7 +459,7 @@ pub fn render(
     out.push(tagged(crash_rule, names.tags("sleep")));
     out.push(permission(
         &names,
-        &crash_id,
+        &crash,
         region,
         "events.amazonaws.com",
         reference(crash_rule_id.as_str(), "arn"),
@@ -507,7 +513,7 @@ pub fn render(
         ],
     );
     let state_id = state.id.clone();
-    out.extend(state.resources);
+    out.extend(state.resources.iter().cloned());
     for (direction, detail_type, message) in [
         (
             "up",
@@ -539,7 +545,7 @@ pub fn render(
         out.push(tagged(rule, names.tags("wake")));
         out.push(permission(
             &names,
-            &state_id,
+            &state,
             region,
             "events.amazonaws.com",
             reference(rule_id.as_str(), "arn"),

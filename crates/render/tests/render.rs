@@ -50,24 +50,46 @@ fn render_is_deterministic() {
 #[test]
 fn every_resource_is_owned_and_named_deterministically() {
     let g = graph();
+    // AWS objects that carry no tags: they are found by name or through their parent.
+    let untagged = [
+        kinds::BACKUP_SELECTION,
+        kinds::MOUNT_TARGET,
+        kinds::CLUSTER_CAPACITY_PROVIDERS,
+        kinds::RECORD_SET,
+        kinds::QUERY_LOGGING_CONFIG,
+        kinds::LAMBDA_PERMISSION,
+        kinds::SCALING_POLICY,
+        kinds::SUBSCRIPTION_FILTER,
+        kinds::LOG_RESOURCE_POLICY,
+        kinds::DASHBOARD,
+    ];
+    // Route 53 objects are named by the server's DNS name, under the Base's domain.
+    let dns_named = [
+        kinds::HOSTED_ZONE,
+        kinds::RECORD_SET,
+        kinds::QUERY_LOGGING_CONFIG,
+    ];
     for r in g.iter() {
-        if r.kind.as_str() == kinds::BACKUP_SELECTION
-            || r.kind.as_str() == kinds::MOUNT_TARGET
-            || r.kind.as_str() == kinds::CLUSTER_CAPACITY_PROVIDERS
-        {
-            continue; // these AWS objects carry no tags; they are found through their parent
+        if !untagged.contains(&r.kind.as_str()) {
+            assert_eq!(
+                r.tags["reconciler.dev/managed-by"], "reconciler",
+                "{}",
+                r.id
+            );
+            assert!(r.tags.contains_key("reconciler.dev/base"), "{}", r.id);
         }
-        assert_eq!(
-            r.tags["reconciler.dev/managed-by"], "reconciler",
-            "{}",
-            r.id
-        );
-        assert!(r.tags.contains_key("reconciler.dev/base"), "{}", r.id);
-        assert!(
-            r.name.starts_with("rc-") || r.name.starts_with("/reconciler/"),
-            "{}",
-            r.name
-        );
+        if dns_named.contains(&r.kind.as_str()) {
+            let dns = r.name.split(' ').next().unwrap();
+            assert!(dns.ends_with(".games.example.com."), "{}", r.name);
+        } else {
+            assert!(
+                ["rc-", "/reconciler/", "/aws/lambda/rc-", "/aws/route53/rc-"]
+                    .iter()
+                    .any(|p| r.name.starts_with(p)),
+                "{}",
+                r.name
+            );
+        }
     }
 }
 
@@ -197,12 +219,28 @@ fn iam_policies_use_no_wildcard_action_and_scope_resources() {
                     role.id
                 );
                 if st["Resource"] == "*" {
+                    // Where AWS has no resource-level permission for the action: ECS polling
+                    // and endpoint discovery, Describe calls, and PutMetricData (scoped by a
+                    // namespace condition instead).
                     let sid = st["Sid"].as_str().unwrap();
                     assert!(
-                        ["PollServerCluster", "DiscoverEcsEndpoint"].contains(&sid),
+                        [
+                            "PollServerCluster",
+                            "DiscoverEcsEndpoint",
+                            "ReadInstances",
+                            "PushActivityMetric"
+                        ]
+                        .contains(&sid),
                         "{} {name}: unexpected `*` resource in {sid}",
                         role.id
                     );
+                    if sid == "PushActivityMetric" {
+                        assert!(
+                            st["Condition"]["StringEquals"]["cloudwatch:namespace"].is_string(),
+                            "{} {name}: PutMetricData without a namespace condition",
+                            role.id
+                        );
+                    }
                 }
             }
         }

@@ -245,9 +245,11 @@ pub fn render(
         "userData": user_data::user_data(doc, &names, &fs_refs),
         "instanceTags": names.tags("compute").into_iter().chain([("Name".to_string(), names.name(""))]).collect::<indexmap::IndexMap<_, _>>()
     });
-    if let Some(key) = &base_refs.key_pair {
-        lt_props["keyName"] = Value::String(key.clone());
-    }
+    // An explicit null when SSH is off, so a key pair set earlier (or out of band) is removed.
+    lt_props["keyName"] = base_refs
+        .key_pair
+        .clone()
+        .map_or(Value::Null, Value::String);
     let mut lt = DesiredResource::new(kinds::LAUNCH_TEMPLATE, local, region, &lt_name)
         .with_properties(lt_props);
     if base_refs.key_pair.is_some() {

@@ -553,6 +553,18 @@ pub fn render(
         ));
     }
 
+    if spec.dashboard.enabled {
+        out.push(dashboard(
+            cx,
+            &names,
+            doc,
+            region,
+            &dns,
+            &query_log_name,
+            &metrics_for_dashboard(&asg_dim, &namespace, local),
+        ));
+    }
+
     let refs = WakeRefs {
         zone: zone_id,
         query_log_group: query_logs_id,
@@ -560,4 +572,143 @@ pub fn render(
         state_change_function: state_id,
     };
     (out, refs)
+}
+
+/// The traffic queries the dashboard plots: bytes in per second and DNS hits.
+fn metrics_for_dashboard(asg_dim: &Value, namespace: &str, local: &str) -> Vec<Value> {
+    let asg = &asg_dim[0];
+    vec![
+        json!([{ "expression": "b_in / PERIOD(b_in)", "label": "Bytes in per second", "id": "traffic_in", "yAxis": "right" }]),
+        json!(["AWS/EC2", "NetworkIn", asg["name"], asg["value"], { "id": "b_in", "visible": false, "stat": "Sum" }]),
+        json!([namespace, DNS_METRIC, "ServerName", local, { "id": "dns_hit", "stat": "Maximum", "label": "DNS wake-ups", "yAxis": "right" }]),
+    ]
+}
+
+/// The server's dashboard: DNS wake-ups from the query log, the state-change Lambda, whether an
+/// instance is up, the alarms, traffic, the container's logs and its CPU and memory.
+fn dashboard(
+    cx: &Context,
+    names: &ServerNames,
+    doc: &ContainerSpecDocument,
+    region: &str,
+    dns: &str,
+    query_log_name: &str,
+    traffic: &[Value],
+) -> DesiredResource {
+    let spec = &doc.spec;
+    let local = doc.metadata.name.as_str();
+    let alarm_arn = |suffix: &str| {
+        format!(
+            "arn:{}:cloudwatch:{region}:{}:alarm:{}",
+            cx.partition,
+            cx.account_id,
+            names.name(suffix)
+        )
+    };
+    let asg_name = names.name("");
+    let container_logs = format!("/reconciler/{local}/container");
+    let log_fields = if spec.dashboard.show_container_log_timestamp {
+        "fields @timestamp, @message"
+    } else {
+        "fields @message"
+    };
+    let widgets = json!([
+        {
+            "type": "log", "x": 0, "y": 0, "width": 12, "height": 4,
+            "properties": {
+                "title": format!("DNS lookups that wake the server [{GLOBAL_REGION}: {query_log_name}]"),
+                "region": GLOBAL_REGION,
+                "view": "table",
+                "query": format!("SOURCE '{query_log_name}' | fields @timestamp, substr(@message, 25) as message | filter @message like / {} A /", dns.replace('.', "\\.")),
+            }
+        },
+        {
+            "type": "metric", "x": 12, "y": 0, "width": 12, "height": 6,
+            "properties": {
+                "title": "(Lambda) Instance state changes",
+                "region": region,
+                "view": "timeSeries",
+                "metrics": [["AWS/Lambda", "Invocations", "FunctionName", names.name("instance-state-change"), { "stat": "Maximum", "period": 60, "yAxis": "right" }]],
+                "yAxis": { "right": { "label": "Count", "showUnits": false } },
+                "legend": { "position": "right" }
+            }
+        },
+        {
+            "type": "metric", "x": 0, "y": 4, "width": 4, "height": 6,
+            "properties": {
+                "title": "Instance up",
+                "region": region,
+                "view": "gauge",
+                "metrics": [
+                    [{ "expression": "network_in >= 0", "label": "Instance is up", "id": "up" }],
+                    ["AWS/EC2", "NetworkIn", "AutoScalingGroupName", asg_name, { "id": "network_in", "visible": false, "stat": "Sum", "period": 60 }]
+                ],
+                "yAxis": { "left": { "min": 0, "max": 1 } },
+                "liveData": true,
+                "start": "-PT1M"
+            }
+        },
+        {
+            "type": "alarm", "x": 4, "y": 4, "width": 8, "height": 6,
+            "properties": {
+                "title": format!("Alarms [{local}]"),
+                "alarms": [alarm_arn("idle"), alarm_arn("left-up"), alarm_arn("crash-loop")],
+                "sortBy": "stateUpdatedTimestamp"
+            }
+        },
+        {
+            "type": "metric", "x": 12, "y": 6, "width": 12, "height": 6,
+            "properties": {
+                "title": "Traffic in (bytes per second) and DNS wake-ups",
+                "region": region,
+                "view": "timeSeries",
+                "metrics": traffic,
+                "period": 60,
+                "stat": "Sum",
+                "yAxis": { "right": { "label": "Bytes/s", "showUnits": false } },
+                "legend": { "position": "right" }
+            }
+        },
+        {
+            "type": "metric", "x": 0, "y": 10, "width": 12, "height": 6,
+            "properties": {
+                "title": format!("(Alarm) {}", names.name("idle")),
+                "region": region,
+                "annotations": { "alarms": [alarm_arn("idle")] },
+                "yAxis": { "left": { "label": "Bytes/s", "showUnits": false } }
+            }
+        },
+        {
+            "type": "log", "x": 12, "y": 12, "width": 12, "height": 10,
+            "properties": {
+                "title": format!("Container logs [{region}: {container_logs}]"),
+                "region": region,
+                "view": "table",
+                "query": format!("SOURCE '{container_logs}' | {log_fields} | sort @timestamp desc"),
+            }
+        },
+        {
+            "type": "metric", "x": 0, "y": 16, "width": 12, "height": 6,
+            "properties": {
+                "title": format!("(ECS) Container utilization [{}]", spec.ec2.instance_type),
+                "region": region,
+                "view": "timeSeries",
+                "metrics": [
+                    ["AWS/ECS", "CPUUtilization", "ClusterName", names.cluster(), "ServiceName", asg_name, { "stat": "Maximum", "period": 60, "yAxis": "right" }],
+                    ["AWS/ECS", "MemoryUtilization", "ClusterName", names.cluster(), "ServiceName", asg_name, { "stat": "Maximum", "period": 60, "yAxis": "right" }]
+                ],
+                "yAxis": { "right": { "label": "Percent", "showUnits": false } },
+                "legend": { "position": "right" }
+            }
+        }
+    ]);
+    DesiredResource::new(kinds::DASHBOARD, local, region, names.name("dashboard")).with_properties(
+        json!({
+            "body": {
+                "start": format!("-PT{}M", spec.dashboard.interval_minutes),
+                "periodOverride": "auto",
+                "widgets": widgets
+            }
+        }),
+    )
 }

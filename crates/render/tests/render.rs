@@ -137,9 +137,10 @@ fn instances_require_imdsv2_and_encrypt_disks() {
             true
         );
         assert_eq!(lt.properties["monitoring"], true);
-        assert!(
-            lt.properties.get("keyName").is_none(),
-            "no SSH key unless the Base opens SSH"
+        assert_eq!(
+            lt.properties["keyName"],
+            Value::Null,
+            "no SSH key unless the Base opens SSH (an explicit null removes an old one)"
         );
     }
 }
@@ -253,4 +254,121 @@ fn iam_policies_use_no_wildcard_action_and_scope_resources() {
             "arn:aws:ssm:us-west-2:123456789012:parameter/games/minecraft/rcon-password"
         ])
     );
+}
+
+#[test]
+fn dashboards_only_where_enabled_and_pointing_at_the_servers_own_objects() {
+    let g = graph();
+    let names: Vec<&str> = of_kind(&g, kinds::DASHBOARD)
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(names, ["rc-minecraft-dashboard", "rc-palworld-dashboard"]);
+    let body = &get(&g, "cloudwatch.dashboard/minecraft").properties["body"];
+    assert_eq!(body["start"], "-PT30M");
+    let text = body.to_string();
+    assert!(text.contains("SOURCE '/aws/route53/rc-minecraft'"));
+    assert!(text.contains("arn:aws:cloudwatch:us-west-2:123456789012:alarm:rc-minecraft-idle"));
+    assert!(text.contains("/reconciler/minecraft/container"));
+    assert!(!text.contains("valheim") && !text.contains("palworld"));
+}
+
+#[test]
+fn wake_path_is_complete_and_in_the_right_regions() {
+    let g = graph();
+    let server: Vec<&DesiredResource> = g
+        .iter()
+        .filter(|r| r.id.as_str().ends_with("/minecraft") || r.id.as_str().contains("/minecraft-"))
+        .collect();
+    let count = |kind: &str, region: &str| {
+        server
+            .iter()
+            .filter(|r| r.kind.as_str() == kind && r.region == region)
+            .count()
+    };
+    let home = "us-west-2";
+    for (kind, region, n) in [
+        (kinds::HOSTED_ZONE, "us-east-1", 1),
+        (kinds::RECORD_SET, "us-east-1", 2),
+        (kinds::QUERY_LOGGING_CONFIG, "us-east-1", 1),
+        (kinds::SUBSCRIPTION_FILTER, "us-east-1", 1),
+        (kinds::FUNCTION, "us-east-1", 1),
+        (kinds::FUNCTION, home, 2),
+        (kinds::LAMBDA_PERMISSION, "us-east-1", 1),
+        (kinds::LAMBDA_PERMISSION, home, 3),
+        (kinds::SCALING_POLICY, home, 1),
+        (kinds::ALARM, home, 3),
+        (kinds::EVENT_RULE, home, 3),
+        (kinds::DASHBOARD, home, 1),
+    ] {
+        assert_eq!(count(kind, region), n, "{kind} in {region}");
+    }
+    // One account-wide Route 53 log policy for all servers, covering every query log group.
+    let policies = of_kind(&g, kinds::LOG_RESOURCE_POLICY);
+    assert_eq!(policies.len(), 1);
+    let resource = policies[0].properties["policyDocument"]["Statement"][0]["Resource"]
+        .as_str()
+        .unwrap();
+    for group in of_kind(&g, kinds::LOG_GROUP)
+        .iter()
+        .filter(|l| l.name.starts_with("/aws/route53/"))
+    {
+        assert!(group
+            .name
+            .starts_with(resource.trim_end_matches('*').rsplit(':').next().unwrap()));
+    }
+    // The A record starts unavailable, with TTL 1, and is left to the running system.
+    let a = get(&g, "route53.record-set/minecraft-address");
+    assert_eq!(
+        a.properties["initialValues"],
+        serde_json::json!(["0.0.0.0"])
+    );
+    assert!(a.properties.get("values").is_none());
+    assert_eq!(a.properties["ttl"], 1);
+    // The filter takes only this server's A queries.
+    let filter = get(&g, "logs.subscription-filter/minecraft-queries");
+    assert_eq!(
+        filter.properties["filterPattern"],
+        "\" minecraft.games.example.com A \""
+    );
+    // The idle alarm uses the spec's threshold and minutes and acts through the zero policy.
+    let idle = get(&g, "cloudwatch.alarm/minecraft-idle");
+    assert_eq!(
+        idle.properties["evaluationPeriods"],
+        idle.properties["datapointsToAlarm"]
+    );
+    assert_eq!(
+        idle.properties["alarmActions"][0]["$ref"],
+        "autoscaling.scaling-policy/minecraft"
+    );
+}
+
+#[test]
+fn lambdas_are_scoped_to_their_own_group_zone_and_metric() {
+    let g = graph();
+    let start = get(&g, "iam.role/minecraft-start-system");
+    let text = start.properties["inlinePolicies"].to_string();
+    assert!(text.contains("autoScalingGroupName/rc-minecraft\""));
+    assert!(text.contains("\"cloudwatch:namespace\":\"Reconciler/minecraft\""));
+    let state = get(&g, "iam.role/minecraft-instance-state-change");
+    let statements = &state.properties["inlinePolicies"]["instance-state-change"]["Statement"];
+    let record = statements
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "UpdateServerRecord")
+        .unwrap();
+    assert_eq!(record["Action"], "route53:ChangeResourceRecordSets");
+    assert_eq!(
+        record["Resource"]["$join"][1]["$ref"],
+        "route53.hosted-zone/minecraft"
+    );
+    for f in of_kind(&g, kinds::FUNCTION) {
+        assert!(
+            f.properties.get("vpcConfig").is_none(),
+            "{} stays out of the VPC",
+            f.id
+        );
+        assert_eq!(f.properties["runtime"], "provided.al2023");
+    }
 }

@@ -1,5 +1,5 @@
 //! `cargo xtask demo`: the README's first command. On a fresh machine it installs the local AWS
-//! emulator, starts it, builds `reconciler`, and runs it against the emulator on `specs/`:
+//! emulator, starts it, builds `reconciler` and `reconciler-lambda`, and runs it against the emulator on `specs/`:
 //! validate, plan, apply (with progress), and a second plan that finds nothing to do.
 
 use std::path::{Path, PathBuf};
@@ -29,8 +29,16 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let root = emulator::project_root();
 
-    step("building reconciler");
-    crate::cargo(&["build", "--quiet", "-p", "reconciler-cli"])?;
+    // The runtime Lambdas' binary lands next to `reconciler`, where apply finds and packages it.
+    step("building reconciler and its runtime Lambda binary");
+    crate::cargo(&[
+        "build",
+        "--quiet",
+        "-p",
+        "reconciler-cli",
+        "-p",
+        "reconciler-lambdas",
+    ])?;
     let binary = target_dir(&root).join("debug").join("reconciler");
 
     step("starting the local AWS emulator");

@@ -49,7 +49,10 @@ use aws_smithy_runtime_api::client::runtime_components::{
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::SdkConfig;
 
+mod artifacts;
 mod venv;
+
+pub use artifacts::{ensure_lambda_artifact, LAMBDA_BINARY};
 
 pub use venv::{ensure_venv, LAUNCHER, PYTHON_ENV, REQUIREMENTS, VENV_DIR};
 

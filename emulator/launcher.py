@@ -671,7 +671,55 @@ def patch_ecs() -> None:
     EC2ContainerServiceResponse.create_service = create_service
 
 
-PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates, patch_ecs]
+def patch_events() -> None:
+    """Gaps: EventBridge pattern matching ignores fields inside arrays of objects,
+    and TestEventPattern always answers false.
+
+    AWS flattens an array of objects into arrays of leaf values, so
+    `{"containers": {"exitCode": [{"anything-but": 0}]}}` matches an ECS task
+    event whose `detail.containers` holds a container that exited with 1.
+    moto flattens only nested objects, so such a field is always missing and
+    the pattern never matches (TestEventPattern and rule delivery alike).
+    """
+    from moto.events.models import EventPattern
+
+    def flatten(node: Any, prefix: str = "", result: dict[str, Any] | None = None) -> dict[str, Any]:
+        if result is None:
+            result = {}
+        if not isinstance(node, dict):
+            return result
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, dict) and value:
+                flatten(value, path, result)
+            elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+                for item in value:
+                    leaves = flatten(item, path, {}) if isinstance(item, dict) else {path: item}
+                    for leaf, leaf_value in leaves.items():
+                        values = leaf_value if isinstance(leaf_value, list) else [leaf_value]
+                        existing = result.get(leaf, [])
+                        if not isinstance(existing, list):
+                            existing = [existing]
+                        result[leaf] = existing + values
+            else:
+                result[path] = value
+        return result
+
+    EventPattern._flatten_dict = staticmethod(flatten)
+
+    # Gap: TestEventPattern is a stub that answers an empty body, which SDKs
+    # read as `Result: false` for every event.
+    from moto.events.responses import EventsHandler
+
+    def test_event_pattern(self: EventsHandler) -> str:
+        pattern = EventPattern.load(self._get_param("EventPattern"))
+        event = json.loads(self._get_param("Event"))
+        return json.dumps({"Result": pattern.matches_event(event)})
+
+    EventsHandler.test_event_pattern = test_event_pattern
+
+
+PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates, patch_ecs, patch_events]
 
 
 # ---------------------------------------------------------------------------

@@ -327,3 +327,48 @@ async fn autoscaling_notifications_policy_arn_and_user_data_versions() {
     let arn = policy.policy_arn().expect("PolicyARN is returned");
     assert!(arn.contains(":scalingPolicy:") && arn.ends_with("policyName/scale-to-zero"));
 }
+
+/// AWS matches fields inside arrays of objects (each element's value counts); the ECS crash
+/// rule depends on it.
+#[tokio::test]
+async fn event_patterns_see_fields_inside_arrays_of_objects() {
+    let events = aws_sdk_eventbridge::Client::new(&config());
+    let pattern = serde_json::json!({
+        "source": ["aws.ecs"],
+        "detail": {
+            "$or": [
+                { "stopCode": ["TaskFailedToStart"] },
+                { "stopCode": ["EssentialContainerExited"], "containers": { "exitCode": [{ "anything-but": 0 }] } }
+            ]
+        }
+    })
+    .to_string();
+    let event = |stop: &str, codes: &[i64]| {
+        let containers: Vec<serde_json::Value> = codes
+            .iter()
+            .map(|c| serde_json::json!({ "name": "game", "exitCode": c }))
+            .collect();
+        serde_json::json!({
+            "id": "1", "account": "123456789012", "source": "aws.ecs", "time": "2026-11-23T10:00:00Z",
+            "region": REGION, "resources": [], "detail-type": "ECS Task State Change",
+            "detail": { "stopCode": stop, "containers": containers }
+        })
+        .to_string()
+    };
+    for (stop, codes, expected) in [
+        ("EssentialContainerExited", vec![1], true),
+        ("EssentialContainerExited", vec![0, 137], true),
+        ("EssentialContainerExited", vec![0], false),
+        ("TaskFailedToStart", vec![], true),
+        ("UserInitiated", vec![1], false),
+    ] {
+        let out = events
+            .test_event_pattern()
+            .event_pattern(&pattern)
+            .event(event(stop, &codes))
+            .send()
+            .await
+            .expect("TestEventPattern");
+        assert_eq!(out.result(), expected, "{stop} {codes:?}");
+    }
+}

@@ -34,6 +34,15 @@ pub fn load_specs(
     files: &[PathBuf],
     catalog: &InstanceCatalog,
 ) -> Result<(SpecSet, Vec<Diagnostic>)> {
+    load_specs_with(files, catalog, &|name: &str| std::env::var(name).ok())
+}
+
+/// [`load_specs`] with `${VAR}` values from `env` instead of the process environment.
+pub fn load_specs_with(
+    files: &[PathBuf],
+    catalog: &InstanceCatalog,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(SpecSet, Vec<Diagnostic>)> {
     if files.is_empty() {
         bail!("no spec files given; pass -f PATH (a file, a directory, or - for standard input)");
     }
@@ -41,8 +50,7 @@ pub fn load_specs(
         Ok(inputs) => inputs,
         Err(diags) => return Ok((SpecSet::default(), diags)),
     };
-    let env = |name: &str| std::env::var(name).ok();
-    let (set, diags) = check(&inputs, &env, catalog);
+    let (set, diags) = check(&inputs, env, catalog);
     Ok((set, diags))
 }
 

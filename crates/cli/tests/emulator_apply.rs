@@ -2,33 +2,16 @@
 //! nothing left to do, destroy while keeping the data, and adopt the kept file systems on the
 //! next apply.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::Path;
 
-use reconciler_cli::deploy::{self, Prepared};
-use reconciler_cli::session::load_specs;
+use common::{prepared, reconciler};
+use reconciler_cli::deploy;
 use reconciler_engine::execute::Outcome;
-use reconciler_engine::{Action, NoEvents, Options, Reconciler};
+use reconciler_engine::{Action, ApplyEvent, EventKind, NoEvents};
 use reconciler_render::kinds;
-use reconciler_spec::InstanceCatalog;
-use reconciler_testkit::{fresh_account_id, Emulator};
-
-async fn prepared(account: &str) -> Prepared {
-    let specs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs");
-    let catalog = InstanceCatalog::offline();
-    let (set, diags) = load_specs(&[specs], &catalog).unwrap();
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
-    let region = reconciler_cli::session::home_region(&set);
-    let config = Emulator::shared().sdk_config(&region, account);
-    deploy::prepare(set, catalog, config).await.unwrap()
-}
-
-fn reconciler(p: &Prepared) -> Reconciler {
-    Reconciler::new(
-        reconciler_aws::provider(&p.session.pool),
-        Options::default(),
-    )
-}
+use reconciler_testkit::fresh_account_id;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn apply_plan_destroy_and_adopt_against_the_emulator() {
@@ -64,6 +47,17 @@ async fn apply_plan_destroy_and_adopt_against_the_emulator() {
         kinds::BACKUP_SELECTION,
         kinds::TOPIC,
         kinds::LOG_GROUP,
+        kinds::HOSTED_ZONE,
+        kinds::RECORD_SET,
+        kinds::QUERY_LOGGING_CONFIG,
+        kinds::LOG_RESOURCE_POLICY,
+        kinds::SUBSCRIPTION_FILTER,
+        kinds::FUNCTION,
+        kinds::LAMBDA_PERMISSION,
+        kinds::SCALING_POLICY,
+        kinds::ALARM,
+        kinds::EVENT_RULE,
+        kinds::DASHBOARD,
     ] {
         assert!(
             kinds_created.contains(kind),
@@ -103,12 +97,52 @@ async fn apply_plan_destroy_and_adopt_against_the_emulator() {
             "{id} should be retained: {retained:?}"
         );
     }
-    let report = rec.apply(&plan, &NoEvents).await;
+    let events = std::sync::Mutex::new(Vec::new());
+    let record = |e: ApplyEvent| events.lock().unwrap().push(e);
+    let report = rec.apply(&plan, &record).await;
     let failures: Vec<String> = report
         .failures()
         .map(|(id, e)| format!("{id}: {e}"))
         .collect();
     assert!(report.is_success(), "{failures:#?}");
+    // DNS goes in order: the zone's records and logging config are gone before the zone's
+    // delete starts, so Route 53 never refuses it (no retry).
+    let events = events.into_inner().unwrap();
+    let position = |id: &str, started: bool| {
+        events
+            .iter()
+            .position(|e| {
+                e.id.as_str() == id
+                    && matches!(
+                        (&e.kind, started),
+                        (EventKind::Started { .. }, true) | (EventKind::Succeeded { .. }, false)
+                    )
+            })
+            .unwrap_or_else(|| panic!("no event for {id}"))
+    };
+    for server in ["minecraft", "valheim", "palworld"] {
+        let zone = format!("route53.hosted-zone/{server}");
+        let zone_started = position(&zone, true);
+        for before in [
+            format!("route53.record-set/{server}-address"),
+            format!("route53.record-set/{server}-delegation"),
+            format!("route53.query-logging-config/{server}"),
+        ] {
+            assert!(
+                position(&before, false) < zone_started,
+                "{before} before {zone}"
+            );
+        }
+        let zone_report = report
+            .resources()
+            .iter()
+            .find(|r| r.id.as_str() == zone)
+            .unwrap();
+        assert_eq!(
+            zone_report.attempts, 1,
+            "{zone} deleted at the first attempt"
+        );
+    }
     let mut summary = Vec::new();
     deploy::summary(&report, &plan, &p.session.counter.snapshot(), &mut summary).unwrap();
     let summary = String::from_utf8(summary).unwrap();

@@ -1,0 +1,61 @@
+//! Set-up shared by the tests that apply the example specs to the emulator.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+
+use aws_types::SdkConfig;
+use reconciler_cli::deploy::{self, Prepared};
+use reconciler_cli::session::{home_region, load_specs_with};
+use reconciler_engine::{Options, Reconciler};
+use reconciler_spec::InstanceCatalog;
+use reconciler_testkit::Emulator;
+
+/// The examples' root domain (the Base's default).
+pub const DOMAIN: &str = "games.example.com";
+
+pub fn specs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs")
+}
+
+/// Creates the Base's root zone in the account, as a user has it before the first apply, and
+/// returns its id.
+pub async fn root_zone(config: &SdkConfig) -> String {
+    let route53 = aws_sdk_route53::Client::new(config);
+    let out = route53
+        .create_hosted_zone()
+        .name(format!("{DOMAIN}."))
+        .caller_reference(format!("root-{}", std::process::id()))
+        .send()
+        .await
+        .expect("CreateHostedZone (root)");
+    out.hosted_zone()
+        .expect("zone")
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string()
+}
+
+/// The example specs, with the root zone created in `account`, prepared for the emulator.
+pub async fn prepared(account: &str) -> Prepared {
+    reconciler_testkit::ensure_lambda_artifact().expect("the runtime Lambda binary");
+    let catalog = InstanceCatalog::offline();
+    let global = Emulator::shared().sdk_config("us-east-1", account);
+    let zone = root_zone(&global).await;
+    let env = move |name: &str| match name {
+        "HOSTED_ZONE_ID" => Some(zone.clone()),
+        other => std::env::var(other).ok(),
+    };
+    let (set, diags) = load_specs_with(&[specs_dir()], &catalog, &env).unwrap();
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let region = home_region(&set);
+    let config = Emulator::shared().sdk_config(&region, account);
+    deploy::prepare(set, catalog, config).await.unwrap()
+}
+
+pub fn reconciler(p: &Prepared) -> Reconciler {
+    Reconciler::new(
+        reconciler_aws::provider(&p.session.pool),
+        Options::default(),
+    )
+}

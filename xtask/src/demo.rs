@@ -46,6 +46,11 @@ pub fn run(args: &[String]) -> Result<()> {
     let _running = Running(child);
     println!("emulator at {url}");
 
+    // The Base names a root zone the user already owns; in the emulator the demo creates it.
+    step("creating the Base's root zone (games.example.com) in the emulator");
+    let zone_id = root_zone(&root, &url)?;
+    println!("root zone {zone_id}");
+
     let reconciler = |args: &[&str]| -> Result<i32> {
         println!("\n$ reconciler {}", args.join(" "));
         let status = Command::new(&binary)
@@ -57,6 +62,7 @@ pub fn run(args: &[String]) -> Result<()> {
             .env("AWS_ACCESS_KEY_ID", "demo")
             .env("AWS_SECRET_ACCESS_KEY", "demo")
             .env("AWS_REGION", "us-west-2")
+            .env("HOSTED_ZONE_ID", &zone_id)
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -85,6 +91,27 @@ pub fn run(args: &[String]) -> Result<()> {
     )?;
     step("done: the emulator stops now; nothing was sent to AWS");
     Ok(())
+}
+
+/// Creates the examples' root zone with boto3 from the emulator's venv and returns its id.
+fn root_zone(root: &Path, url: &str) -> Result<String> {
+    let python = crate::emulator::venv_python(root)?;
+    let script = "import boto3, sys, time\n\
+        r = boto3.client('route53', endpoint_url=sys.argv[1], region_name='us-east-1',\n\
+            aws_access_key_id='demo', aws_secret_access_key='demo')\n\
+        z = r.create_hosted_zone(Name='games.example.com.', CallerReference=str(time.time()))\n\
+        print(z['HostedZone']['Id'].split('/')[-1])\n";
+    let out = Command::new(python)
+        .args(["-c", script, url])
+        .output()
+        .context("running the emulator's python")?;
+    if !out.status.success() {
+        bail!(
+            "creating the root zone failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn step(text: &str) {

@@ -57,6 +57,11 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The emulator venv's python (installing the venv first if needed).
+pub fn venv_python(root: &Path) -> Result<PathBuf> {
+    venv::ensure_venv(root)
+}
+
 /// Starts the launcher (installing its venv first if needed) and waits for its URL. The
 /// launcher stops when this process exits (`--exit-with-parent`); stdin and stderr stay the
 /// terminal's, so Ctrl-C reaches it and tracebacks show.

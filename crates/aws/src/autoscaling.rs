@@ -1,4 +1,5 @@
-//! Auto Scaling: the server's group of zero or one instance (`autoscaling.group`).
+//! Auto Scaling: the server's group of zero or one instance (`autoscaling.group`) and the
+//! step-scaling policy its alarms trigger (`autoscaling.scaling-policy`).
 //!
 //! The group's desired capacity belongs to the running system: the start Lambda sets it to 1
 //! when a DNS query wakes the server and the alarms set it back to 0. So the client creates the
@@ -7,7 +8,7 @@
 //!
 //! Calls per observation of every group in a region: one `DescribeAutoScalingGroups` per 50
 //! names (pages included) and one `DescribeNotificationConfigurations` for the groups found.
-//! Tags come with the groups.
+//! Tags come with the groups. Every policy in a region: one `DescribePolicies` per 50 names.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -15,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use aws_sdk_autoscaling::types::{AutoScalingGroup, LaunchTemplateSpecification, Tag};
+use aws_sdk_autoscaling::types::{
+    AutoScalingGroup, LaunchTemplateSpecification, ScalingPolicy, StepAdjustment, Tag,
+};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -40,7 +43,10 @@ const DELETE_IN_PROGRESS: &str = "Delete in progress";
 
 /// The clients of this service.
 pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
-    vec![Arc::new(GroupClient::new(pool.clone()))]
+    vec![
+        Arc::new(GroupClient::new(pool.clone())),
+        Arc::new(ScalingPolicyClient { pool: pool.clone() }),
+    ]
 }
 
 /// How long to poll for an asynchronous state change, and how often.
@@ -620,6 +626,241 @@ fn observed_notifications(observed: &Observed) -> Notifications {
     out
 }
 
+// ---------------------------------------------------------------------------------------------
+// Scaling policies.
+// ---------------------------------------------------------------------------------------------
+
+/// Policy names per `DescribePolicies` call (the API's limit).
+const POLICY_NAMES_PER_CALL: usize = 50;
+
+/// `autoscaling.scaling-policy`, by policy name: `autoScalingGroupName` (the group's
+/// deterministic name), `policyType`, `adjustmentType`, `stepAdjustments`
+/// [{`metricIntervalLowerBound`, `metricIntervalUpperBound`, `scalingAdjustment`}]. Untaggable.
+/// Outputs `arn`, `name`.
+///
+/// `PutScalingPolicy` is an upsert that replaces the whole policy, so create and update are the
+/// same call. A policy belongs to its group: moving it to another group is a replacement.
+#[derive(Debug, Clone)]
+pub struct ScalingPolicyClient {
+    pool: Arc<ClientPool>,
+}
+
+/// A step adjustment in the desired shape: only the bounds AWS holds (an open interval has no
+/// key), as floats.
+fn step_value(step: &StepAdjustment) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(lower) = step.metric_interval_lower_bound() {
+        out.insert("metricIntervalLowerBound".into(), json!(lower));
+    }
+    if let Some(upper) = step.metric_interval_upper_bound() {
+        out.insert("metricIntervalUpperBound".into(), json!(upper));
+    }
+    out.insert("scalingAdjustment".into(), json!(step.scaling_adjustment()));
+    Value::Object(out)
+}
+
+/// The desired step adjustments as the SDK wants them.
+fn desired_steps(desired: &DesiredResource) -> Result<Vec<StepAdjustment>, ProviderError> {
+    let Some(items) = desired.properties.get("stepAdjustments") else {
+        return Ok(Vec::new());
+    };
+    let items = items
+        .as_array()
+        .ok_or_else(|| missing(desired, "stepAdjustments"))?;
+    items
+        .iter()
+        .map(|item| {
+            let bound = |key: &str| match item.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_f64()
+                    .map(Some)
+                    .ok_or_else(|| missing(desired, &format!("stepAdjustments/{key}"))),
+            };
+            let adjustment = item
+                .get("scalingAdjustment")
+                .and_then(Value::as_i64)
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or_else(|| missing(desired, "stepAdjustments/scalingAdjustment"))?;
+            Ok(StepAdjustment::builder()
+                .set_metric_interval_lower_bound(bound("metricIntervalLowerBound")?)
+                .set_metric_interval_upper_bound(bound("metricIntervalUpperBound")?)
+                .scaling_adjustment(adjustment)
+                .build())
+        })
+        .collect()
+}
+
+/// A policy in the desired shape.
+fn policy_observation(desired: &DesiredResource, policy: &ScalingPolicy) -> Observed {
+    let properties = json!({
+        "autoScalingGroupName": policy.auto_scaling_group_name(),
+        "policyType": policy.policy_type(),
+        "adjustmentType": policy.adjustment_type(),
+        "stepAdjustments": policy.step_adjustments().iter().map(step_value).collect::<Vec<_>>(),
+    });
+    observed(
+        desired,
+        properties,
+        [
+            ("arn", json!(policy.policy_arn())),
+            ("name", json!(policy.policy_name())),
+        ],
+        IndexMap::new(),
+    )
+}
+
+/// Of the policies called `desired.name` (names are unique per group only), the one in the
+/// desired group; failing that any, so that a policy left in another group shows up as a change
+/// of its group (a replacement) instead of being duplicated.
+fn pick<'a>(desired: &DesiredResource, policies: &'a [ScalingPolicy]) -> Option<&'a ScalingPolicy> {
+    let group = opt_str(desired, "autoScalingGroupName");
+    let named = || {
+        policies
+            .iter()
+            .filter(|p| p.policy_name() == Some(desired.name.as_str()))
+    };
+    named()
+        .find(|p| group.is_some() && p.auto_scaling_group_name() == group)
+        .or_else(|| named().next())
+}
+
+impl ScalingPolicyClient {
+    /// The policies called `names`, in whatever group. `DescribePolicies` takes at most one
+    /// group name; leaving it out and filtering by policy names serves every group at once.
+    async fn describe(
+        &self,
+        region: &str,
+        names: &[String],
+    ) -> Result<Vec<ScalingPolicy>, ProviderError> {
+        let client = self.pool.autoscaling(region);
+        let mut policies = Vec::new();
+        for chunk in names.chunks(POLICY_NAMES_PER_CALL) {
+            let found: Vec<ScalingPolicy> = client
+                .describe_policies()
+                .set_policy_names(Some(chunk.to_vec()))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| asg_error("DescribePolicies", e))?;
+            policies.extend(found);
+        }
+        Ok(policies)
+    }
+
+    /// `PutScalingPolicy` with the full definition; the policy's ARN when AWS returns it.
+    async fn put(&self, desired: &DesiredResource) -> Result<Option<String>, ProviderError> {
+        let client = self.pool.autoscaling(&desired.region);
+        let name = desired.name.as_str();
+        let out = client
+            .put_scaling_policy()
+            .auto_scaling_group_name(str_prop(desired, "autoScalingGroupName")?)
+            .policy_name(name)
+            .policy_type(str_prop(desired, "policyType")?)
+            .set_adjustment_type(opt_str(desired, "adjustmentType").map(str::to_string))
+            .set_step_adjustments(Some(desired_steps(desired)?))
+            .send()
+            .await
+            .map_err(|e| asg_error(&format!("PutScalingPolicy {name}"), e))?;
+        Ok(out.policy_arn().map(str::to_string))
+    }
+}
+
+#[async_trait]
+impl ResourceClient for ScalingPolicyClient {
+    fn kind(&self) -> Kind {
+        Kind::from(kinds::SCALING_POLICY)
+    }
+
+    fn spec(&self) -> KindSpec {
+        KindSpec::new()
+            .immutable("/autoScalingGroupName")
+            .unordered("/stepAdjustments")
+    }
+
+    async fn observe(
+        &self,
+        region: &str,
+        desired: &[DesiredResource],
+    ) -> Result<Vec<Observed>, ProviderError> {
+        if desired.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = desired.iter().map(|d| d.name.clone()).collect();
+        let policies = self.describe(region, &names).await?;
+        Ok(desired
+            .iter()
+            .filter_map(|d| Some(policy_observation(d, pick(d, &policies)?)))
+            .collect())
+    }
+
+    async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {
+        let arn = match self.put(desired).await? {
+            Some(arn) => arn,
+            // The ARN is in every answer AWS gives; read it back should one lack it.
+            None => self
+                .describe(&desired.region, std::slice::from_ref(&desired.name))
+                .await?
+                .iter()
+                .find(|p| {
+                    p.auto_scaling_group_name() == opt_str(desired, "autoScalingGroupName")
+                        && p.policy_name() == Some(desired.name.as_str())
+                })
+                .and_then(|p| p.policy_arn().map(str::to_string))
+                .ok_or_else(|| {
+                    ProviderError::eventual_consistency(format!(
+                        "PutScalingPolicy {}: the new policy is not listed yet",
+                        desired.name
+                    ))
+                })?,
+        };
+        Ok(observed(
+            desired,
+            desired.properties.clone(),
+            [("arn", json!(arn)), ("name", json!(desired.name))],
+            IndexMap::new(),
+        ))
+    }
+
+    async fn update(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
+        crate::tags::ensure_managed(desired, observed, "change")?;
+        if changes.iter().any(|c| !c.is_tag()) {
+            self.put(desired).await?;
+        }
+        Ok(crate::iam::updated(observed, desired))
+    }
+
+    async fn delete(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+    ) -> Result<(), ProviderError> {
+        crate::tags::ensure_managed(desired, observed, "delete")?;
+        let client = self.pool.autoscaling(&desired.region);
+        // The group the policy was found in, which a replacement may be moving it away from.
+        let group = observed
+            .properties
+            .get("autoScalingGroupName")
+            .and_then(Value::as_str)
+            .map_or_else(|| str_prop(desired, "autoScalingGroupName"), Ok)?;
+        client
+            .delete_policy()
+            .auto_scaling_group_name(group)
+            .policy_name(&desired.name)
+            .send()
+            .await
+            .map_err(|e| asg_error(&format!("DeletePolicy {}", desired.name), e))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -670,5 +911,40 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.class, ErrorClass::EventualConsistency);
         assert!(err.message.contains("deleting y"));
+    }
+
+    #[test]
+    fn step_adjustments_keep_only_present_bounds() {
+        let d = DesiredResource::new(kinds::SCALING_POLICY, "x", "eu-west-1", "rc-x")
+            .with_properties(json!({
+                "stepAdjustments": [
+                    { "metricIntervalUpperBound": 0.0, "scalingAdjustment": 0 },
+                    { "metricIntervalLowerBound": 0.0, "metricIntervalUpperBound": 5.5, "scalingAdjustment": 1 }
+                ]
+            }));
+        let back: Vec<Value> = desired_steps(&d).unwrap().iter().map(step_value).collect();
+        assert_eq!(Value::Array(back), d.properties["stepAdjustments"]);
+        let bad =
+            d.with_properties(json!({ "stepAdjustments": [{ "metricIntervalUpperBound": 0 }] }));
+        assert!(desired_steps(&bad).is_err());
+    }
+
+    #[test]
+    fn the_policy_in_the_desired_group_wins() {
+        let d = DesiredResource::new(kinds::SCALING_POLICY, "x", "eu-west-1", "rc-x-stop")
+            .with_properties(json!({ "autoScalingGroupName": "rc-x" }));
+        let policy = |group: &str| {
+            ScalingPolicy::builder()
+                .policy_name("rc-x-stop")
+                .auto_scaling_group_name(group)
+                .build()
+        };
+        let other = policy("rc-old");
+        let mine = policy("rc-x");
+        let both = [other.clone(), mine.clone()];
+        assert_eq!(pick(&d, &both), Some(&mine));
+        let only_other = [other.clone()];
+        assert_eq!(pick(&d, &only_other), Some(&other));
+        assert_eq!(pick(&d, &[]), None);
     }
 }

@@ -49,7 +49,7 @@ use crate::error::classify;
 use crate::pool::ClientPool;
 use crate::tags::ensure_managed;
 use crate::tags::{is_managed, tag_delta};
-use crate::util::touches;
+use crate::util::{self, touches};
 use crate::util::{missing, observed, opt_str, str_list, str_prop};
 
 /// Names per `DescribeClusters` / `DescribeCapacityProviders` call.
@@ -810,22 +810,6 @@ impl TaskDefinitionClient {
     }
 }
 
-/// The longest common prefix of the names (on a character boundary), to narrow the family list.
-fn common_prefix(names: &[String]) -> String {
-    let Some(first) = names.first() else {
-        return String::new();
-    };
-    let mut end = first.len();
-    for n in &names[1..] {
-        end = first
-            .char_indices()
-            .zip(n.chars())
-            .find(|((_, a), b)| a != b)
-            .map_or(end.min(n.len()), |((i, _), _)| i.min(end));
-    }
-    first[..end].to_string()
-}
-
 /// The revision number at the end of a task definition ARN (`...:task-definition/family:7`).
 fn revision_of(arn: &str) -> Option<i32> {
     arn.rsplit_once(':')?.1.parse().ok()
@@ -1110,7 +1094,7 @@ impl ResourceClient for TaskDefinitionClient {
         let names: Vec<String> = desired.iter().map(|d| d.name.clone()).collect();
         // One listing tells which families have an ACTIVE revision, so only those are
         // described (DescribeTaskDefinition takes one family per call).
-        let prefix = common_prefix(&names);
+        let prefix = util::common_prefix(names.iter().map(String::as_str));
         let mut families: HashSet<String> = HashSet::new();
         let mut token: Option<String> = None;
         loop {
@@ -1656,19 +1640,6 @@ impl ResourceClient for ServiceClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn common_prefix_of_names() {
-        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            common_prefix(&names(&["rc-minecraft", "rc-valheim"])),
-            "rc-"
-        );
-        assert_eq!(common_prefix(&names(&["rc-a"])), "rc-a");
-        assert_eq!(common_prefix(&names(&["abc", "xyz"])), "");
-        assert_eq!(common_prefix(&names(&["rc-ab", "rc-a"])), "rc-a");
-        assert_eq!(common_prefix(&[]), "");
-    }
 
     #[test]
     fn revisions_and_cluster_names_come_from_arns() {

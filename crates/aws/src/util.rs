@@ -120,6 +120,25 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The longest prefix every name shares (empty for no names). Listing with it finds every
+/// desired object in one paginated call, with as little else as the names allow.
+pub fn common_prefix<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut names = names.into_iter();
+    let Some(first) = names.next() else {
+        return String::new();
+    };
+    let mut prefix = first;
+    for name in names {
+        let len = prefix
+            .char_indices()
+            .zip(name.chars())
+            .find(|((_, a), b)| a != b)
+            .map_or(prefix.len().min(name.len()), |((i, _), _)| i);
+        prefix = &prefix[..len];
+    }
+    prefix.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -128,5 +147,16 @@ mod tests {
         assert_eq!(v["a"], 1);
         let v = super::parse_policy("{\"a\": 2}");
         assert_eq!(v["a"], 2);
+    }
+
+    #[test]
+    fn common_prefix_of_names() {
+        use super::common_prefix;
+        assert_eq!(common_prefix(["rc-minecraft", "rc-valheim"]), "rc-");
+        assert_eq!(common_prefix(["rc-a"]), "rc-a");
+        assert_eq!(common_prefix(["abc", "xyz"]), "");
+        assert_eq!(common_prefix(["rc-ab", "rc-a"]), "rc-a");
+        assert_eq!(common_prefix(["rc-é", "rc-è"]), "rc-");
+        assert_eq!(common_prefix(Vec::<&str>::new()), "");
     }
 }

@@ -40,6 +40,10 @@ const EVENTUAL: &[&str] = &[
     "ScalingActivityInProgress",
     "UpdateInProgressException",
     "DeleteConflict",
+    // Route 53: the zone's records are still being deleted.
+    "HostedZoneNotEmpty",
+    // Route 53: the CloudWatch Logs resource policy just written is not in effect yet.
+    "InsufficientCloudWatchLogsResourcePolicy",
 ];
 
 /// Error codes meaning "it already exists".
@@ -57,17 +61,20 @@ const CONFLICT: &[&str] = &[
     "InvalidPermission.Duplicate",
     "RouteAlreadyExists",
     "Resource.AlreadyAssociated",
+    // Route 53: the caller reference was used already (by an earlier attempt of this create).
+    "HostedZoneAlreadyExists",
+    // Route 53: the zone has a query logging config already.
+    "QueryLoggingConfigAlreadyExists",
 ];
 
 /// True for codes that mean "not found" in any service (`InvalidVpcID.NotFound`,
-/// `NoSuchEntity`, `ResourceNotFoundException`, ...).
+/// `NoSuchEntity`, `NoSuchHostedZone`, `ResourceNotFoundException`, ...).
 pub fn is_not_found_code(code: &str) -> bool {
     code.ends_with(".NotFound")
         || code.ends_with("NotFound")
         || code.ends_with("NotFoundException")
         || code.ends_with("NotFoundFault")
-        || code == "NoSuchEntity"
-        || code == "NoSuchEntityException"
+        || code.starts_with("NoSuch")
         || code == "NotFound"
         || code == "InvalidGroup.NotFound"
         || code == "ClusterNotFoundException"
@@ -202,6 +209,15 @@ mod tests {
             ErrorClass::NotFound
         );
         assert_eq!(classify_code("NoSuchEntity", ""), ErrorClass::NotFound);
+        assert_eq!(classify_code("NoSuchHostedZone", ""), ErrorClass::NotFound);
+        assert_eq!(
+            classify_code("HostedZoneNotEmpty", ""),
+            ErrorClass::EventualConsistency
+        );
+        assert_eq!(
+            classify_code("HostedZoneAlreadyExists", ""),
+            ErrorClass::Conflict
+        );
         assert_eq!(
             classify_code("EntityAlreadyExists", ""),
             ErrorClass::Conflict

@@ -1,8 +1,11 @@
-//! CloudWatch Logs log groups.
+//! CloudWatch Logs: log groups, resource policies and subscription filters.
 //!
-//! Observation cost, per region: one paginated `DescribeLogGroups` per name namespace (see
-//! [`prefixes`]), plus one `ListTagsForResource` per existing group, because the Logs API has
-//! no batch tag read.
+//! Observation cost, per region:
+//! - log groups: one paginated `DescribeLogGroups` per name namespace (see [`prefixes`]), plus
+//!   one `ListTagsForResource` per existing group, because the Logs API has no batch tag read;
+//! - resource policies: one paginated `DescribeResourcePolicies` for the whole account;
+//! - subscription filters: one paginated `DescribeSubscriptionFilters` per log group involved,
+//!   because the API lists the filters of one group only and has no account-wide listing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -11,12 +14,12 @@ use async_trait::async_trait;
 use indexmap::IndexMap;
 use reconciler_engine::diff::FieldChange;
 use reconciler_engine::model::{DesiredResource, Kind, Observed};
-use reconciler_engine::provider::{KindSpec, ProviderError, ResourceClient};
+use reconciler_engine::provider::{ErrorClass, KindSpec, ProviderError, ResourceClient};
 use reconciler_render::kinds;
 use serde_json::{json, Value};
 
 use crate::error::classify;
-use crate::iam::{read_all, updated};
+use crate::iam::{align_policy, document_text, read_all, updated};
 use crate::pool::ClientPool;
 use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
@@ -25,7 +28,11 @@ use crate::util::{touches, touches_tags};
 
 /// The clients of this service.
 pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
-    vec![Arc::new(LogGroupClient { pool: pool.clone() })]
+    vec![
+        Arc::new(LogGroupClient { pool: pool.clone() }),
+        Arc::new(ResourcePolicyClient { pool: pool.clone() }),
+        Arc::new(SubscriptionFilterClient { pool: pool.clone() }),
+    ]
 }
 
 /// `logs.log-group`: `retentionInDays` (absent or null: never expire). Outputs `arn` (without
@@ -48,7 +55,7 @@ pub fn prefixes<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
         let key = namespace(name);
         groups
             .entry(key)
-            .and_modify(|p| *p = common_prefix(p, name))
+            .and_modify(|p| *p = util::common_prefix([p.as_str(), name]))
             .or_insert_with(|| name.to_string());
     }
     groups.into_values().collect()
@@ -64,15 +71,6 @@ fn namespace(name: &str) -> String {
         .or(slashes.last())
         .map_or(0, |&i| i + 1);
     name[..end].to_string()
-}
-
-fn common_prefix(a: &str, b: &str) -> String {
-    let len = a
-        .char_indices()
-        .zip(b.chars())
-        .find(|((_, x), y)| x != y)
-        .map_or(a.len().min(b.len()), |((i, _), _)| i);
-    a[..len].to_string()
 }
 
 /// The log group ARN without the `:*` that `DescribeLogGroups` appends to `arn`; the tagging
@@ -309,6 +307,330 @@ async fn put_retention(
         .await
         .map_err(|e| classify(&format!("PutRetentionPolicy {name}"), e))?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource policies.
+// ---------------------------------------------------------------------------------------------
+
+/// `logs.resource-policy`: an account-wide policy of the region, by name (`desired.name`):
+/// `policyDocument` (JSON). Untaggable. AWS allows ten per region and account, so render
+/// shares one policy between every server that needs it.
+pub struct ResourcePolicyClient {
+    pool: Arc<ClientPool>,
+}
+
+/// Every account-level resource policy of the region (`DescribeResourcePolicies`, page by page:
+/// the SDK has no paginator for it).
+async fn list_resource_policies(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+) -> Result<Vec<aws_sdk_cloudwatchlogs::types::ResourcePolicy>, ProviderError> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = logs
+            .describe_resource_policies()
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| classify("DescribeResourcePolicies", e))?;
+        out.extend(page.resource_policies().iter().cloned());
+        match page.next_token() {
+            // A token equal to the one sent would loop forever.
+            Some(next) if !next.is_empty() && token.as_deref() != Some(next) => {
+                token = Some(next.to_string());
+            }
+            _ => return Ok(out),
+        }
+    }
+}
+
+async fn put_resource_policy(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    desired: &DesiredResource,
+) -> Result<(), ProviderError> {
+    let name = desired.name.as_str();
+    let document = desired
+        .properties
+        .get("policyDocument")
+        .ok_or_else(|| util::missing(desired, "policyDocument"))?;
+    // PutResourcePolicy creates or replaces the policy of that name.
+    logs.put_resource_policy()
+        .policy_name(name)
+        .policy_document(document_text(desired, document)?)
+        .send()
+        .await
+        .map_err(|e| classify(&format!("PutResourcePolicy {name}"), e))?;
+    Ok(())
+}
+
+#[async_trait]
+impl ResourceClient for ResourcePolicyClient {
+    fn kind(&self) -> Kind {
+        Kind::from(kinds::LOG_RESOURCE_POLICY)
+    }
+
+    async fn observe(
+        &self,
+        region: &str,
+        desired: &[DesiredResource],
+    ) -> Result<Vec<Observed>, ProviderError> {
+        if desired.is_empty() {
+            return Ok(Vec::new());
+        }
+        let logs = self.pool.logs(region);
+        let policies = list_resource_policies(&logs).await?;
+        Ok(desired
+            .iter()
+            .filter_map(|d| {
+                let policy = policies
+                    .iter()
+                    .find(|p| p.policy_name() == Some(d.name.as_str()))?;
+                let document = policy
+                    .policy_document()
+                    .map(|text| {
+                        align_policy(util::parse_policy(text), d.properties.get("policyDocument"))
+                    })
+                    .unwrap_or(Value::Null);
+                Some(util::observed(
+                    d,
+                    json!({ "policyDocument": document }),
+                    [("name", json!(d.name))],
+                    IndexMap::new(),
+                ))
+            })
+            .collect())
+    }
+
+    async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {
+        let logs = self.pool.logs(&desired.region);
+        put_resource_policy(&logs, desired).await?;
+        Ok(util::observed(
+            desired,
+            desired.properties.clone(),
+            [("name", json!(desired.name))],
+            IndexMap::new(),
+        ))
+    }
+
+    async fn update(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
+        ensure_managed(desired, observed, "change")?;
+        if touches(changes, "policyDocument") {
+            let logs = self.pool.logs(&desired.region);
+            put_resource_policy(&logs, desired).await?;
+        }
+        Ok(updated(observed, desired))
+    }
+
+    async fn delete(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+    ) -> Result<(), ProviderError> {
+        ensure_managed(desired, observed, "delete")?;
+        let logs = self.pool.logs(&desired.region);
+        let name = desired.name.as_str();
+        logs.delete_resource_policy()
+            .policy_name(name)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("DeleteResourcePolicy {name}"), e))?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subscription filters.
+// ---------------------------------------------------------------------------------------------
+
+/// `logs.subscription-filter`, by filter name (`desired.name`): `logGroupName` (a literal
+/// name, so observe knows which group to list), `filterPattern`, `destinationArn`. Untaggable.
+/// AWS allows two filters per log group.
+pub struct SubscriptionFilterClient {
+    pool: Arc<ClientPool>,
+}
+
+/// The filters of one log group; none when the group does not exist (yet).
+async fn list_filters(
+    logs: aws_sdk_cloudwatchlogs::Client,
+    group: String,
+) -> Result<Vec<aws_sdk_cloudwatchlogs::types::SubscriptionFilter>, ProviderError> {
+    let listed = logs
+        .describe_subscription_filters()
+        .log_group_name(&group)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await;
+    match listed {
+        Ok(filters) => Ok(filters),
+        Err(e) => {
+            let err = classify(&format!("DescribeSubscriptionFilters {group}"), e);
+            if err.class == ErrorClass::NotFound {
+                Ok(Vec::new())
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+fn filter_properties(group: &str, pattern: &str, destination: &str) -> Value {
+    json!({
+        "logGroupName": group,
+        "filterPattern": pattern,
+        "destinationArn": destination,
+    })
+}
+
+async fn put_filter(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    desired: &DesiredResource,
+) -> Result<Value, ProviderError> {
+    let name = desired.name.as_str();
+    let group = util::str_prop(desired, "logGroupName")?;
+    let pattern = util::opt_str(desired, "filterPattern").unwrap_or_default();
+    let destination = util::str_prop(desired, "destinationArn")?;
+    // PutSubscriptionFilter creates or replaces the filter of that name.
+    logs.put_subscription_filter()
+        .log_group_name(group)
+        .filter_name(name)
+        .filter_pattern(pattern)
+        .destination_arn(destination)
+        .send()
+        .await
+        .map_err(|e| put_filter_error(classify(&format!("PutSubscriptionFilter {name}"), e)))?;
+    Ok(filter_properties(group, pattern, destination))
+}
+
+/// CloudWatch Logs tests the destination when the filter is written; a Lambda permission for
+/// `logs.amazonaws.com` that was just added may not be in effect yet, which AWS reports as an
+/// invalid parameter. That is worth waiting for, not a failure.
+fn put_filter_error(mut err: ProviderError) -> ProviderError {
+    if err.code.as_deref() == Some("InvalidParameterException") {
+        let m = err.message.to_ascii_lowercase();
+        if m.contains("could not execute") || m.contains("permission") {
+            err.class = ErrorClass::EventualConsistency;
+        }
+    }
+    err
+}
+
+#[async_trait]
+impl ResourceClient for SubscriptionFilterClient {
+    fn kind(&self) -> Kind {
+        Kind::from(kinds::SUBSCRIPTION_FILTER)
+    }
+
+    fn spec(&self) -> KindSpec {
+        // A filter belongs to its group: moving it is a new filter.
+        KindSpec::new().immutable("/logGroupName")
+    }
+
+    async fn observe(
+        &self,
+        region: &str,
+        desired: &[DesiredResource],
+    ) -> Result<Vec<Observed>, ProviderError> {
+        if desired.is_empty() {
+            return Ok(Vec::new());
+        }
+        let logs = self.pool.logs(region);
+        let mut groups: Vec<String> = Vec::new();
+        for d in desired {
+            let group = util::str_prop(d, "logGroupName")?.to_string();
+            if !groups.contains(&group) {
+                groups.push(group);
+            }
+        }
+        let listed = read_all(
+            groups
+                .iter()
+                .map(|g| list_filters(logs.clone(), g.clone()))
+                .collect(),
+        )
+        .await?;
+        let by_group: HashMap<&str, &Vec<aws_sdk_cloudwatchlogs::types::SubscriptionFilter>> =
+            groups
+                .iter()
+                .map(String::as_str)
+                .zip(listed.iter())
+                .collect();
+        Ok(desired
+            .iter()
+            .filter_map(|d| {
+                let group = util::opt_str(d, "logGroupName")?;
+                let filter = by_group
+                    .get(group)?
+                    .iter()
+                    .find(|f| f.filter_name() == Some(d.name.as_str()))?;
+                Some(util::observed(
+                    d,
+                    filter_properties(
+                        group,
+                        filter.filter_pattern().unwrap_or_default(),
+                        filter.destination_arn().unwrap_or_default(),
+                    ),
+                    [("name", json!(d.name))],
+                    IndexMap::new(),
+                ))
+            })
+            .collect())
+    }
+
+    async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {
+        let logs = self.pool.logs(&desired.region);
+        let properties = put_filter(&logs, desired).await?;
+        Ok(util::observed(
+            desired,
+            properties,
+            [("name", json!(desired.name))],
+            IndexMap::new(),
+        ))
+    }
+
+    async fn update(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
+        ensure_managed(desired, observed, "change")?;
+        if touches(changes, "filterPattern") || touches(changes, "destinationArn") {
+            let logs = self.pool.logs(&desired.region);
+            put_filter(&logs, desired).await?;
+        }
+        Ok(updated(observed, desired))
+    }
+
+    async fn delete(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+    ) -> Result<(), ProviderError> {
+        ensure_managed(desired, observed, "delete")?;
+        let logs = self.pool.logs(&desired.region);
+        let name = desired.name.as_str();
+        // The group as observed: the desired one is the same (an immutable field).
+        let group = observed
+            .properties
+            .get("logGroupName")
+            .and_then(Value::as_str)
+            .map_or_else(|| util::str_prop(desired, "logGroupName"), Ok)?;
+        logs.delete_subscription_filter()
+            .log_group_name(group)
+            .filter_name(name)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("DeleteSubscriptionFilter {name}"), e))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,12 @@ pub async fn prepare(
 
 /// Observes AWS and plans what apply would change.
 pub async fn plan(p: &Prepared, rec: &Reconciler) -> Result<Plan> {
+    // A missing or wrong Lambda binary stops here, before AWS is read or changed.
+    reconciler_aws::lambda::check_artifacts(
+        &reconciler_aws::lambda::ArtifactLocator::from_process(),
+        p.graph.iter(),
+    )
+    .await?;
     let observed = rec.observe(&p.graph).await?;
     Ok(rec.plan(&p.graph, &observed, &[])?)
 }

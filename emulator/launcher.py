@@ -719,7 +719,30 @@ def patch_events() -> None:
     EventsHandler.test_event_pattern = test_event_pattern
 
 
-PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates, patch_ecs, patch_events]
+def patch_instances() -> None:
+    """Gap: an EBS block device mapping without a size or snapshot fails every launch.
+
+    AWS takes the size from the AMI's snapshot when a mapping only sets the
+    volume type or encryption (as the reconciler's launch templates do for
+    the root device); moto raises MissingParameter "size/snapshot", so an Auto
+    Scaling group never gets its instance. The patch uses moto's default root
+    volume size (8 GiB) then.
+    """
+    from moto.ec2.models.instances import Instance
+
+    original = Instance.add_block_device
+
+    def add_block_device(self: Instance, size: Any, device_path: str, snapshot_id: Any,
+                         *args: Any, **kwargs: Any) -> None:
+        if size is None and snapshot_id is None:
+            size = 8
+        original(self, size, device_path, snapshot_id, *args, **kwargs)
+
+    Instance.add_block_device = add_block_device
+
+
+PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates, patch_ecs, patch_events,
+           patch_instances]
 
 
 # ---------------------------------------------------------------------------

@@ -372,3 +372,67 @@ async fn event_patterns_see_fields_inside_arrays_of_objects() {
         assert_eq!(out.result(), expected, "{stop} {codes:?}");
     }
 }
+
+/// A group whose launch template maps the root device with encryption and type only (the
+/// size comes from the AMI on AWS) gets its instance.
+#[tokio::test]
+async fn groups_launch_with_a_root_mapping_without_size() {
+    let config = config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+    let image = ec2
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .expect("DescribeImages")
+        .images()
+        .iter()
+        .find_map(|i| i.image_id().map(str::to_owned))
+        .expect("an AMI");
+    ec2.create_launch_template()
+        .launch_template_name("sized-by-ami")
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(image)
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .block_device_mappings(
+                    aws_sdk_ec2::types::LaunchTemplateBlockDeviceMappingRequest::builder()
+                        .device_name("/dev/xvda")
+                        .ebs(
+                            aws_sdk_ec2::types::LaunchTemplateEbsBlockDeviceRequest::builder()
+                                .encrypted(true)
+                                .volume_type(aws_sdk_ec2::types::VolumeType::Gp3)
+                                .delete_on_termination(true)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateLaunchTemplate");
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name("sized-by-ami")
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_name("sized-by-ami")
+                .version("$Latest")
+                .build(),
+        )
+        .min_size(0)
+        .max_size(1)
+        .desired_capacity(1)
+        .availability_zones("eu-west-1a")
+        .send()
+        .await
+        .expect("CreateAutoScalingGroup launches");
+    let groups = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("sized-by-ami")
+        .send()
+        .await
+        .expect("DescribeAutoScalingGroups");
+    assert_eq!(groups.auto_scaling_groups()[0].instances().len(), 1);
+}

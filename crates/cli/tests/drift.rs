@@ -1,0 +1,252 @@
+//! Drift against the emulator: out-of-band changes to managed fields show in the plan as
+//! field-level updates and apply puts them back; changes the running system makes (the group's
+//! desired capacity, the A record's value) are never drift.
+
+mod common;
+
+use common::{prepared, reconciler, DOMAIN};
+use reconciler_cli::deploy;
+use reconciler_engine::{Action, NoEvents};
+use reconciler_testkit::{fresh_account_id, Emulator};
+
+fn name_of(p: &deploy::Prepared, id: &str) -> String {
+    p.graph
+        .get(&id.into())
+        .unwrap_or_else(|| panic!("{id} is rendered"))
+        .name
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn out_of_band_changes_are_reported_and_corrected_runtime_changes_are_not() {
+    let account = fresh_account_id();
+    let p = prepared(&account).await;
+    let rec = reconciler(&p);
+    let plan = deploy::plan(&p, &rec).await.unwrap();
+    let report = rec.apply(&plan, &NoEvents).await;
+    assert!(report.is_success());
+    assert!(deploy::plan(&p, &rec).await.unwrap().is_empty());
+
+    let home = reconciler_cli::session::home_region(&p.set);
+    let regional = Emulator::shared().sdk_config(&home, &account);
+    let global = Emulator::shared().sdk_config("us-east-1", &account);
+
+    // 1. An alarm's threshold.
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&regional);
+    let alarm_name = name_of(&p, "cloudwatch.alarm/minecraft-idle");
+    let alarm = cloudwatch
+        .describe_alarms()
+        .alarm_names(&alarm_name)
+        .send()
+        .await
+        .unwrap()
+        .metric_alarms()[0]
+        .clone();
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(&alarm_name)
+        .set_alarm_description(alarm.alarm_description().map(str::to_string))
+        .set_metrics(Some(alarm.metrics().to_vec()))
+        .set_comparison_operator(alarm.comparison_operator().cloned())
+        .threshold(99_999.0)
+        .set_evaluation_periods(alarm.evaluation_periods())
+        .set_datapoints_to_alarm(alarm.datapoints_to_alarm())
+        .set_treat_missing_data(alarm.treat_missing_data().map(str::to_string))
+        .set_alarm_actions(Some(alarm.alarm_actions().to_vec()))
+        .send()
+        .await
+        .unwrap();
+
+    // 2. A security group rule.
+    let ec2 = aws_sdk_ec2::Client::new(&regional);
+    let sg_name = name_of(&p, "ec2.security-group/valheim-instance");
+    let sg = ec2
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values(&sg_name)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .security_groups()[0]
+        .clone();
+    let rule = sg
+        .ip_permissions()
+        .iter()
+        .find(|r| r.from_port() == Some(2456))
+        .expect("the game port rule")
+        .clone();
+    ec2.revoke_security_group_ingress()
+        .group_id(sg.group_id().unwrap())
+        .ip_permissions(rule)
+        .send()
+        .await
+        .unwrap();
+
+    // 3. The group's max size.
+    let autoscaling = aws_sdk_autoscaling::Client::new(&regional);
+    let group = name_of(&p, "autoscaling.group/minecraft");
+    autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&group)
+        .max_size(3)
+        .send()
+        .await
+        .unwrap();
+
+    // 4. A managed policy detached from a role.
+    let iam = aws_sdk_iam::Client::new(&global);
+    let role = name_of(&p, "iam.role/palworld-instance");
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
+    let policy_arn = attached.attached_policies()[0]
+        .policy_arn()
+        .unwrap()
+        .to_string();
+    iam.detach_role_policy()
+        .role_name(&role)
+        .policy_arn(&policy_arn)
+        .send()
+        .await
+        .unwrap();
+
+    // 5. A Lambda permission.
+    let lambda = aws_sdk_lambda::Client::new(&global);
+    let permission = name_of(&p, "lambda.permission/minecraft-query-log-invoke");
+    lambda
+        .remove_permission()
+        .function_name(name_of(&p, "lambda.function/minecraft-start-system"))
+        .statement_id(&permission)
+        .send()
+        .await
+        .unwrap();
+
+    let plan = deploy::plan(&p, &rec).await.unwrap();
+    let expect = [
+        (
+            "cloudwatch.alarm/minecraft-idle",
+            Action::Update,
+            "/threshold",
+        ),
+        (
+            "ec2.security-group/valheim-instance",
+            Action::Update,
+            "/ingress",
+        ),
+        ("autoscaling.group/minecraft", Action::Update, "/maxSize"),
+        (
+            "iam.role/palworld-instance",
+            Action::Update,
+            "/managedPolicyArns",
+        ),
+        (
+            "lambda.permission/minecraft-query-log-invoke",
+            Action::Create,
+            "",
+        ),
+    ];
+    for (id, action, path) in expect {
+        let entry = plan
+            .resources()
+            .iter()
+            .find(|r| r.id.as_str() == id)
+            .unwrap_or_else(|| panic!("{id} in the plan"));
+        assert_eq!(entry.action, action, "{id}\n{plan}");
+        assert!(
+            entry.changes.iter().any(|c| c.path.starts_with(path)),
+            "{id}: a change at {path}\n{plan}"
+        );
+    }
+    assert_eq!(
+        plan.resources()
+            .iter()
+            .filter(|r| r.action != Action::NoOp)
+            .count(),
+        expect.len(),
+        "only the drifted resources:\n{plan}"
+    );
+    let text = plan.to_string();
+    assert!(text.contains("/maxSize"), "{text}");
+
+    let report = rec.apply(&plan, &NoEvents).await;
+    let failures: Vec<String> = report
+        .failures()
+        .map(|(id, e)| format!("{id}: {e}"))
+        .collect();
+    assert!(report.is_success(), "{failures:#?}");
+    let after = deploy::plan(&p, &rec).await.unwrap();
+    assert!(after.is_empty(), "drift corrected:\n{after}");
+    let policies = iam
+        .list_attached_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
+    assert!(policies
+        .attached_policies()
+        .iter()
+        .any(|a| a.policy_arn() == Some(policy_arn.as_str())));
+
+    // The running system's own changes are not drift.
+    autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&group)
+        .desired_capacity(1)
+        .send()
+        .await
+        .unwrap();
+    let route53 = aws_sdk_route53::Client::new(&global);
+    let zone = route53
+        .list_hosted_zones_by_name()
+        .dns_name(format!("minecraft.{DOMAIN}."))
+        .send()
+        .await
+        .unwrap()
+        .hosted_zones()[0]
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            aws_sdk_route53::types::ChangeBatch::builder()
+                .changes(
+                    aws_sdk_route53::types::Change::builder()
+                        .action(aws_sdk_route53::types::ChangeAction::Upsert)
+                        .resource_record_set(
+                            aws_sdk_route53::types::ResourceRecordSet::builder()
+                                .name(format!("minecraft.{DOMAIN}."))
+                                .r#type(aws_sdk_route53::types::RrType::A)
+                                .ttl(1)
+                                .resource_records(
+                                    aws_sdk_route53::types::ResourceRecord::builder()
+                                        .value("198.51.100.7")
+                                        .build()
+                                        .unwrap(),
+                                )
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let plan = deploy::plan(&p, &rec).await.unwrap();
+    assert!(
+        plan.is_empty(),
+        "runtime-owned fields are not drift:\n{plan}"
+    );
+}

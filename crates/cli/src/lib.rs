@@ -1,5 +1,6 @@
 //! The `reconciler` command's library: the binary parses arguments and prints; what the
 //! commands do lives here, so tests drive the same code.
 
+pub mod day2;
 pub mod deploy;
 pub mod session;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use reconciler_cli::day2;
 use reconciler_cli::deploy::{self, Prepared};
 use reconciler_cli::session::{load_specs, sdk_config, AwsOptions};
 use reconciler_spec::import::{import, ImportKind, ImportOptions};
@@ -54,12 +55,12 @@ enum Command {
     Apply(ApplyArgs),
     /// Delete the servers the specs describe (or only NAME...), keeping their data.
     Destroy(DestroyArgs),
-    /// Show whether each server is asleep, waking or running (not yet available).
-    Status(SpecArgs),
-    /// Start a server now (not yet available).
-    Wake(SpecArgs),
-    /// Stop a server now (not yet available).
-    Sleep(SpecArgs),
+    /// Show whether each server is asleep, waking or running, its DNS record and alarms.
+    Status(StatusArgs),
+    /// Start a server now, as a DNS query would.
+    Wake(ServerArgs),
+    /// Stop a server now, as the idle alarm would.
+    Sleep(ServerArgs),
     /// Reconcile continuously (not yet available).
     Watch(SpecArgs),
 }
@@ -72,6 +73,37 @@ struct SpecArgs {
     /// Further arguments of the command.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     rest: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct StatusArgs {
+    /// Spec files or directories (recursing into *.yaml and *.yml); `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
+    files: Vec<PathBuf>,
+    /// Only these servers (all when left out).
+    names: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = StatusFormat::Text)]
+    output: StatusFormat,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
+enum StatusFormat {
+    /// A table.
+    Text,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+#[derive(Args, Debug)]
+struct ServerArgs {
+    /// Spec files or directories (recursing into *.yaml and *.yml); `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
+    files: Vec<PathBuf>,
+    /// The server.
+    name: String,
 }
 
 #[derive(Args, Debug)]
@@ -222,9 +254,9 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Plan(args) => runtime()?.block_on(plan_cmd(&args, &aws)),
         Command::Apply(args) => runtime()?.block_on(apply_cmd(&args, &aws)),
         Command::Destroy(args) => runtime()?.block_on(destroy_cmd(&args, &aws)),
-        Command::Status(_) => not_yet("status"),
-        Command::Wake(_) => not_yet("wake"),
-        Command::Sleep(_) => not_yet("sleep"),
+        Command::Status(args) => runtime()?.block_on(status_cmd(&args, &aws)),
+        Command::Wake(args) => runtime()?.block_on(wake_cmd(&args, &aws, true)),
+        Command::Sleep(args) => runtime()?.block_on(wake_cmd(&args, &aws, false)),
         Command::Watch(_) => not_yet("watch"),
     }
 }
@@ -305,6 +337,36 @@ async fn plan_cmd(args: &PlanArgs, aws: &AwsOptions) -> Result<u8> {
     } else {
         EXIT_OK
     })
+}
+
+async fn status_cmd(args: &StatusArgs, aws: &AwsOptions) -> Result<u8> {
+    let Some(p) = prepare(&args.files, aws).await? else {
+        return Ok(EXIT_ERROR);
+    };
+    let statuses = day2::status(&p, &args.names).await?;
+    match args.output {
+        StatusFormat::Text => print!("{}", day2::status_table(&statuses)),
+        StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&statuses)?),
+        StatusFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&statuses)?),
+    }
+    Ok(EXIT_OK)
+}
+
+async fn wake_cmd(args: &ServerArgs, aws: &AwsOptions, wake: bool) -> Result<u8> {
+    let Some(p) = prepare(&args.files, aws).await? else {
+        return Ok(EXIT_ERROR);
+    };
+    if wake {
+        day2::wake(&p, &args.name).await?;
+        println!(
+            "{}: starting; `reconciler status {} -f ...` shows when it is running",
+            args.name, args.name
+        );
+    } else {
+        day2::sleep(&p, &args.name).await?;
+        println!("{}: stopping", args.name);
+    }
+    Ok(EXIT_OK)
 }
 
 fn eprint_line(line: &str) {

@@ -159,12 +159,30 @@ fn missing_paths_are_errors_not_panics() {
 }
 
 #[test]
-fn verbs_not_built_yet_say_so_and_fail() {
-    for verb in ["status", "wake", "sleep", "watch"] {
-        let out = reconciler(&[verb, "-f", "specs/"]);
-        assert_eq!(out.status.code(), Some(1), "{verb}");
-        assert!(text(&out.stderr).contains("not available yet"), "{verb}");
+fn watch_is_not_built_yet_and_says_so() {
+    let out = reconciler(&["watch", "-f", "specs/"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not available yet"));
+}
+
+#[test]
+fn day2_commands_check_their_input_before_any_aws_call() {
+    for args in [
+        &["status", "-f", "does/not/exist.yaml"][..],
+        &["wake", "-f", "does/not/exist.yaml", "minecraft"][..],
+        &["sleep", "-f", "does/not/exist.yaml", "minecraft"][..],
+    ] {
+        let out = reconciler(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("does/not/exist.yaml:1:1: error"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
     }
+    // A server name is required.
+    let out = reconciler(&["wake", "-f", "specs/"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
 }
 
 #[test]

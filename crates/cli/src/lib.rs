@@ -4,3 +4,4 @@
 pub mod day2;
 pub mod deploy;
 pub mod session;
+pub mod watch;

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use reconciler_cli::day2;
 use reconciler_cli::deploy::{self, Prepared};
 use reconciler_cli::session::{load_specs, sdk_config, AwsOptions};
+use reconciler_cli::{day2, watch};
 use reconciler_spec::import::{import, ImportKind, ImportOptions};
 use reconciler_spec::{check, collect_inputs, Diagnostic, InstanceCatalog, Maturity};
 
@@ -61,18 +61,58 @@ enum Command {
     Wake(ServerArgs),
     /// Stop a server now, as the idle alarm would.
     Sleep(ServerArgs),
-    /// Reconcile continuously (not yet available).
-    Watch(SpecArgs),
+    /// Reconcile continuously, with a per-server backoff on failure; stops on SIGTERM or
+    /// Ctrl-C between cycles.
+    Watch(WatchArgs),
 }
 
 #[derive(Args, Debug)]
-struct SpecArgs {
+struct WatchArgs {
     /// Spec files or directories (recursing into *.yaml and *.yml); `-` reads standard input.
-    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
     files: Vec<PathBuf>,
-    /// Further arguments of the command.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    /// Time between cycles: a number with `s`, `m` or `h`.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    interval: std::time::Duration,
+    /// The longest a failing server waits before it is tried again.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    max_backoff: std::time::Duration,
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Stop after this many cycles (default: run until stopped).
+    #[arg(long, value_name = "N")]
+    cycles: Option<u64>,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `90s`, `5m`, `1h` (a bare number is seconds).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 90s, 5m or 1h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{text}`: the unit must be s, m or h")),
+    };
+    if seconds == 0 {
+        return Err("the duration must be positive".into());
+    }
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 #[derive(Args, Debug)]
@@ -257,13 +297,8 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Status(args) => runtime()?.block_on(status_cmd(&args, &aws)),
         Command::Wake(args) => runtime()?.block_on(wake_cmd(&args, &aws, true)),
         Command::Sleep(args) => runtime()?.block_on(wake_cmd(&args, &aws, false)),
-        Command::Watch(_) => not_yet("watch"),
+        Command::Watch(args) => runtime()?.block_on(watch_cmd(&args, &aws)),
     }
-}
-
-fn not_yet(verb: &str) -> Result<u8> {
-    eprintln!("error: `reconciler {verb}` is not available yet in this version");
-    Ok(EXIT_ERROR)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -367,6 +402,57 @@ async fn wake_cmd(args: &ServerArgs, aws: &AwsOptions, wake: bool) -> Result<u8>
         println!("{}: stopping", args.name);
     }
     Ok(EXIT_OK)
+}
+
+async fn watch_cmd(args: &WatchArgs, aws: &AwsOptions) -> Result<u8> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RECONCILER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    let Some(p) = prepare(&args.files, aws).await? else {
+        return Ok(EXIT_ERROR);
+    };
+    reconciler_aws::lambda::check_artifacts(
+        &reconciler_aws::lambda::ArtifactLocator::from_process(),
+        p.graph.iter(),
+    )
+    .await?;
+    let rec = p.session.reconciler(aws);
+    let opts = watch::WatchOptions {
+        interval: args.interval,
+        max_backoff: args.max_backoff,
+        cycles: args.cycles,
+    };
+    let reports = watch::run(&p, &rec, &opts, shutdown_signal()).await;
+    let failed = reports
+        .last()
+        .is_some_and(|r| !r.failed.is_empty() || !r.base_failures.is_empty());
+    Ok(if failed { EXIT_ERROR } else { EXIT_OK })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn eprint_line(line: &str) {

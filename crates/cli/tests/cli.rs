@@ -159,10 +159,14 @@ fn missing_paths_are_errors_not_panics() {
 }
 
 #[test]
-fn watch_is_not_built_yet_and_says_so() {
-    let out = reconciler(&["watch", "-f", "specs/"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("not available yet"));
+fn watch_rejects_a_bad_interval() {
+    let out = reconciler(&["watch", "-f", "specs/", "--interval", "5 parsecs"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+    assert!(
+        text(&out.stderr).contains("the unit must be s, m or h"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -171,6 +175,7 @@ fn day2_commands_check_their_input_before_any_aws_call() {
         &["status", "-f", "does/not/exist.yaml"][..],
         &["wake", "-f", "does/not/exist.yaml", "minecraft"][..],
         &["sleep", "-f", "does/not/exist.yaml", "minecraft"][..],
+        &["watch", "-f", "does/not/exist.yaml", "--cycles", "1"][..],
     ] {
         let out = reconciler(args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");

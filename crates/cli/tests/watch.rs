@@ -1,0 +1,136 @@
+//! `watch` against the emulator: one server that cannot be reconciled backs off while the
+//! others converge, and it is tried again once its backoff ends.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{prepared, reconciler};
+use reconciler_cli::watch::{WatchOptions, Watcher};
+use reconciler_testkit::{fresh_account_id, Emulator};
+use tokio::time::Instant;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_server_backs_off_while_the_others_converge() {
+    let account = fresh_account_id();
+    let p = prepared(&account).await;
+    let rec = reconciler(&p);
+    let home = reconciler_cli::session::home_region(&p.set);
+
+    // The injected failure: valheim's container log group exists but is not ours, so the
+    // reconciler refuses to adopt it (and everything of valheim that needs it waits).
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&Emulator::shared().sdk_config(&home, &account));
+    logs.create_log_group()
+        .log_group_name("/reconciler/valheim/container")
+        .send()
+        .await
+        .unwrap();
+
+    let opts = WatchOptions {
+        interval: Duration::from_secs(60),
+        max_backoff: Duration::from_secs(600),
+        cycles: None,
+    };
+    let mut watcher = Watcher::new();
+    let t0 = Instant::now();
+    let first = watcher.cycle(&p, &rec, &opts, t0).await.unwrap();
+    assert_eq!(first.reconciled.len(), 3, "{first:?}");
+    assert_eq!(
+        first.failed.keys().cloned().collect::<Vec<_>>(),
+        ["valheim"],
+        "{first:?}"
+    );
+    assert!(first.failed["valheim"].contains("not ours"), "{first:?}");
+    assert!(first.base_failures.is_empty(), "{first:?}");
+    assert!(watcher.is_backing_off("valheim", t0 + Duration::from_secs(59)));
+
+    // The next cycle skips valheim; the others have nothing left to do.
+    let second = watcher
+        .cycle(&p, &rec, &opts, t0 + Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(second.backing_off, ["valheim"], "{second:?}");
+    assert_eq!(second.reconciled, ["minecraft", "palworld"], "{second:?}");
+    assert!(second.failed.is_empty(), "{second:?}");
+    assert_eq!(second.changed, 0, "{second:?}");
+
+    // Once the log group is ours (an operator tagged it), valheim is tried again after its
+    // backoff and converges.
+    let arn = format!("arn:aws:logs:{home}:{account}:log-group:/reconciler/valheim/container");
+    logs.tag_resource()
+        .resource_arn(&arn)
+        .tags("reconciler.dev/managed-by", "reconciler")
+        .send()
+        .await
+        .unwrap();
+    let third = watcher
+        .cycle(&p, &rec, &opts, t0 + Duration::from_secs(61))
+        .await
+        .unwrap();
+    assert_eq!(third.reconciled.len(), 3, "{third:?}");
+    assert!(third.failed.is_empty(), "{third:?}");
+    assert!(!watcher.is_backing_off("valheim", t0 + Duration::from_secs(62)));
+}
+
+/// The binary reconciles, logs each cycle (JSON here) and stops cleanly on SIGTERM while it
+/// waits for the next cycle. It works in the emulator's default account, which no other test
+/// of this binary uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    reconciler_testkit::ensure_lambda_artifact().unwrap();
+    let emulator = Emulator::shared();
+    let zone = common::root_zone(&emulator.sdk_config("us-east-1", "123456789012")).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reconciler"))
+        .args([
+            "watch",
+            "-f",
+            "specs/",
+            "--interval",
+            "1h",
+            "--log-format",
+            "json",
+        ])
+        .current_dir(common::specs_dir().parent().unwrap())
+        .env("HOSTED_ZONE_ID", zone)
+        .env("AWS_ENDPOINT_URL", emulator.url())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-west-2")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("RECONCILER_LAMBDA_ARTIFACT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("cycle done");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let last: serde_json::Value = serde_json::from_str(seen.last().unwrap()).expect("JSON logs");
+    assert_eq!(last["fields"]["failed"], 0, "{seen:#?}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "{rest:#?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("shutting down between cycles")),
+        "{rest:#?}"
+    );
+}

@@ -21,6 +21,8 @@
 //! - a duplicate `AddPermission` statement id is accepted (AWS: `ResourceConflictException`);
 //!   the client never adds a statement that observe found.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,55 +103,19 @@ impl Harness {
     }
 
     async fn plan(&self, graph: &DesiredGraph) -> Plan {
-        let observed = self.reconciler.observe(graph).await.expect("observe");
-        self.reconciler.plan(graph, &observed, &[]).expect("plan")
+        common::plan(&self.reconciler, graph).await
     }
 
-    /// Applies `plan`; fails the test on any failed resource.
     async fn apply_plan(&self, plan: &Plan) {
-        let report = self.reconciler.apply(plan, &NoEvents).await;
-        let failures: Vec<String> = report
-            .failures()
-            .map(|(id, e)| format!("{id}: {e}"))
-            .collect();
-        assert!(
-            failures.is_empty(),
-            "apply failed:\n{}\nplan:\n{plan}",
-            failures.join("\n")
-        );
+        common::apply_plan(&self.reconciler, plan).await
     }
 
-    /// Observes, plans and applies.
     async fn apply(&self, graph: &DesiredGraph) -> Plan {
-        let plan = self.plan(graph).await;
-        self.apply_plan(&plan).await;
-        plan
+        common::apply(&self.reconciler, graph).await
     }
 
-    /// A second observe + plan is empty and a second apply changes nothing; returns the calls
-    /// that made.
     async fn assert_converged(&self, graph: &DesiredGraph) -> CallCounts {
-        self.counter.reset();
-        let plan = self.plan(graph).await;
-        assert!(
-            plan.is_empty(),
-            "expected an empty plan, got:\n{plan}\n{:#?}",
-            plan.resources()
-                .iter()
-                .filter(|r| r.action.is_change())
-                .map(|r| (&r.id, &r.changes))
-                .collect::<Vec<_>>()
-        );
-        let report = self.reconciler.apply(&plan, &NoEvents).await;
-        assert!(report.is_success());
-        let calls = self.counter.snapshot();
-        assert_eq!(
-            calls.mutations,
-            0,
-            "a no-op apply made changes: {:?}",
-            calls.mutating_operations()
-        );
-        calls
+        common::assert_converged(&self.reconciler, &self.counter, graph).await
     }
 }
 

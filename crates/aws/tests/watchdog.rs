@@ -19,6 +19,8 @@
 //!   (`detail.containers[].exitCode`); the launcher fixes both (docs/emulator.md), so the
 //!   crash-loop pattern is checked with `TestEventPattern` as on AWS.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -88,8 +90,7 @@ impl Env {
     }
 
     async fn plan(&self, graph: &DesiredGraph) -> Plan {
-        let observed = self.reconciler.observe(graph).await.expect("observe");
-        self.reconciler.plan(graph, &observed, &[]).expect("plan")
+        common::plan(&self.reconciler, graph).await
     }
 
     /// Observes, plans and applies; panics on any failure. Returns the plan.
@@ -110,18 +111,7 @@ impl Env {
     }
 
     async fn run(&self, plan: &Plan) {
-        let report = self
-            .reconciler
-            .apply(plan, &reconciler_engine::NoEvents)
-            .await;
-        let failures: Vec<String> = report
-            .failures()
-            .map(|(id, e)| format!("{id}: {e}"))
-            .collect();
-        assert!(
-            report.is_success(),
-            "apply failed: {failures:#?}\nplan:\n{plan}"
-        );
+        common::apply_plan(&self.reconciler, plan).await
     }
 }
 

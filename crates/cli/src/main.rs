@@ -414,6 +414,7 @@ async fn watch_cmd(args: &WatchArgs, aws: &AwsOptions) -> Result<u8> {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    let shutdown = shutdown_signal()?;
     let Some(p) = prepare(&args.files, aws).await? else {
         return Ok(EXIT_ERROR);
     };
@@ -428,31 +429,31 @@ async fn watch_cmd(args: &WatchArgs, aws: &AwsOptions) -> Result<u8> {
         max_backoff: args.max_backoff,
         cycles: args.cycles,
     };
-    let reports = watch::run(&p, &rec, &opts, shutdown_signal()).await;
+    let reports = watch::run(&p, &rec, &opts, shutdown).await;
     let failed = reports
         .last()
         .is_some_and(|r| !r.failed.is_empty() || !r.base_failures.is_empty());
     Ok(if failed { EXIT_ERROR } else { EXIT_OK })
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// A future that resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed now, not
+/// when the future is first polled, so a signal that arrives during the first cycle is not
+/// lost (nor does it kill the process mid-apply).
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    })
 }
 
 fn eprint_line(line: &str) {

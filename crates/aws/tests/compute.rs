@@ -29,6 +29,8 @@
 //!   limit on each container (AWS: `memoryReservation` alone is enough), so the test graph leaves
 //!   that field out.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
@@ -95,8 +97,7 @@ impl Env {
     }
 
     async fn plan(&self, graph: &DesiredGraph) -> Plan {
-        let observed = self.reconciler.observe(graph).await.expect("observe");
-        self.reconciler.plan(graph, &observed, &[]).expect("plan")
+        common::plan(&self.reconciler, graph).await
     }
 
     /// Observes, plans and applies; panics on any failure. Returns the plan and the events.
@@ -107,11 +108,7 @@ impl Env {
     }
 
     async fn destroy(&self, graph: &DesiredGraph) -> (Plan, Vec<ApplyEvent>) {
-        let observed = self.reconciler.observe(graph).await.expect("observe");
-        let plan = self
-            .reconciler
-            .plan_destroy(graph, &observed)
-            .expect("plan destroy");
+        let plan = common::plan_destroy(&self.reconciler, graph).await;
         let events = self.run(&plan).await;
         (plan, events)
     }

@@ -99,11 +99,7 @@ impl Harness {
 
     /// Plans and applies the destroy of the whole graph.
     async fn destroy(&self, graph: &DesiredGraph) -> Plan {
-        let observed = self.reconciler.observe(graph).await.expect("observe");
-        let plan = self
-            .reconciler
-            .plan_destroy(graph, &observed)
-            .expect("plan destroy");
+        let plan = common::plan_destroy(&self.reconciler, graph).await;
         let report = self.reconciler.apply(&plan, &NoEvents).await;
         let failures: Vec<String> = report
             .failures()

@@ -115,11 +115,7 @@ impl Harness {
 
     /// Plans and applies the destroy of the whole graph; returns the events in order.
     async fn destroy(&self, graph: &DesiredGraph) -> Vec<ApplyEvent> {
-        let observed = self.reconciler.observe(graph).await.expect("observe");
-        let plan = self
-            .reconciler
-            .plan_destroy(graph, &observed)
-            .expect("plan destroy");
+        let plan = common::plan_destroy(&self.reconciler, graph).await;
         let events: Arc<Mutex<Vec<ApplyEvent>>> = Arc::default();
         let sink = {
             let events = events.clone();

@@ -13,6 +13,8 @@
 //!   the client takes it from the group's permissions, as AWS would also answer.
 //! * `DeleteKeyPair` honours only the key name (the client deletes by name).
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -68,8 +70,7 @@ fn harness(region: &str) -> Harness {
 
 impl Harness {
     async fn plan(&self, graph: &DesiredGraph) -> Plan {
-        let observed = self.engine.observe(graph).await.expect("observe");
-        self.engine.plan(graph, &observed, &[]).expect("plan")
+        common::plan(&self.engine, graph).await
     }
 
     /// Applies a plan; every call must succeed at its first attempt (the emulator has no
@@ -123,8 +124,7 @@ impl Harness {
     }
 
     async fn destroy(&self, graph: &DesiredGraph) {
-        let observed = self.engine.observe(graph).await.expect("observe");
-        let plan = self.engine.plan_destroy(graph, &observed).expect("plan");
+        let plan = common::plan_destroy(&self.engine, graph).await;
         self.apply(&plan).await;
         let observed = self.engine.observe(graph).await.expect("observe");
         assert!(

@@ -101,11 +101,7 @@ impl Env {
     }
 
     async fn destroy(&self, graph: &DesiredGraph) -> Plan {
-        let observed = self.reconciler.observe(graph).await.expect("observe");
-        let plan = self
-            .reconciler
-            .plan_destroy(graph, &observed)
-            .expect("plan destroy");
+        let plan = common::plan_destroy(&self.reconciler, graph).await;
         self.run(&plan).await;
         plan
     }

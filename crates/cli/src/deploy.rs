@@ -1,7 +1,7 @@
 //! render, plan, apply and destroy: the commands that reach AWS. Each is a function over a
 //! [`Prepared`] input so tests drive exactly what the binary runs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::Instant;
 
@@ -127,6 +127,33 @@ pub fn progress_line(event: &ApplyEvent, started: Instant) -> Option<String> {
 /// Kinds that hold data: never deleted unless the command line confirms.
 pub const STATEFUL_KINDS: &[&str] = &[kinds::FILE_SYSTEM, kinds::BACKUP_VAULT];
 
+/// Which of `servers` each server-owned resource belongs to: a server's resources are those
+/// it renders beyond its Base's. Base resources belong to none.
+pub fn server_owners(
+    cx: &Context,
+    set: &SpecSet,
+    catalog: &InstanceCatalog,
+    servers: &[String],
+) -> Result<BTreeMap<ResourceId, String>> {
+    let mut base_only = set.clone();
+    base_only.servers.clear();
+    let base_ids: BTreeSet<ResourceId> = render_resources(cx, &base_only, catalog)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let mut owners = BTreeMap::new();
+    for name in servers {
+        let mut one = set.clone();
+        one.servers.retain(|s| &s.doc.metadata.name == name);
+        for r in render_resources(cx, &one, catalog)? {
+            if !base_ids.contains(&r.id) {
+                owners.insert(r.id, name.clone());
+            }
+        }
+    }
+    Ok(owners)
+}
+
 /// The graph to destroy: the whole input, or only the named servers (their Base stays). Data
 /// (file systems, backup vaults) is marked retained unless `allow_data_loss`; even then, what
 /// the spec keeps on delete stays.
@@ -151,23 +178,8 @@ pub fn destroy_graph(
                 return Err(anyhow!("no server named `{name}` in the given specs"));
             }
         }
-        let mut base_only = set.clone();
-        base_only.servers.clear();
-        let base_ids: BTreeSet<ResourceId> = render_resources(cx, &base_only, catalog)?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        let mut targets = BTreeSet::new();
-        for name in servers {
-            let mut one = set.clone();
-            one.servers.retain(|s| &s.doc.metadata.name == name);
-            for r in render_resources(cx, &one, catalog)? {
-                if !base_ids.contains(&r.id) {
-                    targets.insert(r.id);
-                }
-            }
-        }
-        targets
+        let owners = server_owners(cx, set, catalog, servers)?;
+        owners.into_keys().collect()
     };
     let resources: Vec<DesiredResource> = all
         .into_iter()

@@ -7,11 +7,11 @@
 //! servers converge in the same cycle. Shutdown (SIGTERM, Ctrl-C) is honoured between cycles:
 //! an apply in progress finishes its operations first, so nothing is left half-done.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
-use reconciler_engine::model::{DesiredGraph, ResourceId};
+use reconciler_engine::model::DesiredGraph;
 use reconciler_engine::{NoEvents, Reconciler};
 use reconciler_render::render_resources;
 use reconciler_spec::SpecSet;
@@ -91,7 +91,12 @@ impl Watcher {
         });
         let cx = &p.session.context;
         let graph = DesiredGraph::new(render_resources(cx, &set, &p.catalog)?)?;
-        let owners = owners(p, &set)?;
+        let names: Vec<String> = set
+            .servers
+            .iter()
+            .map(|s| s.doc.metadata.name.clone())
+            .collect();
+        let owners = crate::deploy::server_owners(cx, &set, &p.catalog, &names)?;
 
         let observed = rec.observe(&graph).await?;
         let plan = rec.plan(&graph, &observed, &[])?;
@@ -153,29 +158,6 @@ impl Watcher {
 fn backoff_delay(opts: &WatchOptions, failures: u32) -> Duration {
     let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
     opts.interval.saturating_mul(factor).min(opts.max_backoff)
-}
-
-/// Which server each resource of `set` belongs to (Base resources belong to none).
-fn owners(p: &Prepared, set: &SpecSet) -> Result<BTreeMap<ResourceId, String>> {
-    let cx = &p.session.context;
-    let mut base_only = set.clone();
-    base_only.servers.clear();
-    let base: BTreeSet<ResourceId> = render_resources(cx, &base_only, &p.catalog)?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    let mut out = BTreeMap::new();
-    for server in &set.servers {
-        let mut one = set.clone();
-        one.servers
-            .retain(|s| s.doc.metadata.name == server.doc.metadata.name);
-        for r in render_resources(cx, &one, &p.catalog)? {
-            if !base.contains(&r.id) {
-                out.insert(r.id, server.doc.metadata.name.clone());
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Runs cycles every `interval` until `shutdown` resolves (checked between cycles and while

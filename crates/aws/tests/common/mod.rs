@@ -13,6 +13,12 @@ pub async fn plan(rec: &Reconciler, graph: &DesiredGraph) -> Plan {
     rec.plan(graph, &observed, &[]).expect("plan")
 }
 
+/// Observes `graph` and plans its destroy.
+pub async fn plan_destroy(rec: &Reconciler, graph: &DesiredGraph) -> Plan {
+    let observed = rec.observe(graph).await.expect("observe");
+    rec.plan_destroy(graph, &observed).expect("plan destroy")
+}
+
 /// Applies `plan`; fails the test on any failed resource.
 pub async fn apply_plan(rec: &Reconciler, plan: &Plan) {
     let report = rec.apply(plan, &NoEvents).await;

@@ -65,6 +65,8 @@ const CONFLICT: &[&str] = &[
     "HostedZoneAlreadyExists",
     // Route 53: the zone has a query logging config already.
     "QueryLoggingConfigAlreadyExists",
+    // SSM: PutParameter without overwrite found the name taken.
+    "ParameterAlreadyExists",
 ];
 
 /// True for codes that mean "not found" in any service (`InvalidVpcID.NotFound`,

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod pool;
 pub mod route53;
 pub mod sns;
+pub mod ssm;
 pub mod tags;
 pub mod util;
 
@@ -54,6 +55,7 @@ pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
     all.extend(lambda::clients(pool));
     all.extend(events::clients(pool));
     all.extend(cloudwatch::clients(pool));
+    all.extend(ssm::clients(pool));
     all
 }
 

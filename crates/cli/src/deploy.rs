@@ -8,10 +8,13 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use reconciler_engine::execute::{ApplyEvent, EventKind, Operation};
 use reconciler_engine::model::{DesiredGraph, DesiredResource, ResourceId};
-use reconciler_engine::{ApplyReport, Plan, Reconciler};
+use reconciler_engine::{Action, ApplyReport, ChangeCause, Plan, Reconciler};
+use reconciler_render::naming::TAG_SERVER;
+use reconciler_render::record::ApplyRecord;
 use reconciler_render::{kinds, render_resources, Context};
 use reconciler_spec::{InstanceCatalog, SpecSet};
 
+use crate::prune::{Orphan, Unreadable};
 use crate::session::{home_region, Session};
 
 /// Validated specs, connected session and rendered graph.
@@ -46,16 +49,151 @@ pub async fn prepare(
     })
 }
 
+/// What `plan` and `apply` do beyond converging the input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// Delete the servers of the input's Bases whose specs are gone from the input.
+    pub prune: bool,
+    /// With `prune`: also delete file systems whose spec did not ask to keep them.
+    pub allow_data_loss: bool,
+}
+
+/// A plan with what it was made from.
+#[derive(Debug)]
+pub struct Planned {
+    /// The plan, each change attributed to the specs or to drift where the records tell.
+    pub plan: Plan,
+    /// Servers in AWS whose specs are not in the input (pruned only with `prune`).
+    pub orphans: Vec<Orphan>,
+    /// Apply records that could not be read (nothing is done about them).
+    pub unreadable: Vec<Unreadable>,
+    /// With `prune`: resources named like an orphan's but not tagged as ours; kept.
+    pub unowned: Vec<ResourceId>,
+    /// With `prune`: which orphan each pruned resource belongs to.
+    pub pruned_owners: BTreeMap<ResourceId, String>,
+    /// Resources in the graph planned over.
+    pub graph_len: usize,
+}
+
+impl Planned {
+    /// The inventory of a prune: per server, what is deleted and what is kept. Empty when
+    /// nothing is pruned.
+    pub fn prune_inventory(&self) -> String {
+        let mut out = String::new();
+        let mut servers: BTreeSet<&str> = BTreeSet::new();
+        servers.extend(self.pruned_owners.values().map(String::as_str));
+        for server in servers {
+            let mut deleted = Vec::new();
+            let mut kept = Vec::new();
+            for r in self.plan.resources() {
+                if self.pruned_owners.get(&r.id).map(String::as_str) != Some(server) {
+                    continue;
+                }
+                let line = format!("{} ({})", r.id, r.name);
+                match r.action {
+                    Action::Delete => deleted.push(line),
+                    Action::Retain if self.unowned.contains(&r.id) => {
+                        kept.push(format!("{line}: not tagged as ours, left alone"))
+                    }
+                    Action::Retain => kept.push(format!("{line}: data, kept")),
+                    _ => {}
+                }
+            }
+            out.push_str(&format!(
+                "Prune server {server} (its spec is not in the input): {} to delete, {} kept\n",
+                deleted.len(),
+                kept.len()
+            ));
+            for line in deleted {
+                out.push_str(&format!("  - {line}\n"));
+            }
+            for line in kept {
+                out.push_str(&format!("  = {line}\n"));
+            }
+        }
+        out
+    }
+
+    /// A hint about servers left in AWS when not pruning.
+    pub fn orphan_hint(&self) -> Option<String> {
+        if self.orphans.is_empty() || !self.pruned_owners.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = self.orphans.iter().map(|o| o.server.as_str()).collect();
+        Some(format!(
+            "Not in the input but still in AWS: {} (apply --prune deletes them, keeping their data)",
+            names.join(", ")
+        ))
+    }
+}
+
 /// Observes AWS and plans what apply would change.
 pub async fn plan(p: &Prepared, rec: &Reconciler) -> Result<Plan> {
+    Ok(plan_with(p, rec, PlanOptions::default()).await?.plan)
+}
+
+/// [`plan`], with pruning when asked and what it found about servers not in the input.
+pub async fn plan_with(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> Result<Planned> {
     // A missing or wrong Lambda binary stops here, before AWS is read or changed.
     reconciler_aws::lambda::check_artifacts(
         &reconciler_aws::lambda::ArtifactLocator::from_process(),
         p.graph.iter(),
     )
     .await?;
-    let observed = rec.observe(&p.graph).await?;
-    Ok(rec.plan(&p.graph, &observed, &[])?)
+    let (orphans, unreadable) = crate::prune::find_orphans(p).await?;
+    let mut planned = Planned {
+        plan: Plan::default(),
+        orphans,
+        unreadable,
+        unowned: Vec::new(),
+        pruned_owners: BTreeMap::new(),
+        graph_len: p.graph.len(),
+    };
+    if opts.prune && !planned.orphans.is_empty() {
+        let pg = crate::prune::prune_graph(p, &planned.orphans, opts.allow_data_loss).await?;
+        let observed = rec.observe(&pg.graph).await?;
+        let unowned = crate::prune::unowned(&pg.graph, &pg.delete, &observed);
+        let graph = crate::prune::retaining(&pg.graph, &unowned)?;
+        planned.plan = rec.plan(&graph, &observed, &pg.delete)?;
+        planned.unowned = unowned;
+        planned.pruned_owners = pg.owners;
+        planned.graph_len = graph.len();
+    } else {
+        let observed = rec.observe(&p.graph).await?;
+        planned.plan = rec.plan(&p.graph, &observed, &[])?;
+    }
+    attribute(&mut planned.plan);
+    Ok(planned)
+}
+
+/// Labels each change to an existing resource as a spec change or drift, from the apply
+/// records observed with it: a resource whose fingerprint equals the one recorded at the last
+/// successful apply was not changed by the specs, so its difference is drift.
+pub fn attribute(plan: &mut Plan) {
+    let mut recorded: BTreeMap<String, String> = BTreeMap::new();
+    for r in plan.resources() {
+        if r.kind.as_str() != kinds::PARAMETER {
+            continue;
+        }
+        let record = r
+            .observed()
+            .and_then(|o| o.properties.get("value"))
+            .and_then(ApplyRecord::from_value);
+        if let Some(record) = record {
+            recorded.extend(record.resources);
+        }
+    }
+    plan.attribute(|r| {
+        if r.kind.as_str() == kinds::PARAMETER {
+            return None;
+        }
+        let before = recorded.get(r.id.as_str())?;
+        Some(if *before == r.desired().fingerprint() {
+            ChangeCause::Drift
+        } else {
+            ChangeCause::Spec
+        })
+    });
 }
 
 /// Applies a plan, printing one progress line per resource operation to `progress`.
@@ -127,31 +265,26 @@ pub fn progress_line(event: &ApplyEvent, started: Instant) -> Option<String> {
 /// Kinds that hold data: never deleted unless the command line confirms.
 pub const STATEFUL_KINDS: &[&str] = &[kinds::FILE_SYSTEM, kinds::BACKUP_VAULT];
 
-/// Which of `servers` each server-owned resource belongs to: a server's resources are those
-/// it renders beyond its Base's. Base resources belong to none.
-pub fn server_owners(
-    cx: &Context,
-    set: &SpecSet,
-    catalog: &InstanceCatalog,
-    servers: &[String],
-) -> Result<BTreeMap<ResourceId, String>> {
-    let mut base_only = set.clone();
-    base_only.servers.clear();
-    let base_ids: BTreeSet<ResourceId> = render_resources(cx, &base_only, catalog)?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+/// Which server each server-owned resource of `graph` belongs to, read from the servers'
+/// apply records: a record depends on exactly the resources its server renders. Base
+/// resources belong to none.
+pub fn server_owners<'a>(
+    resources: impl IntoIterator<Item = &'a DesiredResource>,
+) -> BTreeMap<ResourceId, String> {
     let mut owners = BTreeMap::new();
-    for name in servers {
-        let mut one = set.clone();
-        one.servers.retain(|s| &s.doc.metadata.name == name);
-        for r in render_resources(cx, &one, catalog)? {
-            if !base_ids.contains(&r.id) {
-                owners.insert(r.id, name.clone());
-            }
+    for r in resources {
+        if r.kind.as_str() != kinds::PARAMETER {
+            continue;
         }
+        let Some(server) = r.tags.get(TAG_SERVER) else {
+            continue;
+        };
+        for dep in &r.depends_on {
+            owners.insert(dep.clone(), server.clone());
+        }
+        owners.insert(r.id.clone(), server.clone());
     }
-    Ok(owners)
+    owners
 }
 
 /// The graph to destroy: the whole input, or only the named servers (their Base stays). Data
@@ -178,8 +311,12 @@ pub fn destroy_graph(
                 return Err(anyhow!("no server named `{name}` in the given specs"));
             }
         }
-        let owners = server_owners(cx, set, catalog, servers)?;
-        owners.into_keys().collect()
+        let wanted: BTreeSet<&String> = servers.iter().collect();
+        server_owners(&all)
+            .into_iter()
+            .filter(|(_, server)| wanted.contains(server))
+            .map(|(id, _)| id)
+            .collect()
     };
     let resources: Vec<DesiredResource> = all
         .into_iter()
@@ -211,6 +348,49 @@ pub async fn plan_destroy(
     } else {
         Ok(rec.plan(graph, &observed, ids)?)
     }
+}
+
+/// Records how the apply went for each server of the input it touched, and forgets the
+/// results of pruned servers that are now gone.
+pub async fn record_results(p: &Prepared, planned: &Planned, report: &ApplyReport) -> Result<()> {
+    let results = crate::results::summarize(
+        planned.plan.resources().iter().map(|r| r.desired()),
+        report,
+        &crate::results::now_rfc3339(),
+    );
+    crate::results::write(p, &results).await?;
+    for orphan in &planned.orphans {
+        let pruned = results
+            .get(&orphan.server)
+            .is_some_and(|r| r.failed + r.skipped == 0)
+            && planned.pruned_owners.values().any(|s| s == &orphan.server);
+        if pruned {
+            let region = p
+                .set
+                .bases
+                .iter()
+                .find(|b| b.doc.metadata.name == orphan.base)
+                .map(|b| b.doc.spec.region.clone())
+                .unwrap_or_else(|| home_region(&p.set));
+            crate::results::delete(p, &region, &orphan.base, &orphan.server).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Forgets the last results of destroyed servers (`servers`, or all of the input).
+pub async fn forget_results(p: &Prepared, servers: &[String]) -> Result<()> {
+    for server in &p.set.servers {
+        let name = &server.doc.metadata.name;
+        if !servers.is_empty() && !servers.contains(name) {
+            continue;
+        }
+        if let Some(base) = reconciler_spec::base_of(&p.set, &server.doc) {
+            crate::results::delete(p, &base.doc.spec.region, &base.doc.metadata.name, name)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The closing summary of an apply or destroy.

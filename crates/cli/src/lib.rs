@@ -3,5 +3,7 @@
 
 pub mod day2;
 pub mod deploy;
+pub mod prune;
+pub mod results;
 pub mod session;
 pub mod watch;

@@ -37,6 +37,26 @@ struct Cli {
     /// Provider calls in flight at once.
     #[arg(long, global = true, value_name = "N")]
     max_concurrency: Option<usize>,
+    /// Print only errors and summaries.
+    #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Log what the reconciler does on standard error (-v: each AWS operation, -vv: debug).
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Colour in human output: auto (when writing to a terminal and NO_COLOR is unset),
+    /// always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
+enum ColorChoice {
+    /// Colour on a terminal unless NO_COLOR is set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,6 +198,19 @@ struct PlanArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
     output: Format,
+    #[command(flatten)]
+    prune: PruneArgs,
+}
+
+#[derive(Args, Debug)]
+struct PruneArgs {
+    /// Also delete the servers of the input's Bases whose specs are no longer in the input
+    /// (found by their apply records in AWS). Their file systems are kept.
+    #[arg(long)]
+    prune: bool,
+    /// With --prune: also delete file systems whose spec sets keepOnDelete: false.
+    #[arg(long, requires = "prune")]
+    allow_data_loss: bool,
 }
 
 #[derive(Args, Debug)]
@@ -185,9 +218,15 @@ struct ApplyArgs {
     /// Spec files or directories (recursing into *.yaml and *.yml); `-` reads standard input.
     #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
     files: Vec<PathBuf>,
-    /// Print only errors and the summary.
-    #[arg(short = 'q', long)]
-    quiet: bool,
+    #[command(flatten)]
+    prune: PruneArgs,
+    /// Do not ask for confirmation before pruning.
+    #[arg(short = 'y', long)]
+    yes: bool,
+    /// Output format: text, or one JSON object with the plan, the outcome of each resource
+    /// and the summary.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+    output: Format,
 }
 
 #[derive(Args, Debug)]
@@ -204,6 +243,10 @@ struct DestroyArgs {
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
     yes: bool,
+    /// Output format: text, or one JSON object with the plan, the outcome of each resource
+    /// and the summary.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+    output: Format,
 }
 
 #[derive(Args, Debug)]
@@ -278,11 +321,92 @@ fn main() -> ExitCode {
     }
 }
 
+/// How human output looks.
+#[derive(Debug, Clone, Copy)]
+struct Ui {
+    quiet: bool,
+    color: bool,
+}
+
+impl Ui {
+    fn new(cli: &Cli) -> Self {
+        use std::io::IsTerminal;
+        let color = match cli.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
+        };
+        Ui {
+            quiet: cli.quiet,
+            color,
+        }
+    }
+
+    /// Plan text with its change lines coloured (when colour is on).
+    fn plan_text(&self, text: &str) -> String {
+        if !self.color {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len() + 256);
+        for line in text.split_inclusive('\n') {
+            let code = if line.starts_with("-/+") || line.starts_with("+/-") {
+                Some("35") // magenta: replacement
+            } else if line.starts_with("+ ") || line.starts_with("  + ") {
+                Some("32")
+            } else if line.starts_with("~ ") {
+                Some("33")
+            } else if line.starts_with("- ") || line.starts_with("  - ") || line.starts_with("! ") {
+                Some("31")
+            } else if line.starts_with("= ") || line.starts_with("  = ") {
+                Some("36")
+            } else {
+                None
+            };
+            match code {
+                Some(code) => {
+                    let body = line.trim_end_matches('\n');
+                    out.push_str(&format!("\x1b[{code}m{body}\x1b[0m"));
+                    if line.ends_with('\n') {
+                        out.push('\n');
+                    }
+                }
+                None => out.push_str(line),
+            }
+        }
+        out
+    }
+}
+
+/// Logs on standard error: warnings by default, more with -v; `RECONCILER_LOG` overrides.
+fn init_logs(verbose: u8, format: LogFormat, default: &str) {
+    let level = match verbose {
+        0 => default,
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RECONCILER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
 fn run(cli: Cli) -> Result<u8> {
     let aws = AwsOptions {
         endpoint_url: cli.endpoint_url.clone(),
         max_concurrency: cli.max_concurrency,
     };
+    let ui = Ui::new(&cli);
+    match &cli.command {
+        Command::Watch(args) => init_logs(cli.verbose, args.log_format, "info"),
+        _ => init_logs(cli.verbose, LogFormat::Text, "warn"),
+    }
     match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Schema => {
@@ -291,9 +415,9 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Import(args) => import_cmd(&args),
         Command::Render(args) => runtime()?.block_on(render_cmd(&args, &aws)),
-        Command::Plan(args) => runtime()?.block_on(plan_cmd(&args, &aws)),
-        Command::Apply(args) => runtime()?.block_on(apply_cmd(&args, &aws)),
-        Command::Destroy(args) => runtime()?.block_on(destroy_cmd(&args, &aws)),
+        Command::Plan(args) => runtime()?.block_on(plan_cmd(&args, &aws, ui)),
+        Command::Apply(args) => runtime()?.block_on(apply_cmd(&args, &aws, ui)),
+        Command::Destroy(args) => runtime()?.block_on(destroy_cmd(&args, &aws, ui)),
         Command::Status(args) => runtime()?.block_on(status_cmd(&args, &aws)),
         Command::Wake(args) => runtime()?.block_on(wake_cmd(&args, &aws, true)),
         Command::Sleep(args) => runtime()?.block_on(wake_cmd(&args, &aws, false)),
@@ -348,26 +472,52 @@ async fn render_cmd(args: &RenderArgs, aws: &AwsOptions) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-async fn plan_cmd(args: &PlanArgs, aws: &AwsOptions) -> Result<u8> {
+fn plan_options(args: &PruneArgs) -> deploy::PlanOptions {
+    deploy::PlanOptions {
+        prune: args.prune,
+        allow_data_loss: args.allow_data_loss,
+    }
+}
+
+/// Prints a plan for people: the prune inventory, the changes, hints.
+fn print_plan(planned: &deploy::Planned, ui: Ui) {
+    for u in &planned.unreadable {
+        eprintln!(
+            "warning: apply record {} cannot be read; its server is left alone",
+            u.parameter
+        );
+    }
+    if planned.plan.is_empty() {
+        println!(
+            "No changes. AWS matches the specs ({} resources).",
+            planned.graph_len
+        );
+    } else {
+        let inventory = planned.prune_inventory();
+        if !inventory.is_empty() {
+            print!("{}", ui.plan_text(&inventory));
+            println!();
+        }
+        if !ui.quiet {
+            print!("{}", ui.plan_text(&planned.plan.to_string()));
+        }
+    }
+    if let Some(hint) = planned.orphan_hint() {
+        println!("{hint}");
+    }
+}
+
+async fn plan_cmd(args: &PlanArgs, aws: &AwsOptions, ui: Ui) -> Result<u8> {
     let Some(p) = prepare(&args.files, aws).await? else {
         return Ok(EXIT_ERROR);
     };
     let rec = p.session.reconciler(aws);
-    let plan = deploy::plan(&p, &rec).await?;
+    let planned = deploy::plan_with(&p, &rec, plan_options(&args.prune)).await?;
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
-        Format::Text => {
-            if plan.is_empty() {
-                println!(
-                    "No changes. AWS matches the specs ({} resources).",
-                    p.graph.len()
-                );
-            } else {
-                print!("{plan}");
-            }
-        }
+        Format::Json => println!("{}", serde_json::to_string_pretty(&planned.plan)?),
+        Format::Text => print_plan(&planned, ui),
     }
-    Ok(if args.detailed_exitcode && !plan.is_empty() {
+    Ok(if args.detailed_exitcode && !planned.plan.is_empty() {
         EXIT_CHANGES
     } else {
         EXIT_OK
@@ -405,15 +555,6 @@ async fn wake_cmd(args: &ServerArgs, aws: &AwsOptions, wake: bool) -> Result<u8>
 }
 
 async fn watch_cmd(args: &WatchArgs, aws: &AwsOptions) -> Result<u8> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RECONCILER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
     let shutdown = shutdown_signal()?;
     let Some(p) = prepare(&args.files, aws).await? else {
         return Ok(EXIT_ERROR);
@@ -460,32 +601,81 @@ fn eprint_line(line: &str) {
     eprintln!("{line}");
 }
 
-async fn apply_cmd(args: &ApplyArgs, aws: &AwsOptions) -> Result<u8> {
+/// The JSON document `apply -o json` and `destroy -o json` print.
+fn report_json(
+    plan: &reconciler_engine::Plan,
+    report: &reconciler_engine::ApplyReport,
+    calls: &reconciler_aws::CallCounts,
+) -> serde_json::Value {
+    let resources: Vec<serde_json::Value> = report
+        .resources()
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(&r.outcome).unwrap_or_default();
+            if let serde_json::Value::Object(m) = &mut v {
+                m.insert("id".into(), serde_json::json!(r.id));
+                m.insert("action".into(), serde_json::json!(r.action));
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "success": report.is_success(),
+        "plan": plan.summary(),
+        "outcome": report.counts(),
+        "calls": { "reads": calls.reads, "mutations": calls.mutations },
+        "resources": resources,
+    })
+}
+
+async fn apply_cmd(args: &ApplyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8> {
     let Some(p) = prepare(&args.files, aws).await? else {
         return Ok(EXIT_ERROR);
     };
     let rec = p.session.reconciler(aws);
-    let plan = deploy::plan(&p, &rec).await?;
-    if plan.is_empty() {
-        println!(
-            "No changes. AWS matches the specs ({} resources).",
-            p.graph.len()
-        );
+    let planned = deploy::plan_with(&p, &rec, plan_options(&args.prune)).await?;
+    let text = args.output == Format::Text;
+    if text {
+        print_plan(&planned, ui);
+    }
+    if planned.plan.is_empty() {
+        if !text {
+            let report = rec.apply(&planned.plan, &reconciler_engine::NoEvents).await;
+            println!(
+                "{}",
+                report_json(&planned.plan, &report, &p.session.counter.snapshot())
+            );
+        }
         return Ok(EXIT_OK);
     }
-    if !args.quiet {
-        print!("{plan}");
+    if text {
         println!();
     }
+    if !planned.pruned_owners.is_empty()
+        && planned.plan.summary().destroy > 0
+        && !args.yes
+        && !confirm("Delete the pruned servers' resources marked `-` above? Type yes: ")?
+    {
+        eprintln!("Nothing was changed.");
+        return Ok(EXIT_ERROR);
+    }
     let progress: Option<&(dyn Fn(&str) + Send + Sync)> =
-        if args.quiet { None } else { Some(&eprint_line) };
-    let report = deploy::apply(&rec, &plan, progress).await;
-    deploy::summary(
-        &report,
-        &plan,
-        &p.session.counter.snapshot(),
-        &mut std::io::stdout(),
-    )?;
+        if ui.quiet || !text { None } else { Some(&eprint_line) };
+    let report = deploy::apply(&rec, &planned.plan, progress).await;
+    deploy::record_results(&p, &planned, &report).await?;
+    if text {
+        deploy::summary(
+            &report,
+            &planned.plan,
+            &p.session.counter.snapshot(),
+            &mut std::io::stdout(),
+        )?;
+    } else {
+        println!(
+            "{}",
+            report_json(&planned.plan, &report, &p.session.counter.snapshot())
+        );
+    }
     Ok(if report.is_success() {
         EXIT_OK
     } else {
@@ -493,7 +683,7 @@ async fn apply_cmd(args: &ApplyArgs, aws: &AwsOptions) -> Result<u8> {
     })
 }
 
-async fn destroy_cmd(args: &DestroyArgs, aws: &AwsOptions) -> Result<u8> {
+async fn destroy_cmd(args: &DestroyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8> {
     let Some(p) = prepare(&args.files, aws).await? else {
         return Ok(EXIT_ERROR);
     };
@@ -506,28 +696,39 @@ async fn destroy_cmd(args: &DestroyArgs, aws: &AwsOptions) -> Result<u8> {
         args.allow_data_loss,
     )?;
     let plan = deploy::plan_destroy(&rec, &graph, &ids).await?;
-    print!("{plan}");
-    if plan.summary().destroy == 0 {
+    let text = args.output == Format::Text;
+    if text {
+        print!("{}", ui.plan_text(&plan.to_string()));
+    }
+    if plan.summary().destroy > 0
+        && !args.yes
+        && !confirm("Delete the resources marked `-` above? Type yes: ")?
+    {
+        eprintln!("Nothing was deleted.");
+        return Ok(EXIT_ERROR);
+    }
+    if text && plan.summary().destroy == 0 {
         println!("Nothing to delete.");
+    }
+    let progress: Option<&(dyn Fn(&str) + Send + Sync)> =
+        if ui.quiet || !text { None } else { Some(&eprint_line) };
+    let report = deploy::apply(&rec, &plan, progress).await;
+    if report.is_success() {
+        deploy::forget_results(&p, &args.names).await?;
+    }
+    if text {
         deploy::summary(
-            &rec.apply(&plan, &reconciler_engine::NoEvents).await,
+            &report,
             &plan,
             &p.session.counter.snapshot(),
             &mut std::io::stdout(),
         )?;
-        return Ok(EXIT_OK);
+    } else {
+        println!(
+            "{}",
+            report_json(&plan, &report, &p.session.counter.snapshot())
+        );
     }
-    if !args.yes && !confirm("Delete the resources marked `-` above? Type yes: ")? {
-        eprintln!("Nothing was deleted.");
-        return Ok(EXIT_ERROR);
-    }
-    let report = deploy::apply(&rec, &plan, Some(&eprint_line)).await;
-    deploy::summary(
-        &report,
-        &plan,
-        &p.session.counter.snapshot(),
-        &mut std::io::stdout(),
-    )?;
     Ok(if report.is_success() {
         EXIT_OK
     } else {

@@ -91,12 +91,7 @@ impl Watcher {
         });
         let cx = &p.session.context;
         let graph = DesiredGraph::new(render_resources(cx, &set, &p.catalog)?)?;
-        let names: Vec<String> = set
-            .servers
-            .iter()
-            .map(|s| s.doc.metadata.name.clone())
-            .collect();
-        let owners = crate::deploy::server_owners(cx, &set, &p.catalog, &names)?;
+        let owners = crate::deploy::server_owners(graph.iter());
 
         let observed = rec.observe(&graph).await?;
         let plan = rec.plan(&graph, &observed, &[])?;
@@ -106,6 +101,14 @@ impl Watcher {
             .filter(|r| !matches!(r.action, reconciler_engine::Action::NoOp))
             .count();
         let applied = rec.apply(&plan, &NoEvents).await;
+        let results = crate::results::summarize(
+            plan.resources().iter().map(|r| r.desired()),
+            &applied,
+            &crate::results::now_rfc3339(),
+        );
+        if let Err(error) = crate::results::write(p, &results).await {
+            tracing::warn!(%error, "could not record the cycle's results");
+        }
         for (id, error) in applied.failures() {
             match owners.get(id) {
                 Some(server) => {

@@ -122,7 +122,7 @@ pub use model::{
     ResourceId,
 };
 pub use observe::{ObserveError, ObservedState};
-pub use plan::{Action, Plan, PlanError, PlanSummary, ResourcePlan};
+pub use plan::{Action, ChangeCause, Plan, PlanError, PlanSummary, ResourcePlan};
 pub use provider::{
     ErrorClass, KindSpec, Provider, ProviderError, ReplaceStrategy, ResourceClient,
 };

@@ -346,6 +346,26 @@ impl DesiredResource {
         self
     }
 
+    /// A short stable hash of everything apply writes for this resource (kind, region, name,
+    /// properties with references unresolved, tags, retention). Recorded after a successful
+    /// apply, it tells a later plan whether a difference comes from the specs (the fingerprint
+    /// changed) or from AWS (it did not: drift).
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut tags: Vec<(&String, &String)> = self.tags.iter().collect();
+        tags.sort();
+        let canonical = serde_json::json!([
+            self.kind.as_str(),
+            self.region,
+            self.name,
+            self.properties,
+            tags,
+            self.retain_on_delete
+        ]);
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// References found in the properties, with their paths.
     pub fn references(&self) -> Vec<(String, Reference)> {
         let mut out = Vec::new();

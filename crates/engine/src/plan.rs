@@ -71,6 +71,9 @@ pub struct ResourcePlan {
     pub depends_on: Vec<ResourceId>,
     /// Whether the resource is retained on delete.
     pub retain_on_delete: bool,
+    /// Why an existing resource differs, when the caller could tell (see [`Plan::attribute`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<ChangeCause>,
     #[serde(skip)]
     pub(crate) desired: DesiredResource,
     #[serde(skip)]
@@ -87,6 +90,16 @@ impl ResourcePlan {
     pub fn observed(&self) -> Option<&Observed> {
         self.observed.as_ref()
     }
+}
+
+/// Why an existing resource is to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeCause {
+    /// The specs changed what the resource should be since the last successful apply.
+    Spec,
+    /// The specs did not change it: AWS was changed out of band.
+    Drift,
 }
 
 /// Counts of a plan, with replacements counted both as add and destroy.
@@ -253,6 +266,7 @@ pub fn plan(
             replace_strategy: strategy,
             depends_on: graph.dependencies(id).to_vec(),
             retain_on_delete: r.retain_on_delete,
+            cause: None,
             desired: r.clone(),
             observed: obs.cloned(),
         });
@@ -278,6 +292,7 @@ pub fn plan(
             replace_strategy: None,
             depends_on: graph.dependencies(id).to_vec(),
             retain_on_delete: r.retain_on_delete,
+            cause: None,
             desired: r.clone(),
             observed: obs.cloned(),
         });
@@ -286,6 +301,23 @@ pub fn plan(
 }
 
 impl Plan {
+    /// Labels each update, replacement or blocked replacement with its cause, as `cause` tells
+    /// from the entry (`None`: unknown, left unlabelled).
+    pub fn attribute(&mut self, cause: impl Fn(&ResourcePlan) -> Option<ChangeCause>) {
+        for r in &mut self.resources {
+            if matches!(r.action, Action::Update | Action::Replace | Action::Blocked) {
+                r.cause = cause(r);
+            }
+        }
+    }
+
+    /// Resources whose difference is attributed to drift.
+    pub fn drifted(&self) -> impl Iterator<Item = &ResourcePlan> {
+        self.resources
+            .iter()
+            .filter(|r| r.cause == Some(ChangeCause::Drift))
+    }
+
     /// Builds a plan from entries (for tools that assemble plans).
     pub fn from_resources(resources: Vec<ResourcePlan>) -> Self {
         Plan { resources }
@@ -346,7 +378,12 @@ impl Plan {
 }
 
 fn header(r: &ResourcePlan) -> String {
-    format!("{} ({}, {})", r.id, r.region, r.name)
+    let cause = match r.cause {
+        Some(ChangeCause::Drift) => " [drift: changed outside the reconciler]",
+        Some(ChangeCause::Spec) => " [spec change]",
+        None => "",
+    };
+    format!("{} ({}, {}){cause}", r.id, r.region, r.name)
 }
 
 fn fmt_before(v: &Option<serde_json::Value>) -> String {
@@ -433,6 +470,13 @@ impl fmt::Display for Plan {
             "Plan: {} to add, {} to change, {} to destroy, {} to retain.",
             s.add, s.change, s.destroy, s.retain
         )?;
+        let drifted = self.drifted().count();
+        if drifted > 0 {
+            writeln!(
+                f,
+                "{drifted} resource(s) drifted: changed in AWS outside the reconciler; apply puts them back."
+            )?;
+        }
         if s.blocked > 0 {
             writeln!(
                 f,

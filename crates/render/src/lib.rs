@@ -9,6 +9,7 @@
 pub mod base;
 pub mod naming;
 pub mod policies;
+pub mod record;
 pub mod server;
 pub mod user_data;
 pub mod wake;
@@ -119,6 +120,9 @@ pub mod kinds {
     pub const EVENT_RULE: &str = "events.rule";
     /// CloudWatch dashboard: `body`.
     pub const DASHBOARD: &str = "cloudwatch.dashboard";
+    /// SSM parameter holding JSON: `value` (any JSON, stored serialized).
+    /// Used for apply records (see [`crate::record`]). Outputs `name`, `version`.
+    pub const PARAMETER: &str = "ssm.parameter";
 }
 
 /// Account facts that go into ARNs. Passing them in keeps render pure: the CLI reads them once
@@ -182,6 +186,7 @@ pub fn render_resources(
     let mut base_refs = std::collections::HashMap::new();
     for base in &set.bases {
         let (resources, refs) = base::render(cx, &base.doc);
+        out.push(record::base_record(&base.doc, &resources));
         out.extend(resources);
         base_refs.insert(base.doc.metadata.name.clone(), refs);
     }
@@ -200,9 +205,10 @@ pub fn render_resources(
                 })
             }
         };
-        let (resources, server_refs) = server::render(cx, &base.doc, refs, &server.doc, info);
-        out.extend(resources);
-        let (resources, _) = wake::render(cx, &base.doc, refs, &server.doc, &server_refs);
+        let (mut resources, server_refs) =
+            server::render(cx, &base.doc, refs, &server.doc, info);
+        resources.extend(wake::render(cx, &base.doc, refs, &server.doc, &server_refs).0);
+        out.push(record::server_record(&base.doc, &server.doc, &resources));
         out.extend(resources);
     }
     if !set.servers.is_empty() {

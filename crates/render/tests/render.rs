@@ -372,3 +372,69 @@ fn lambdas_are_scoped_to_their_own_group_zone_and_metric() {
         assert_eq!(f.properties["runtime"], "provided.al2023");
     }
 }
+
+#[test]
+fn apply_records_cover_exactly_their_servers_resources_and_hold_no_environment_values() {
+    use reconciler_render::record::ApplyRecord;
+    let g = graph();
+    let records = of_kind(&g, kinds::PARAMETER);
+    // One per server and one for the Base.
+    assert_eq!(records.len(), 4, "{records:#?}");
+    for record in records {
+        let value = ApplyRecord::from_value(&record.properties["value"]).expect("a record");
+        let covered: Vec<String> = record.depends_on.iter().map(|d| d.to_string()).collect();
+        let listed: Vec<String> = value.resources.keys().cloned().collect();
+        let mut sorted = covered.clone();
+        sorted.sort();
+        assert_eq!(sorted, listed, "{}: lists what it depends on", record.id);
+        for id in &record.depends_on {
+            let r = get(&g, id.as_str());
+            assert_eq!(value.resources[id.as_str()], r.fingerprint(), "{id}");
+            if let Some(owner) = r.tags.get("reconciler.dev/server") {
+                assert_eq!(Some(owner), record.tags.get("reconciler.dev/server"), "{id}");
+            }
+        }
+        match record.tags.get("reconciler.dev/server") {
+            Some(server) => {
+                let spec = value.spec.expect("a server record holds its spec");
+                assert_eq!(&spec.metadata.name, server);
+                assert!(spec.spec.container.environment.values().all(|v| v.as_env_string().is_empty()));
+                assert!(record.name.ends_with(&format!("/servers/{server}")));
+            }
+            None => assert!(value.spec.is_none()),
+        }
+    }
+    // Every resource but the account-wide log policy belongs to a record.
+    let covered: std::collections::BTreeSet<_> = of_kind(&g, kinds::PARAMETER)
+        .iter()
+        .flat_map(|r| r.depends_on.iter().cloned().chain([r.id.clone()]))
+        .collect();
+    let uncovered: Vec<_> = g.ids().filter(|id| !covered.contains(*id)).collect();
+    assert_eq!(uncovered.len(), 1, "{uncovered:?}");
+}
+
+#[test]
+fn a_recorded_spec_renders_the_same_resources_again() {
+    use reconciler_render::record::ApplyRecord;
+    let set = examples();
+    let g = graph();
+    for server in &set.servers {
+        let name = &server.doc.metadata.name;
+        let record = get(&g, &format!("ssm.parameter/{name}.record"));
+        let spec = ApplyRecord::from_value(&record.properties["value"])
+            .unwrap()
+            .spec
+            .unwrap();
+        // What a prune renders: the Base and the recorded spec only.
+        let mut again = set.clone();
+        again.servers.retain(|s| &s.doc.metadata.name == name);
+        again.servers[0].doc = spec;
+        let g2 = render(&Context::new("123456789012"), &again, &InstanceCatalog::offline()).unwrap();
+        let record2 = get(&g2, &format!("ssm.parameter/{name}.record"));
+        assert_eq!(record.depends_on, record2.depends_on, "{name}: same resources");
+        for id in &record.depends_on {
+            let (a, b) = (get(&g, id.as_str()), get(&g2, id.as_str()));
+            assert_eq!((&a.name, &a.region, a.retain_on_delete), (&b.name, &b.region, b.retain_on_delete), "{id}");
+        }
+    }
+}

@@ -288,15 +288,15 @@ pub async fn list_by_path(
     path: &str,
 ) -> Result<Vec<StoredParameter>, ProviderError> {
     let ssm = pool.ssm(region);
-    let pages: Vec<aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput> =
-        ssm.get_parameters_by_path()
-            .path(path.trim_end_matches('/'))
-            .recursive(false)
-            .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify(&format!("GetParametersByPath {path}"), e))?;
+    let pages: Vec<aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput> = ssm
+        .get_parameters_by_path()
+        .path(path.trim_end_matches('/'))
+        .recursive(false)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify(&format!("GetParametersByPath {path}"), e))?;
     let params: Vec<&aws_sdk_ssm::types::Parameter> =
         pages.iter().flat_map(|p| p.parameters()).collect();
     let found: Vec<(String, Option<Value>)> = params
@@ -375,7 +375,11 @@ pub async fn put_value(
 }
 
 /// Deletes a parameter; a missing one is fine.
-pub async fn delete_value(pool: &ClientPool, region: &str, name: &str) -> Result<(), ProviderError> {
+pub async fn delete_value(
+    pool: &ClientPool,
+    region: &str,
+    name: &str,
+) -> Result<(), ProviderError> {
     match pool.ssm(region).delete_parameter().name(name).send().await {
         Ok(_) => Ok(()),
         Err(e) => {

@@ -68,7 +68,10 @@ fn record(server: &str, value: serde_json::Value) -> DesiredResource {
 #[tokio::test]
 async fn records_are_created_read_back_fixed_and_deleted() {
     let env = Env::new();
-    let small = record("mc", json!({"managedBy": "reconciler", "resources": {"a": "1"}}));
+    let small = record(
+        "mc",
+        json!({"managedBy": "reconciler", "resources": {"a": "1"}}),
+    );
     let big = record(
         "vh",
         json!({"managedBy": "reconciler", "blob": "word ".repeat(3000)}),
@@ -87,7 +90,10 @@ async fn records_are_created_read_back_fixed_and_deleted() {
         .await
         .unwrap();
     let text = stored.parameter().unwrap().value().unwrap().to_string();
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), small.properties["value"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        small.properties["value"]
+    );
     let stored = env
         .ssm()
         .get_parameter()
@@ -96,7 +102,11 @@ async fn records_are_created_read_back_fixed_and_deleted() {
         .await
         .unwrap();
     let text = stored.parameter().unwrap().value().unwrap().to_string();
-    assert!(text.starts_with("deflate:") && text.len() <= 4096, "{}", text.len());
+    assert!(
+        text.starts_with("deflate:") && text.len() <= 4096,
+        "{}",
+        text.len()
+    );
 
     // Rewritten out of band: drift on the value, put back by apply.
     env.ssm()
@@ -110,7 +120,10 @@ async fn records_are_created_read_back_fixed_and_deleted() {
     let plan = common::plan(&env.reconciler, &graph).await;
     let entry = plan.get(&small.id).unwrap();
     assert_eq!(entry.action, Action::Update);
-    assert!(entry.changes.iter().any(|c| c.path == "/value/resources/a"), "{plan}");
+    assert!(
+        entry.changes.iter().any(|c| c.path == "/value/resources/a"),
+        "{plan}"
+    );
     common::apply_plan(&env.reconciler, &plan).await;
     common::assert_converged(&env.reconciler, &env.counter, &graph).await;
 
@@ -121,17 +134,31 @@ async fn records_are_created_read_back_fixed_and_deleted() {
         .unwrap();
     let mut names: Vec<&str> = listed.iter().map(|p| p.name.as_str()).collect();
     names.sort();
-    assert_eq!(names, ["/reconciler/main/servers/mc", "/reconciler/main/servers/vh"]);
-    assert!(listed.iter().all(|p| p.tags.get("reconciler.dev/managed-by").map(String::as_str) == Some("reconciler")));
-    assert_eq!(listed.iter().find(|p| p.name.ends_with("/vh")).unwrap().value, Some(big.properties["value"].clone()));
+    assert_eq!(
+        names,
+        ["/reconciler/main/servers/mc", "/reconciler/main/servers/vh"]
+    );
+    assert!(listed.iter().all(
+        |p| p.tags.get("reconciler.dev/managed-by").map(String::as_str) == Some("reconciler")
+    ));
+    assert_eq!(
+        listed
+            .iter()
+            .find(|p| p.name.ends_with("/vh"))
+            .unwrap()
+            .value,
+        Some(big.properties["value"].clone())
+    );
     assert_eq!(env.counter.snapshot().reads, 3);
 
     let plan = common::plan_destroy(&env.reconciler, &graph).await;
     common::apply_plan(&env.reconciler, &plan).await;
-    assert!(ssm::list_by_path(&env.pool, REGION, "/reconciler/main/servers/")
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        ssm::list_by_path(&env.pool, REGION, "/reconciler/main/servers/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -148,12 +175,18 @@ async fn a_parameter_without_our_tags_is_never_overwritten_or_deleted() {
     let desired = record("mc", json!({"managedBy": "reconciler"}));
     let graph = DesiredGraph::new(vec![desired.clone()]).unwrap();
     let plan = common::plan(&env.reconciler, &graph).await;
-    let report = env.reconciler.apply(&plan, &reconciler_engine::NoEvents).await;
+    let report = env
+        .reconciler
+        .apply(&plan, &reconciler_engine::NoEvents)
+        .await;
     let failures: Vec<String> = report.failures().map(|(_, e)| e.to_string()).collect();
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(failures[0].contains("not ours"), "{failures:?}");
     let plan = common::plan_destroy(&env.reconciler, &graph).await;
-    let report = env.reconciler.apply(&plan, &reconciler_engine::NoEvents).await;
+    let report = env
+        .reconciler
+        .apply(&plan, &reconciler_engine::NoEvents)
+        .await;
     assert!(!report.is_success());
     let value = env
         .ssm()
@@ -170,20 +203,38 @@ async fn results_are_written_read_and_deleted() {
     let env = Env::new();
     let tags = ServerNames::new("main", "mc").tags("record");
     let name = "/reconciler/main/results/mc".to_string();
-    ssm::put_value(&env.pool, REGION, &name, &json!({"outcome": "failed"}), &tags)
-        .await
-        .unwrap();
-    ssm::put_value(&env.pool, REGION, &name, &json!({"outcome": "succeeded"}), &tags)
-        .await
-        .unwrap();
+    ssm::put_value(
+        &env.pool,
+        REGION,
+        &name,
+        &json!({"outcome": "failed"}),
+        &tags,
+    )
+    .await
+    .unwrap();
+    ssm::put_value(
+        &env.pool,
+        REGION,
+        &name,
+        &json!({"outcome": "succeeded"}),
+        &tags,
+    )
+    .await
+    .unwrap();
     let values = ssm::get_values(&env.pool, REGION, &[name.clone(), "/nope".into()])
         .await
         .unwrap();
     assert_eq!(values.len(), 1);
     assert_eq!(values[&name], json!({"outcome": "succeeded"}));
     let listed = ssm::read_tags(env.ssm(), name.clone()).await.unwrap();
-    assert_eq!(listed.get("reconciler.dev/server").map(String::as_str), Some("mc"));
+    assert_eq!(
+        listed.get("reconciler.dev/server").map(String::as_str),
+        Some("mc")
+    );
     ssm::delete_value(&env.pool, REGION, &name).await.unwrap();
     ssm::delete_value(&env.pool, REGION, &name).await.unwrap();
-    assert!(ssm::get_values(&env.pool, REGION, &[name]).await.unwrap().is_empty());
+    assert!(ssm::get_values(&env.pool, REGION, &[name])
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -386,8 +386,7 @@ pub async fn forget_results(p: &Prepared, servers: &[String]) -> Result<()> {
             continue;
         }
         if let Some(base) = reconciler_spec::base_of(&p.set, &server.doc) {
-            crate::results::delete(p, &base.doc.spec.region, &base.doc.metadata.name, name)
-                .await?;
+            crate::results::delete(p, &base.doc.spec.region, &base.doc.metadata.name, name).await?;
         }
     }
     Ok(())

@@ -659,8 +659,11 @@ async fn apply_cmd(args: &ApplyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8> {
         eprintln!("Nothing was changed.");
         return Ok(EXIT_ERROR);
     }
-    let progress: Option<&(dyn Fn(&str) + Send + Sync)> =
-        if ui.quiet || !text { None } else { Some(&eprint_line) };
+    let progress: Option<&(dyn Fn(&str) + Send + Sync)> = if ui.quiet || !text {
+        None
+    } else {
+        Some(&eprint_line)
+    };
     let report = deploy::apply(&rec, &planned.plan, progress).await;
     deploy::record_results(&p, &planned, &report).await?;
     if text {
@@ -710,8 +713,11 @@ async fn destroy_cmd(args: &DestroyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8>
     if text && plan.summary().destroy == 0 {
         println!("Nothing to delete.");
     }
-    let progress: Option<&(dyn Fn(&str) + Send + Sync)> =
-        if ui.quiet || !text { None } else { Some(&eprint_line) };
+    let progress: Option<&(dyn Fn(&str) + Send + Sync)> = if ui.quiet || !text {
+        None
+    } else {
+        Some(&eprint_line)
+    };
     let report = deploy::apply(&rec, &plan, progress).await;
     if report.is_success() {
         deploy::forget_results(&p, &args.names).await?;

@@ -195,7 +195,11 @@ pub async fn prune_graph(
 
 /// Resources to delete that exist without our ownership tag: they are kept, whatever their
 /// name says, and listed.
-pub fn unowned(graph: &DesiredGraph, delete: &[ResourceId], observed: &ObservedState) -> Vec<ResourceId> {
+pub fn unowned(
+    graph: &DesiredGraph,
+    delete: &[ResourceId],
+    observed: &ObservedState,
+) -> Vec<ResourceId> {
     delete
         .iter()
         .filter(|id| {

@@ -6,7 +6,7 @@ mod common;
 
 use common::{prepared, reconciler, DOMAIN};
 use reconciler_cli::deploy;
-use reconciler_engine::{Action, NoEvents};
+use reconciler_engine::{Action, ChangeCause, NoEvents};
 use reconciler_testkit::{fresh_account_id, Emulator};
 
 fn name_of(p: &deploy::Prepared, id: &str) -> String {
@@ -159,6 +159,8 @@ async fn out_of_band_changes_are_reported_and_corrected_runtime_changes_are_not(
             .find(|r| r.id.as_str() == id)
             .unwrap_or_else(|| panic!("{id} in the plan"));
         assert_eq!(entry.action, action, "{id}\n{plan}");
+        // The apply records tell these changes from spec changes.
+        assert_eq!(entry.cause, Some(ChangeCause::Drift), "{id}\n{plan}");
         assert!(
             entry.changes.iter().any(|c| c.path.starts_with(path)),
             "{id}: a change at {path}\n{plan}"
@@ -174,6 +176,11 @@ async fn out_of_band_changes_are_reported_and_corrected_runtime_changes_are_not(
     );
     let text = plan.to_string();
     assert!(text.contains("/maxSize"), "{text}");
+    assert!(
+        text.contains("~ update autoscaling.group/minecraft (us-west-2, rc-minecraft) [drift: changed outside the reconciler]"),
+        "{text}"
+    );
+    assert!(text.contains("5 resource(s) drifted"), "{text}");
 
     let report = rec.apply(&plan, &NoEvents).await;
     let failures: Vec<String> = report
@@ -249,4 +256,23 @@ async fn out_of_band_changes_are_reported_and_corrected_runtime_changes_are_not(
         plan.is_empty(),
         "runtime-owned fields are not drift:\n{plan}"
     );
+
+    // A change in the specs is labelled as such, not as drift.
+    let mut p = p;
+    let minecraft = p
+        .set
+        .servers
+        .iter_mut()
+        .find(|s| s.doc.metadata.name == "minecraft")
+        .unwrap();
+    minecraft.doc.spec.watchdog.threshold += 1;
+    p.graph = p.session.render(&p.set, &p.catalog).unwrap();
+    let plan = deploy::plan(&p, &rec).await.unwrap();
+    let alarm = plan.get(&"cloudwatch.alarm/minecraft-idle".into()).unwrap();
+    assert_eq!(
+        (alarm.action, alarm.cause),
+        (Action::Update, Some(ChangeCause::Spec)),
+        "{plan}"
+    );
+    assert_eq!(plan.drifted().count(), 0, "{plan}");
 }

@@ -302,11 +302,14 @@ pub fn plan(
 
 impl Plan {
     /// Labels each update, replacement or blocked replacement with its cause, as `cause` tells
-    /// from the entry (`None`: unknown, left unlabelled).
+    /// from the entry (`None`: unknown, left unlabelled). A create is labelled only as drift
+    /// (something applied before was deleted out of band): a new resource needs no label.
     pub fn attribute(&mut self, cause: impl Fn(&ResourcePlan) -> Option<ChangeCause>) {
         for r in &mut self.resources {
-            if matches!(r.action, Action::Update | Action::Replace | Action::Blocked) {
-                r.cause = cause(r);
+            match r.action {
+                Action::Update | Action::Replace | Action::Blocked => r.cause = cause(r),
+                Action::Create => r.cause = cause(r).filter(|c| *c == ChangeCause::Drift),
+                _ => {}
             }
         }
     }

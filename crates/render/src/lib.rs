@@ -205,8 +205,7 @@ pub fn render_resources(
                 })
             }
         };
-        let (mut resources, server_refs) =
-            server::render(cx, &base.doc, refs, &server.doc, info);
+        let (mut resources, server_refs) = server::render(cx, &base.doc, refs, &server.doc, info);
         resources.extend(wake::render(cx, &base.doc, refs, &server.doc, &server_refs).0);
         out.push(record::server_record(&base.doc, &server.doc, &resources));
         out.extend(resources);

@@ -72,9 +72,10 @@ fn record_resource(
     covered: &[DesiredResource],
     tags: indexmap::IndexMap<String, String>,
 ) -> DesiredResource {
-    let mut r = DesiredResource::new(kinds::PARAMETER, local, region, name).with_properties(json!({
-        "value": serde_json::to_value(record).expect("records serialize"),
-    }));
+    let mut r =
+        DesiredResource::new(kinds::PARAMETER, local, region, name).with_properties(json!({
+            "value": serde_json::to_value(record).expect("records serialize"),
+        }));
     for c in covered {
         r = r.with_dependency(c.id.clone());
     }

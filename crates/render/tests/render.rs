@@ -391,14 +391,23 @@ fn apply_records_cover_exactly_their_servers_resources_and_hold_no_environment_v
             let r = get(&g, id.as_str());
             assert_eq!(value.resources[id.as_str()], r.fingerprint(), "{id}");
             if let Some(owner) = r.tags.get("reconciler.dev/server") {
-                assert_eq!(Some(owner), record.tags.get("reconciler.dev/server"), "{id}");
+                assert_eq!(
+                    Some(owner),
+                    record.tags.get("reconciler.dev/server"),
+                    "{id}"
+                );
             }
         }
         match record.tags.get("reconciler.dev/server") {
             Some(server) => {
                 let spec = value.spec.expect("a server record holds its spec");
                 assert_eq!(&spec.metadata.name, server);
-                assert!(spec.spec.container.environment.values().all(|v| v.as_env_string().is_empty()));
+                assert!(spec
+                    .spec
+                    .container
+                    .environment
+                    .values()
+                    .all(|v| v.as_env_string().is_empty()));
                 assert!(record.name.ends_with(&format!("/servers/{server}")));
             }
             None => assert!(value.spec.is_none()),
@@ -429,12 +438,24 @@ fn a_recorded_spec_renders_the_same_resources_again() {
         let mut again = set.clone();
         again.servers.retain(|s| &s.doc.metadata.name == name);
         again.servers[0].doc = spec;
-        let g2 = render(&Context::new("123456789012"), &again, &InstanceCatalog::offline()).unwrap();
+        let g2 = render(
+            &Context::new("123456789012"),
+            &again,
+            &InstanceCatalog::offline(),
+        )
+        .unwrap();
         let record2 = get(&g2, &format!("ssm.parameter/{name}.record"));
-        assert_eq!(record.depends_on, record2.depends_on, "{name}: same resources");
+        assert_eq!(
+            record.depends_on, record2.depends_on,
+            "{name}: same resources"
+        );
         for id in &record.depends_on {
             let (a, b) = (get(&g, id.as_str()), get(&g2, id.as_str()));
-            assert_eq!((&a.name, &a.region, a.retain_on_delete), (&b.name, &b.region, b.retain_on_delete), "{id}");
+            assert_eq!(
+                (&a.name, &a.region, a.retain_on_delete),
+                (&b.name, &b.region, b.retain_on_delete),
+                "{id}"
+            );
         }
     }
 }

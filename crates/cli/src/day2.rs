@@ -81,6 +81,9 @@ pub struct ServerStatus {
     pub public_ip: Option<String>,
     /// The server's alarms and their states.
     pub alarms: BTreeMap<String, String>,
+    /// How the last apply or watch cycle that touched the server went (`None`: none
+    /// recorded).
+    pub last_reconcile: Option<crate::results::LastResult>,
 }
 
 fn resource<'a>(p: &'a Prepared, id: &str) -> Result<&'a DesiredResource> {
@@ -123,9 +126,12 @@ fn regional(p: &Prepared, region: &str) -> SdkConfig {
 /// The status of the named servers (all when `names` is empty).
 pub async fn status(p: &Prepared, names: &[String]) -> Result<Vec<ServerStatus>> {
     let names = server_names(p, names)?;
+    let mut last = crate::results::read(p, &names).await?;
     let mut out = Vec::new();
     for name in names {
-        out.push(server_status(p, &name).await?);
+        let mut status = server_status(p, &name).await?;
+        status.last_reconcile = last.remove(&name);
+        out.push(status);
     }
     Ok(out)
 }
@@ -160,6 +166,7 @@ async fn server_status(p: &Prepared, name: &str) -> Result<ServerStatus> {
             instances: Vec::new(),
             public_ip: None,
             alarms: BTreeMap::new(),
+            last_reconcile: None,
         });
     };
     let desired = asg.desired_capacity();
@@ -245,6 +252,7 @@ async fn server_status(p: &Prepared, name: &str) -> Result<ServerStatus> {
         instances,
         public_ip,
         alarms,
+        last_reconcile: None,
     })
 }
 
@@ -328,8 +336,8 @@ pub async fn sleep(p: &Prepared, name: &str) -> Result<()> {
 pub fn status_table(statuses: &[ServerStatus]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<16} {:<10} {:<12} {:<34} {:<16} {}\n",
-        "SERVER", "REGION", "STATE", "DNS", "RECORD", "ALARMS"
+        "{:<16} {:<10} {:<12} {:<34} {:<16} {:<44} {}\n",
+        "SERVER", "REGION", "STATE", "DNS", "RECORD", "LAST RECONCILE", "ALARMS"
     ));
     for s in statuses {
         let alarms: Vec<String> = s
@@ -341,7 +349,7 @@ pub fn status_table(statuses: &[ServerStatus]) -> String {
             })
             .collect();
         out.push_str(&format!(
-            "{:<16} {:<10} {:<12} {:<34} {:<16} {}\n",
+            "{:<16} {:<10} {:<12} {:<34} {:<16} {:<44} {}\n",
             s.name,
             s.region,
             s.state.to_string(),
@@ -351,6 +359,9 @@ pub fn status_table(statuses: &[ServerStatus]) -> String {
             } else {
                 s.dns_record.join(",")
             },
+            s.last_reconcile
+                .as_ref()
+                .map_or_else(|| "-".to_string(), ToString::to_string),
             if alarms.is_empty() {
                 "-".to_string()
             } else {

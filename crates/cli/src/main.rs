@@ -498,8 +498,14 @@ fn print_plan(planned: &deploy::Planned, ui: Ui) {
             print!("{}", ui.plan_text(&inventory));
             println!();
         }
-        if !ui.quiet {
-            print!("{}", ui.plan_text(&planned.plan.to_string()));
+        let text = planned.plan.to_string();
+        if ui.quiet {
+            // The summary lines only.
+            for line in text.lines().skip_while(|l| !l.starts_with("Plan: ")) {
+                println!("{line}");
+            }
+        } else {
+            print!("{}", ui.plan_text(&text));
         }
     }
     if let Some(hint) = planned.orphan_hint() {

@@ -1,6 +1,7 @@
 //! The last reconcile result of each server, kept in AWS (an SSM parameter per server beside
 //! its apply record) so `status` can show it from any machine. Written after every apply and
-//! watch cycle that touched the server; deleted with the server.
+//! watch cycle that changed (or failed to change) the server; a reconcile with nothing to do
+//! writes nothing. Deleted with the server.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -72,6 +73,13 @@ pub fn summarize<'a>(
         let Some(server) = owners.get(&r.id) else {
             continue;
         };
+        // A server with nothing to do keeps its last result: a no-op writes nothing.
+        if matches!(
+            r.outcome,
+            Outcome::Unchanged | Outcome::Retained | Outcome::Blocked
+        ) {
+            continue;
+        }
         let entry = results.entry(server.clone()).or_insert_with(|| LastResult {
             at: at.to_string(),
             outcome: "succeeded".into(),

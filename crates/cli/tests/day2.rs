@@ -24,9 +24,15 @@ async fn status_wake_and_sleep() {
         .to_string();
     assert!(err.contains("minecraft") && err.contains("nope"), "{err}");
 
+    assert!(before[0].last_reconcile.is_none());
+
     let rec = reconciler(&p);
-    let plan = deploy::plan(&p, &rec).await.unwrap();
-    assert!(rec.apply(&plan, &NoEvents).await.is_success());
+    let planned = deploy::plan_with(&p, &rec, deploy::PlanOptions::default())
+        .await
+        .unwrap();
+    let report = rec.apply(&planned.plan, &NoEvents).await;
+    assert!(report.is_success());
+    deploy::record_results(&p, &planned, &report).await.unwrap();
 
     let all = day2::status(&p, &[]).await.unwrap();
     assert_eq!(all.len(), 3);
@@ -35,10 +41,17 @@ async fn status_wake_and_sleep() {
         assert_eq!(s.dns_record, ["0.0.0.0"], "{s:?}");
         assert_eq!(s.desired_capacity, Some(0));
         assert_eq!(s.alarms.len(), 3, "{s:?}");
+        let last = s.last_reconcile.as_ref().expect("the apply's result");
+        assert_eq!(last.outcome, "succeeded", "{s:?}");
+        assert!(last.changed > 30 && last.failed == 0, "{s:?}");
     }
     let table = day2::status_table(&all);
     assert!(table.contains("minecraft.games.example.com"), "{table}");
     assert!(table.contains("asleep"), "{table}");
+    assert!(
+        table.contains("LAST RECONCILE") && table.contains("succeeded at 20"),
+        "{table}"
+    );
 
     // Wake: the group gets its instance; DNS still says unavailable (no Lambda runs in the
     // emulator), so the server is waking, not running.

@@ -43,6 +43,17 @@ async fn a_failing_server_backs_off_while_the_others_converge() {
     assert!(first.failed["valheim"].contains("not ours"), "{first:?}");
     assert!(first.base_failures.is_empty(), "{first:?}");
     assert!(watcher.is_backing_off("valheim", t0 + Duration::from_secs(59)));
+    // The failure is recorded for `status`; the others succeeded.
+    let last = reconciler_cli::results::read(&p, &["valheim".into(), "minecraft".into()])
+        .await
+        .unwrap();
+    assert_eq!(last["valheim"].outcome, "failed", "{last:?}");
+    assert!(
+        last["valheim"].failed >= 1 && last["valheim"].skipped > 0,
+        "{last:?}"
+    );
+    assert!(last["valheim"].errors[0].contains("not ours"), "{last:?}");
+    assert_eq!(last["minecraft"].outcome, "succeeded", "{last:?}");
 
     // The next cycle skips valheim; the others have nothing left to do.
     let second = watcher

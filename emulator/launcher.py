@@ -741,8 +741,60 @@ def patch_instances() -> None:
     Instance.add_block_device = add_block_device
 
 
+def patch_idempotency() -> None:
+    """Gaps: two idempotency keys AWS honours and moto ignores, so a create
+    retried after a lost answer makes a second object where AWS would not.
+
+    - CreateHostedZone: a caller reference is accepted once per account, ever;
+      a second use answers HostedZoneAlreadyExists.
+    - CreateRouteTable: a repeated ClientToken returns the route table the
+      first call made instead of a new one."""
+    from moto.ec2.responses.route_tables import RouteTables
+    from moto.route53.exceptions import Route53ClientError
+    from moto.route53.models import Route53Backend
+
+    class HostedZoneAlreadyExists(Route53ClientError):
+        def __init__(self, reference: str) -> None:
+            super().__init__(
+                "HostedZoneAlreadyExists",
+                f"A hosted zone has already been created with the specified caller reference {reference}.",
+            )
+
+    original_zone = Route53Backend.create_hosted_zone
+
+    def create_hosted_zone(self: Route53Backend, name: str, private_zone: bool,
+                           caller_reference: Any = None, *args: Any, **kwargs: Any) -> Any:
+        used = self.__dict__.setdefault("_used_caller_references", set())
+        if caller_reference is not None and caller_reference in used:
+            raise HostedZoneAlreadyExists(caller_reference)
+        zone = original_zone(self, name, private_zone, caller_reference, *args, **kwargs)
+        if caller_reference is not None:
+            used.add(caller_reference)
+        return zone
+
+    Route53Backend.create_hosted_zone = create_hosted_zone
+
+    original_route_table = RouteTables.create_route_table
+
+    def create_route_table(self: RouteTables) -> Any:
+        token = self._get_param("ClientToken")
+        tokens = self.ec2_backend.__dict__.setdefault("_route_table_tokens", {})
+        if token and token in tokens:
+            try:
+                table = self.ec2_backend.get_route_table(tokens[token])
+                return ActionResult({"RouteTable": table})
+            except Exception:
+                del tokens[token]
+        result = original_route_table(self)
+        if token:
+            tokens[token] = result.result["RouteTable"].id  # type: ignore[index]
+        return result
+
+    RouteTables.create_route_table = create_route_table
+
+
 PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates, patch_ecs, patch_events,
-           patch_instances]
+           patch_instances, patch_idempotency]
 
 
 # ---------------------------------------------------------------------------

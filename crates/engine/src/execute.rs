@@ -27,7 +27,7 @@
 //! A failed operation marks every operation that depends on it, directly or
 //! not, as skipped, naming the failed resources; unrelated branches go on.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -756,6 +756,7 @@ async fn run_op(ctx: &Ctx<'_>, input: OpInput) -> OpDone {
     let retry = &ctx.options.retry;
     let mut jitter = retry.jitter(&format!("{id}:{}", op.as_str()));
     let mut attempts: u32 = 0;
+    let mut failures_by_class: HashMap<ErrorClass, u32> = HashMap::new();
     ctx.emit(&id, EventKind::Started { operation: op });
     tracing::info!(%id, operation = op.as_str(), "started");
     loop {
@@ -811,8 +812,16 @@ async fn run_op(ctx: &Ctx<'_>, input: OpInput) -> OpDone {
             (ErrorClass::NotFound, Step::Create) => ErrorClass::EventualConsistency,
             (class, _) => class,
         };
+        // Each class spends its own budget: a conflict met after a throttle and a reset (the
+        // reset's create having gone through) still gets its refresh, so the total is bounded
+        // by the sum of the budgets, not by whichever class happens to come last.
         let backoff = retry.backoff(effective);
-        if effective == ErrorClass::Terminal || attempts >= backoff.max_attempts {
+        let class_failures = {
+            let n = failures_by_class.entry(effective).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if effective == ErrorClass::Terminal || class_failures >= backoff.max_attempts {
             let err = if attempts > 1 {
                 ProviderError {
                     message: format!("{} (gave up after {attempts} attempts)", err.message),
@@ -831,7 +840,7 @@ async fn run_op(ctx: &Ctx<'_>, input: OpInput) -> OpDone {
             );
             return done(Err(err), attempts, true);
         }
-        let delay = jitter.delay(&backoff, attempts);
+        let delay = jitter.delay(&backoff, class_failures);
         tracing::debug!(%id, operation = op.as_str(), attempts, class = %err.class, ?delay, "retrying");
         ctx.emit(
             &id,
@@ -851,7 +860,7 @@ async fn run_op(ctx: &Ctx<'_>, input: OpInput) -> OpDone {
         ) && (effective == ErrorClass::Conflict
             || (err.class == ErrorClass::NotFound && matches!(step, Step::Update(..))));
         if refresh {
-            match observe_one(ctx, &input).await {
+            match refresh_one(ctx, &input, retry, &mut jitter).await {
                 Ok(fresh) => match decide(&input, fresh) {
                     Ok(Decision::Call(next)) => step = next,
                     Ok(Decision::Finished(state)) => {
@@ -880,6 +889,31 @@ async fn run_op(ctx: &Ctx<'_>, input: OpInput) -> OpDone {
                 Err(e) => {
                     tracing::debug!(%id, error = %e, "refresh failed; retrying the same call");
                 }
+            }
+        }
+    }
+}
+
+/// Re-observes one resource after a conflict, retrying a failed read by its own error class:
+/// issuing the write again instead would only meet the same conflict and spend its budget.
+async fn refresh_one(
+    ctx: &Ctx<'_>,
+    input: &OpInput,
+    retry: &crate::retry::RetryPolicy,
+    jitter: &mut crate::retry::Jitter,
+) -> Result<Option<Observed>, ProviderError> {
+    let mut reads = 0;
+    loop {
+        reads += 1;
+        match observe_one(ctx, input).await {
+            Ok(found) => return Ok(found),
+            Err(e) => {
+                let backoff = retry.backoff(e.class);
+                if e.class == ErrorClass::Terminal || reads >= backoff.max_attempts {
+                    return Err(e);
+                }
+                tracing::debug!(id = %input.id, error = %e, "refresh failed; reading again");
+                tokio::time::sleep(jitter.delay(&backoff, reads)).await;
             }
         }
     }

@@ -344,3 +344,34 @@ async fn call_timeouts_count_as_transient() {
     let err = r.observe(&graph()).await.unwrap_err();
     assert!(err.to_string().contains("timed out"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_class_spends_its_own_budget() {
+    // Two throttles and then a conflict (the create went through on an earlier attempt whose
+    // answer was lost): the conflict still gets its refresh although the attempts so far
+    // exceed the conflict budget.
+    let cloud = FakeCloud::new();
+    let retry = RetryPolicy {
+        throttled: Backoff::new(3, Duration::from_millis(10), Duration::from_millis(50)),
+        conflict: Backoff::new(2, Duration::from_millis(10), Duration::from_millis(50)),
+        ..RetryPolicy::default().with_seed(5)
+    };
+    let r = reconciler(&cloud, options().with_retry(retry));
+    cloud.inject(
+        Failure::on_kind("ec2.vpc")
+            .verb(Verb::Create)
+            .class(ErrorClass::Throttled)
+            .times(2),
+    );
+    cloud.inject(
+        Failure::on_kind("ec2.vpc")
+            .verb(Verb::Create)
+            .class(ErrorClass::Conflict)
+            .times(1),
+    );
+    let graph = graph();
+    let (_, report) = r.reconcile(&graph, &[], &NoEvents).await.unwrap();
+    let vpc = report.get(&id("ec2.vpc/main")).unwrap();
+    assert_eq!(vpc.outcome, Outcome::Succeeded, "{vpc:?}");
+    assert_eq!(vpc.attempts, 4);
+}

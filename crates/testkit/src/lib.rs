@@ -50,6 +50,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::SdkConfig;
 
 mod artifacts;
+pub mod proxy;
 mod venv;
 
 pub use artifacts::{ensure_lambda_artifact, LAMBDA_BINARY};

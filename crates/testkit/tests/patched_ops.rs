@@ -436,3 +436,64 @@ async fn groups_launch_with_a_root_mapping_without_size() {
         .expect("DescribeAutoScalingGroups");
     assert_eq!(groups.auto_scaling_groups()[0].instances().len(), 1);
 }
+
+/// Idempotency keys hold as on AWS: a caller reference makes one hosted zone, ever; a client
+/// token makes one route table.
+#[tokio::test]
+async fn caller_references_and_client_tokens_are_idempotent() {
+    let config = config();
+    let route53 = aws_sdk_route53::Client::new(&config);
+    let create = || {
+        route53
+            .create_hosted_zone()
+            .name("once.example.com.")
+            .caller_reference("reference-1")
+            .send()
+    };
+    let first = create().await.expect("CreateHostedZone");
+    let again = create().await.expect_err("the reference is spent");
+    assert_eq!(
+        aws_sdk_route53::error::ProvideErrorMetadata::code(&again),
+        Some("HostedZoneAlreadyExists")
+    );
+    let zone_id = first.hosted_zone().unwrap().id().to_string();
+    route53
+        .delete_hosted_zone()
+        .id(&zone_id)
+        .send()
+        .await
+        .expect("DeleteHostedZone");
+    assert!(
+        create().await.is_err(),
+        "not even after the zone is deleted"
+    );
+
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.9.0.0/16")
+        .send()
+        .await
+        .expect("CreateVpc");
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let table = |token: &'static str| {
+        ec2.create_route_table()
+            .vpc_id(&vpc_id)
+            .client_token(token)
+            .send()
+    };
+    let a = table("token-a").await.expect("CreateRouteTable");
+    let b = table("token-a").await.expect("CreateRouteTable again");
+    let c = table("token-b")
+        .await
+        .expect("CreateRouteTable, other token");
+    let id = |o: &aws_sdk_ec2::operation::create_route_table::CreateRouteTableOutput| {
+        o.route_table()
+            .unwrap()
+            .route_table_id()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(id(&a), id(&b));
+    assert_ne!(id(&a), id(&c));
+}

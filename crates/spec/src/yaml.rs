@@ -86,7 +86,10 @@ pub struct SyntaxError {
 /// on malformed input; here the first problem ends the parse, so every limit of the
 /// [`Builder`] also bounds the work done.
 pub fn parse_stream(text: &str) -> Result<Vec<Option<Node>>, SyntaxError> {
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        end: end_of(text),
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     loop {
         let (event, mark) = match parser.next_token() {
@@ -98,7 +101,7 @@ pub fn parse_stream(text: &str) -> Result<Vec<Option<Node>>, SyntaxError> {
                     err.info().to_string()
                 };
                 return Err(SyntaxError {
-                    pos: Pos::from_marker(*err.marker()),
+                    pos: Pos::from_marker(*err.marker()).min(builder.end),
                     message,
                 });
             }
@@ -111,6 +114,17 @@ pub fn parse_stream(text: &str) -> Result<Vec<Option<Node>>, SyntaxError> {
         if end {
             return Ok(builder.docs);
         }
+    }
+}
+
+/// The position just past the last character. At the end of a text without a final line
+/// break the scanner reports the start of a line that does not exist (an empty value there, or
+/// an unclosed bracket); positions are capped here so they stay inside the text.
+fn end_of(text: &str) -> Pos {
+    let last = text.rsplit('\n').next().unwrap_or_default();
+    Pos {
+        line: text.split('\n').count(),
+        col: last.chars().count() + 1,
     }
 }
 
@@ -141,6 +155,8 @@ struct Builder {
     anchors: HashMap<usize, Node>,
     nodes: usize,
     error: Option<SyntaxError>,
+    /// See [`end_of`].
+    end: Pos,
 }
 
 fn tag_text(tag: Option<Tag>) -> Option<String> {
@@ -236,7 +252,7 @@ impl MarkedEventReceiver for Builder {
         if self.error.is_some() {
             return;
         }
-        let pos = Pos::from_marker(mark);
+        let pos = Pos::from_marker(mark).min(self.end);
         let is_seq = matches!(ev, Event::SequenceStart(..));
         match ev {
             Event::Nothing | Event::StreamStart | Event::StreamEnd => {}
@@ -398,6 +414,14 @@ mod tests {
         let err = parse_stream("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.pos.line >= 1);
         assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn errors_at_the_end_of_the_text_point_inside_it() {
+        let err = parse_stream("[apiVersion").unwrap_err();
+        assert_eq!(err.pos, Pos { line: 1, col: 12 });
+        let err = parse_stream("a: [1\n").unwrap_err();
+        assert_eq!(err.pos.line, 2);
     }
 
     #[test]

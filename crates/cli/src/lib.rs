@@ -3,5 +3,6 @@
 
 pub mod day2;
 pub mod deploy;
+pub mod redact;
 pub mod session;
 pub mod watch;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reconciler_cli::deploy::{self, Prepared};
 use reconciler_cli::session::{load_specs, sdk_config, AwsOptions};
-use reconciler_cli::{day2, watch};
+use reconciler_cli::{day2, redact, watch};
 use reconciler_spec::import::{import, ImportKind, ImportOptions};
 use reconciler_spec::{check, collect_inputs, Diagnostic, InstanceCatalog, Maturity};
 
@@ -339,8 +339,9 @@ async fn render_cmd(args: &RenderArgs, aws: &AwsOptions) -> Result<u8> {
             (p.session.context.clone(), p.catalog)
         }
     };
-    let resources = reconciler_render::render_resources(&context, &set, &catalog)?;
+    let mut resources = reconciler_render::render_resources(&context, &set, &catalog)?;
     reconciler_engine::model::DesiredGraph::new(resources.clone())?;
+    redact::resources(&mut resources);
     match args.output {
         RenderFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&resources)?),
         RenderFormat::Json => println!("{}", serde_json::to_string_pretty(&resources)?),
@@ -354,8 +355,9 @@ async fn plan_cmd(args: &PlanArgs, aws: &AwsOptions) -> Result<u8> {
     };
     let rec = p.session.reconciler(aws);
     let plan = deploy::plan(&p, &rec).await?;
+    let shown = redact::plan(&plan);
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
         Format::Text => {
             if plan.is_empty() {
                 println!(
@@ -363,7 +365,7 @@ async fn plan_cmd(args: &PlanArgs, aws: &AwsOptions) -> Result<u8> {
                     p.graph.len()
                 );
             } else {
-                print!("{plan}");
+                print!("{shown}");
             }
         }
     }
@@ -474,7 +476,7 @@ async fn apply_cmd(args: &ApplyArgs, aws: &AwsOptions) -> Result<u8> {
         return Ok(EXIT_OK);
     }
     if !args.quiet {
-        print!("{plan}");
+        print!("{}", redact::plan(&plan));
         println!();
     }
     let progress: Option<&(dyn Fn(&str) + Send + Sync)> =
@@ -506,7 +508,7 @@ async fn destroy_cmd(args: &DestroyArgs, aws: &AwsOptions) -> Result<u8> {
         args.allow_data_loss,
     )?;
     let plan = deploy::plan_destroy(&rec, &graph, &ids).await?;
-    print!("{plan}");
+    print!("{}", redact::plan(&plan));
     if plan.summary().destroy == 0 {
         println!("Nothing to delete.");
         deploy::summary(

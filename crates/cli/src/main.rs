@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reconciler_cli::deploy::{self, Prepared};
 use reconciler_cli::session::{load_specs, sdk_config, AwsOptions};
-use reconciler_cli::{day2, watch};
+use reconciler_cli::{day2, redact, watch};
 use reconciler_spec::import::{import, ImportKind, ImportOptions};
 use reconciler_spec::{check, collect_inputs, Diagnostic, InstanceCatalog, Maturity};
 
@@ -463,8 +463,9 @@ async fn render_cmd(args: &RenderArgs, aws: &AwsOptions) -> Result<u8> {
             (p.session.context.clone(), p.catalog)
         }
     };
-    let resources = reconciler_render::render_resources(&context, &set, &catalog)?;
+    let mut resources = reconciler_render::render_resources(&context, &set, &catalog)?;
     reconciler_engine::model::DesiredGraph::new(resources.clone())?;
+    redact::resources(&mut resources);
     match args.output {
         RenderFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&resources)?),
         RenderFormat::Json => println!("{}", serde_json::to_string_pretty(&resources)?),
@@ -498,7 +499,7 @@ fn print_plan(planned: &deploy::Planned, ui: Ui) {
             print!("{}", ui.plan_text(&inventory));
             println!();
         }
-        let text = planned.plan.to_string();
+        let text = redact::plan(&planned.plan).to_string();
         if ui.quiet {
             // The summary lines only.
             for line in text.lines().skip_while(|l| !l.starts_with("Plan: ")) {
@@ -520,7 +521,10 @@ async fn plan_cmd(args: &PlanArgs, aws: &AwsOptions, ui: Ui) -> Result<u8> {
     let rec = p.session.reconciler(aws);
     let planned = deploy::plan_with(&p, &rec, plan_options(&args.prune)).await?;
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&planned.plan)?),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&redact::plan(&planned.plan))?
+        ),
         Format::Text => print_plan(&planned, ui),
     }
     Ok(if args.detailed_exitcode && !planned.plan.is_empty() {
@@ -707,7 +711,7 @@ async fn destroy_cmd(args: &DestroyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8>
     let plan = deploy::plan_destroy(&rec, &graph, &ids).await?;
     let text = args.output == Format::Text;
     if text {
-        print!("{}", ui.plan_text(&plan.to_string()));
+        print!("{}", ui.plan_text(&redact::plan(&plan).to_string()));
     }
     if plan.summary().destroy > 0
         && !args.yes

@@ -25,6 +25,79 @@ fn graph() -> DesiredGraph {
     .unwrap()
 }
 
+/// The examples with a Base that opens SSH to two blocks: the one setting that adds a port.
+fn graph_with_ssh() -> DesiredGraph {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs");
+    let mut inputs = collect_inputs(&[root]).unwrap();
+    let base = inputs
+        .iter_mut()
+        .find(|i| i.name.ends_with("base.yaml"))
+        .unwrap();
+    let text = String::from_utf8(base.bytes.clone()).unwrap();
+    base.bytes =
+        format!("{text}  ssh:\n    allowFrom: [203.0.113.7/32, 198.51.100.0/24]\n").into_bytes();
+    let (set, diags) = check(&inputs, &|_| None, &InstanceCatalog::offline());
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    render(
+        &Context::new("123456789012"),
+        &set,
+        &InstanceCatalog::offline(),
+    )
+    .unwrap()
+}
+
+/// Every IAM-style policy document in the graph (inline policies, trust policies, topic, file
+/// system and log resource policies), found by shape: an object with a `Statement` list.
+fn policy_statements(g: &DesiredGraph) -> Vec<(String, Value)> {
+    fn walk(at: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Array(statements)) = m.get("Statement") {
+                    out.extend(statements.iter().map(|s| (at.to_string(), s.clone())));
+                }
+                for (k, child) in m {
+                    walk(&format!("{at}/{k}"), child, out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(&format!("{at}/{i}"), child, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for r in g.iter() {
+        walk(r.id.as_str(), &r.properties, &mut out);
+    }
+    out
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    match v {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// First-column names (in backticks) of the table under `heading` in docs/reliability.md.
+fn documented(heading: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/reliability.md");
+    let text = std::fs::read_to_string(path).unwrap();
+    let section = text
+        .split(&format!("\n{heading}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{heading}` in docs/reliability.md"));
+    let section = section.split("\n#").next().unwrap();
+    section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| l.split('`').next().unwrap().to_string())
+        .collect()
+}
+
 fn of_kind<'a>(g: &'a DesiredGraph, kind: &str) -> Vec<&'a DesiredResource> {
     g.iter().filter(|r| r.kind.as_str() == kind).collect()
 }
@@ -94,6 +167,277 @@ fn every_resource_is_owned_and_named_deterministically() {
 }
 
 #[test]
+fn every_policy_grants_no_wildcard_action_and_trusts_one_service() {
+    for g in [graph(), graph_with_ssh()] {
+        let statements = policy_statements(&g);
+        assert!(statements.len() > 40, "{}", statements.len());
+        for (at, st) in &statements {
+            let actions = strings(&st["Action"]);
+            assert!(!actions.is_empty(), "{at}: {st}");
+            match st["Effect"].as_str() {
+                Some("Allow") => {
+                    assert!(
+                        actions.iter().all(|a| *a != "*" && !a.ends_with(":*")),
+                        "{at}: wildcard action in {st}"
+                    );
+                    for principal in [&st["Principal"], &st["Principal"]["AWS"]] {
+                        assert_ne!(principal, "*", "{at}: anyone is allowed in {st}");
+                    }
+                    if actions == ["sts:AssumeRole"] {
+                        let service = strings(&st["Principal"]["Service"]);
+                        assert_eq!(service.len(), 1, "{at}: {st}");
+                        assert!(service[0].ends_with(".amazonaws.com"), "{at}: {st}");
+                    }
+                }
+                Some("Deny") => {
+                    // Denials only refuse requests without TLS.
+                    assert_eq!(st["Sid"], "DenyInsecureTransport", "{at}: {st}");
+                    assert_eq!(
+                        st["Condition"]["Bool"]["aws:SecureTransport"], "false",
+                        "{at}: {st}"
+                    );
+                }
+                other => panic!("{at}: effect {other:?} in {st}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn wildcard_resources_are_exactly_the_documented_ones() {
+    let g = graph();
+    let mut found: Vec<String> = policy_statements(&g)
+        .into_iter()
+        .filter(|(_, st)| st["Effect"] == "Allow" && strings(&st["Resource"]).contains(&"*"))
+        .map(|(at, st)| {
+            st["Sid"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: a `*` resource without a Sid: {st}"))
+                .to_string()
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    let mut listed = documented("### Wildcard resources");
+    listed.sort();
+    assert_eq!(
+        found, listed,
+        "statements with a `*` resource vs. the table in docs/reliability.md"
+    );
+    // The scoping conditions the table promises.
+    for (_, st) in policy_statements(&g) {
+        match st["Sid"].as_str() {
+            Some("PollServerCluster") => assert!(st["Condition"]["ArnEquals"]["ecs:cluster"]
+                .as_str()
+                .unwrap()
+                .contains(":cluster/rc-")),
+            Some("PushActivityMetric") => assert!(st["Condition"]["StringEquals"]
+                ["cloudwatch:namespace"]
+                .as_str()
+                .unwrap()
+                .starts_with("Reconciler/")),
+            Some("ReadInstances") => assert!(strings(&st["Action"])
+                .iter()
+                .all(|a| a.contains(":Describe"))),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn managed_policies_are_exactly_the_documented_ones() {
+    let g = graph();
+    let mut found: Vec<String> = of_kind(&g, kinds::ROLE)
+        .iter()
+        .flat_map(|r| strings(&r.properties["managedPolicyArns"]))
+        .map(|arn| {
+            arn.strip_prefix("arn:aws:iam::aws:policy/")
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    let mut listed = documented("### AWS managed policies");
+    listed.sort();
+    assert_eq!(found, listed);
+}
+
+#[test]
+fn every_server_opens_only_its_declared_ports() {
+    for (g, ssh) in [(graph(), false), (graph_with_ssh(), true)] {
+        for server in &examples().servers {
+            let name = &server.doc.metadata.name;
+            let sg = get(&g, &format!("ec2.security-group/{name}-instance"));
+            let mut open: Vec<(String, u64, u64, String)> = sg.properties["ingress"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["ipProtocol"].as_str().unwrap().to_string(),
+                        r["fromPort"].as_u64().unwrap(),
+                        r["toPort"].as_u64().unwrap(),
+                        r["cidrIpv4"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            let mut declared: Vec<(String, u64, u64, String)> = server
+                .doc
+                .spec
+                .container
+                .ports
+                .iter()
+                .map(|p| {
+                    let port = u64::from(p.port);
+                    (p.protocol.as_str().into(), port, port, "0.0.0.0/0".into())
+                })
+                .collect();
+            if ssh {
+                for cidr in ["203.0.113.7/32", "198.51.100.0/24"] {
+                    declared.push(("tcp".into(), 22, 22, cidr.into()));
+                }
+            }
+            open.sort();
+            declared.sort();
+            assert_eq!(open, declared, "{name}");
+            let efs = get(&g, &format!("ec2.security-group/{name}-efs"));
+            let rules = efs.properties["ingress"].as_array().unwrap();
+            assert_eq!(rules.len(), 1, "{name}");
+            assert_eq!(
+                (&rules[0]["fromPort"], &rules[0]["toPort"]),
+                (&2049.into(), &2049.into())
+            );
+            assert_eq!(
+                rules[0]["sourceSecurityGroupId"]["$ref"],
+                format!("ec2.security-group/{name}-instance"),
+                "{name}: NFS from the server's instance only"
+            );
+            assert!(rules[0].get("cidrIpv4").is_none(), "{name}");
+            assert_eq!(efs.properties["egress"], Value::Array(vec![]), "{name}");
+        }
+    }
+}
+
+#[test]
+fn every_container_is_unprivileged() {
+    let g = graph();
+    let tds = of_kind(&g, kinds::TASK_DEFINITION);
+    assert_eq!(tds.len(), 3);
+    for td in tds {
+        for c in td.properties["containerDefinitions"].as_array().unwrap() {
+            assert_eq!(c["privileged"], false, "{}", td.id);
+            assert!(
+                c.get("user").is_none_or(|u| u != "root" && u != "0"),
+                "{}",
+                td.id
+            );
+            assert!(
+                c.get("linuxParameters").is_none(),
+                "{}: no added capabilities",
+                td.id
+            );
+        }
+    }
+    for lt in of_kind(&g, kinds::LAUNCH_TEMPLATE) {
+        let text: String = lt.properties["userData"]["$join"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(text.contains("ECS_DISABLE_PRIVILEGED=true"), "{}", lt.id);
+    }
+}
+
+#[test]
+fn every_file_system_is_encrypted_and_reached_over_tls_only() {
+    let g = graph();
+    for server in &examples().servers {
+        let name = &server.doc.metadata.name;
+        let lt = get(&g, &format!("ec2.launch-template/{name}"));
+        let text: String = lt.properties["userData"]["$join"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let volumes = server.doc.spec.volumes.len();
+        assert!(volumes > 0, "{name}");
+        assert_eq!(
+            text.matches(" efs _netdev,noresvport,tls,iam ").count(),
+            volumes,
+            "{name}: every volume is mounted with TLS"
+        );
+        assert!(!text.contains(" nfs"), "{name}: no plain NFS mount");
+    }
+    let fss = of_kind(&g, kinds::FILE_SYSTEM);
+    assert_eq!(fss.len(), 4);
+    for fs in fss {
+        assert_eq!(fs.properties["encrypted"], true, "{}", fs.id);
+        let statements = fs.properties["fileSystemPolicy"]["Statement"]
+            .as_array()
+            .unwrap();
+        assert!(
+            statements.iter().any(|st| st["Effect"] == "Deny"
+                && st["Principal"]["AWS"] == "*"
+                && st["Action"] == "*"
+                && st["Condition"]["Bool"]["aws:SecureTransport"] == "false"),
+            "{}",
+            fs.id
+        );
+        for st in statements.iter().filter(|st| st["Effect"] == "Allow") {
+            assert_eq!(
+                st["Condition"]["Bool"]["elasticfilesystem:AccessedViaMountTarget"], "true",
+                "{}",
+                fs.id
+            );
+            assert!(st["Principal"]["AWS"]["$ref"]
+                .as_str()
+                .unwrap()
+                .ends_with("-instance"));
+        }
+    }
+}
+
+#[test]
+fn every_topic_refuses_publishing_without_tls() {
+    let g = graph();
+    let topics = of_kind(&g, kinds::TOPIC);
+    assert_eq!(topics.len(), 4, "the Base's and one per server");
+    for topic in topics {
+        let arn = format!("arn:aws:sns:us-west-2:123456789012:{}", topic.name);
+        let statements = topic.properties["policy"]["Statement"].as_array().unwrap();
+        let deny = statements
+            .iter()
+            .find(|st| st["Effect"] == "Deny")
+            .unwrap_or_else(|| panic!("{}: no Deny statement", topic.id));
+        assert_eq!(deny["Principal"], "*", "{}", topic.id);
+        assert_eq!(deny["Action"], "sns:Publish", "{}", topic.id);
+        assert_eq!(deny["Resource"], arn.as_str(), "{}", topic.id);
+        assert_eq!(
+            deny["Condition"]["Bool"]["aws:SecureTransport"], "false",
+            "{}",
+            topic.id
+        );
+        for st in statements.iter().filter(|st| st["Effect"] == "Allow") {
+            assert_eq!(st["Resource"], arn.as_str(), "{}", topic.id);
+            assert_eq!(
+                st["Condition"]["StringEquals"]["aws:SourceAccount"], "123456789012",
+                "{}: only for this account",
+                topic.id
+            );
+            assert!(
+                ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+                    .contains(&st["Principal"]["Service"].as_str().unwrap()),
+                "{}",
+                topic.id
+            );
+        }
+    }
+}
+
+#[test]
 fn security_groups_open_only_declared_ports() {
     let g = graph();
     let sg = get(&g, "ec2.security-group/valheim-instance");
@@ -130,7 +474,9 @@ fn security_groups_open_only_declared_ports() {
 #[test]
 fn instances_require_imdsv2_and_encrypt_disks() {
     let g = graph();
-    for lt in of_kind(&g, kinds::LAUNCH_TEMPLATE) {
+    let lts = of_kind(&g, kinds::LAUNCH_TEMPLATE);
+    assert_eq!(lts.len(), 3);
+    for lt in lts {
         assert_eq!(lt.properties["metadataOptions"]["httpTokens"], "required");
         assert_eq!(
             lt.properties["blockDeviceMappings"][0]["ebs"]["encrypted"],
@@ -204,48 +550,8 @@ fn user_data_mounts_volumes_with_tls_and_joins_the_cluster() {
 }
 
 #[test]
-fn iam_policies_use_no_wildcard_action_and_scope_resources() {
+fn task_execution_reads_only_the_named_secrets() {
     let g = graph();
-    for role in of_kind(&g, kinds::ROLE) {
-        for (name, doc) in role.properties["inlinePolicies"].as_object().unwrap() {
-            for st in doc["Statement"].as_array().unwrap() {
-                let actions: Vec<&str> = match &st["Action"] {
-                    Value::String(a) => vec![a.as_str()],
-                    Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-                    other => panic!("{other}"),
-                };
-                assert!(
-                    actions.iter().all(|a| *a != "*" && !a.ends_with(":*")),
-                    "{} {name}",
-                    role.id
-                );
-                if st["Resource"] == "*" {
-                    // Where AWS has no resource-level permission for the action: ECS polling
-                    // and endpoint discovery, Describe calls, and PutMetricData (scoped by a
-                    // namespace condition instead).
-                    let sid = st["Sid"].as_str().unwrap();
-                    assert!(
-                        [
-                            "PollServerCluster",
-                            "DiscoverEcsEndpoint",
-                            "ReadInstances",
-                            "PushActivityMetric"
-                        ]
-                        .contains(&sid),
-                        "{} {name}: unexpected `*` resource in {sid}",
-                        role.id
-                    );
-                    if sid == "PushActivityMetric" {
-                        assert!(
-                            st["Condition"]["StringEquals"]["cloudwatch:namespace"].is_string(),
-                            "{} {name}: PutMetricData without a namespace condition",
-                            role.id
-                        );
-                    }
-                }
-            }
-        }
-    }
     let exec = get(&g, "iam.role/minecraft-task-execution");
     let st = &exec.properties["inlinePolicies"]["task-execution"]["Statement"];
     assert_eq!(

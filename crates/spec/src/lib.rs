@@ -23,7 +23,7 @@ pub use diag::{Diagnostic, Severity};
 pub use instance_types::{InstanceCatalog, InstanceTypeInfo, Lookup};
 pub use load::{collect_inputs, load, Input, Loaded, SpecSet};
 pub use types::*;
-pub use validate::{base_of, dns_name_of, validate};
+pub use validate::{base_of, dns_name_of, looks_secret, validate};
 
 /// Loads and validates inputs in one step: the spec set and every diagnostic, sorted.
 pub fn check(

@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
+use regex::Regex;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -225,6 +226,25 @@ fn load_input(input: &Input, env: EnvLookup<'_>, set: &mut SpecSet, diags: &mut 
             return;
         }
     };
+    if let Some((pos, ch)) = first_control_character(&text) {
+        let file = Arc::new(SourceFile {
+            name: input.name.clone(),
+            text,
+        });
+        diags.push(
+            Diagnostic::error(
+                &file,
+                pos,
+                "",
+                format!(
+                    "control character U+{:04X} is not allowed in YAML",
+                    u32::from(ch)
+                ),
+            )
+            .with_hint("remove it; write tabs, line breaks and other special characters as escapes inside double quotes (`\\t`, `\\n`, `\\u0000`)"),
+        );
+        return;
+    }
     let file = Arc::new(SourceFile {
         name: input.name.clone(),
         text,
@@ -266,6 +286,28 @@ fn load_input(input: &Input, env: EnvLookup<'_>, set: &mut SpecSet, diags: &mut 
                 .with_hint("a spec file holds one or more `kind: Base` or `kind: ContainerSpec` documents separated by `---`"),
         );
     }
+}
+
+/// The first character YAML does not allow in a stream (C0 and C1 controls other than tab, line
+/// breaks and NEL; DEL; U+FFFE and U+FFFF), with its position. The parser would otherwise stop
+/// at it with a message about something else (a NUL reads as the end of the stream).
+fn first_control_character(text: &str) -> Option<(Pos, char)> {
+    let mut line = 1;
+    let mut col = 1;
+    for ch in text.chars() {
+        let allowed = matches!(ch, '\t' | '\n' | '\r' | '\u{85}')
+            || !(ch.is_control() || ch == '\u{FFFE}' || ch == '\u{FFFF}');
+        if !allowed {
+            return Some((Pos { line, col }, ch));
+        }
+        if ch == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
+    None
 }
 
 fn note_broken(value: &Value, set: &mut SpecSet) {
@@ -335,15 +377,68 @@ fn load_document(
     }
 }
 
-/// Deserializes a document, turning serde's error into a located diagnostic. Serde stops at the
-/// first problem, so each offending key is taken out of a copy and the document retried: every
-/// problem of the document is reported in one run. A required key taken out this way gets a
-/// placeholder value, and errors at or under a placeholder are not reported (they would only
-/// repeat the first one).
+/// Most problems reported for one document; past them the user has enough to fix first.
+const MAX_PROBLEMS_PER_DOCUMENT: usize = 50;
+/// Most deserialization rounds for one document.
+const MAX_ROUNDS: usize = 200;
+/// Bound on rounds times document size (in values), so a huge document full of errors takes
+/// seconds, not minutes: every round copies and reads the whole document.
+const ROUND_BUDGET: usize = 4_000_000;
+
+/// Deserializes a document, turning serde's errors into located diagnostics (never none: a
+/// document that does not load always says why).
 fn deserialize<T: DeserializeOwned>(
     value: &Value,
     source: &DocSource,
 ) -> Result<T, Vec<Diagnostic>> {
+    let rounds = (ROUND_BUDGET / count_values(value)).clamp(10, MAX_ROUNDS);
+    deserialize_rounds(value, source, rounds).map_err(|(mut diags, complete)| {
+        if diags.is_empty() {
+            diags.push(source.error_at("", "this document does not match its kind's format"));
+        }
+        if !complete {
+            diags.push(
+                source
+                    .error_at_key(
+                        "",
+                        format!(
+                            "stopped after {} problems in this document; there may be more",
+                            diags.len()
+                        ),
+                    )
+                    .with_hint("fix these and run again")
+                    .warning(),
+            );
+        }
+        diags
+    })
+}
+
+/// Values in a JSON tree, counted without recursion.
+fn count_values(value: &Value) -> usize {
+    let mut count = 0;
+    let mut todo = vec![value];
+    while let Some(v) = todo.pop() {
+        count += 1;
+        match v {
+            Value::Array(items) => todo.extend(items),
+            Value::Object(map) => todo.extend(map.values()),
+            _ => {}
+        }
+    }
+    count
+}
+
+/// Serde stops at the first problem, so each offending key is taken out of a copy and the
+/// document retried: every problem of the document is reported in one run (up to `rounds`
+/// tries and [`MAX_PROBLEMS_PER_DOCUMENT`]). A required key taken out this way gets a
+/// placeholder value, and errors at or under a placeholder are not reported (they would only
+/// repeat the first one). The error side says whether the search for problems was complete.
+fn deserialize_rounds<T: DeserializeOwned>(
+    value: &Value,
+    source: &DocSource,
+    rounds: usize,
+) -> Result<T, (Vec<Diagnostic>, bool)> {
     const PLACEHOLDERS: usize = 5;
     let placeholder = |i: usize| match i {
         0 => Value::String(String::new()),
@@ -355,25 +450,29 @@ fn deserialize<T: DeserializeOwned>(
     let mut diags = Vec::new();
     let mut work = value.clone();
     let mut removed: Vec<Vec<Seg>> = Vec::new();
+    let mut shifted = Shifted::default();
     let mut placed: Vec<(Vec<Seg>, usize)> = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..rounds {
+        if diags.len() >= MAX_PROBLEMS_PER_DOCUMENT {
+            return Err((diags, false));
+        }
         let err = match serde_path_to_error::deserialize::<_, T>(work.clone()) {
             Ok(doc) if diags.is_empty() => return Ok(doc),
-            Ok(_) => return Err(diags),
+            Ok(_) => return Err((diags, true)),
             Err(err) => err,
         };
-        let (diag, segs, missing) = located_serde_error(&err, source);
+        let (diag, segs, missing) = located_serde_error(&err, source, &shifted);
         let under_placeholder = placed.iter().position(|(p, _)| segs.starts_with(p));
         if let Some(i) = under_placeholder {
             if missing.is_none() && placed[i].0 == segs {
                 // The placeholder has the wrong type: try the next one.
                 placed[i].1 += 1;
                 if placed[i].1 >= PLACEHOLDERS {
-                    return Err(diags);
+                    return Err((diags, true));
                 }
                 let next = placeholder(placed[i].1);
                 if !set_path(&mut work, &segs, next) {
-                    return Err(diags);
+                    return Err((diags, true));
                 }
                 continue;
             }
@@ -381,7 +480,7 @@ fn deserialize<T: DeserializeOwned>(
         match missing {
             Some(path) if under_placeholder.is_some() || removed.contains(&path) => {
                 if !set_path(&mut work, &path, placeholder(0)) {
-                    return Err(diags);
+                    return Err((diags, true));
                 }
                 placed.push((path, 0));
             }
@@ -390,7 +489,7 @@ fn deserialize<T: DeserializeOwned>(
                 diags.push(diag);
                 let path = segs;
                 if !set_path(&mut work, &path, placeholder(0)) {
-                    return Err(diags);
+                    return Err((diags, true));
                 }
                 placed.push((path, 0));
             }
@@ -398,14 +497,16 @@ fn deserialize<T: DeserializeOwned>(
                 if under_placeholder.is_none() {
                     diags.push(diag);
                 }
+                let original = shifted.to_original(&segs);
                 if segs.is_empty() || !remove_path(&mut work, &segs) {
-                    return Err(diags);
+                    return Err((diags, true));
                 }
+                shifted.record(&original);
                 removed.push(segs);
             }
         }
     }
-    Err(diags)
+    Err((diags, false))
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -419,10 +520,51 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Seg {
     Key(String),
     Index(usize),
+}
+
+/// List elements taken out of the working copy, by the list's path in the user's document.
+/// Later errors come with indices into the shortened list; reporting them as such would point
+/// at the wrong element, so they are mapped back to the user's indices.
+#[derive(Default)]
+struct Shifted {
+    gone: std::collections::HashMap<Vec<Seg>, BTreeSet<usize>>,
+}
+
+impl Shifted {
+    /// The user's path for a path into the working copy.
+    fn to_original(&self, segs: &[Seg]) -> Vec<Seg> {
+        let mut out: Vec<Seg> = Vec::with_capacity(segs.len());
+        for seg in segs {
+            let seg = match (seg, self.gone.get(&out)) {
+                (Seg::Index(work), Some(gone)) => {
+                    // The `work`-th index (from 0) that was not taken out.
+                    let mut index = *work;
+                    for g in gone {
+                        if *g <= index {
+                            index += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    Seg::Index(index)
+                }
+                _ => seg.clone(),
+            };
+            out.push(seg);
+        }
+        out
+    }
+
+    /// Notes that the element at `original` (a user's path) was taken out.
+    fn record(&mut self, original: &[Seg]) {
+        if let Some((Seg::Index(i), list)) = original.split_last() {
+            self.gone.entry(list.to_vec()).or_default().insert(*i);
+        }
+    }
 }
 
 fn segments_of(path: &serde_path_to_error::Path) -> Vec<Seg> {
@@ -514,8 +656,10 @@ fn set_path(value: &mut Value, segs: &[Seg], new: Value) -> bool {
 fn located_serde_error(
     err: &serde_path_to_error::Error<serde_json::Error>,
     source: &DocSource,
+    shifted: &Shifted,
 ) -> (Diagnostic, Vec<Seg>, Option<Vec<Seg>>) {
     let mut segs = segments_of(err.path());
+    let shown = |segs: &[Seg]| path_string(&shifted.to_original(segs));
     let raw = err.inner().to_string();
     let raw = raw.split(" at line ").next().unwrap_or(&raw).to_string();
     if let Some(rest) = raw.strip_prefix("unknown field `") {
@@ -523,7 +667,7 @@ fn located_serde_error(
         if segs.last() != Some(&Seg::Key(field.clone())) {
             segs.push(Seg::Key(field.clone()));
         }
-        let path = path_string(&segs);
+        let path = shown(&segs);
         let expected = rest
             .split_once(", expected ")
             .map(|(_, e)| e.replace("one of ", ""));
@@ -540,7 +684,7 @@ fn located_serde_error(
     }
     if let Some(rest) = raw.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or_default().to_string();
-        let parent = path_string(&segs);
+        let parent = shown(&segs);
         let path = join_key(&parent, &field);
         let diag = source
             .error_at_key(&parent, format!("missing required key `{field}`"))
@@ -550,7 +694,7 @@ fn located_serde_error(
         missing.push(Seg::Key(field));
         return (diag, missing.clone(), Some(missing));
     }
-    let path = path_string(&segs);
+    let path = shown(&segs);
     let message = humanize(&raw);
     let diag = source.error_at(&path, message);
     let diag = if raw.contains("reconciler.dev/v1alpha1") {
@@ -564,14 +708,23 @@ fn located_serde_error(
 /// Rewrites serde's wording (`invalid type: string "x", expected u32`) into ours (`expected a
 /// non-negative integer, found a string`) without echoing string values, which may be secrets.
 fn humanize(raw: &str) -> String {
+    // Whole words only: `struct VolumePath` names a Rust type the user never wrote, and a
+    // plain substring replacement of `a map` would also hit `a mapping`.
+    static WORDS: LazyLock<[(Regex, &str); 6]> = LazyLock::new(|| {
+        let re = |p: &str| Regex::new(p).expect("valid pattern");
+        [
+            (re(r"\bu(32|64)\b"), "a non-negative integer"),
+            (re(r"\bi64\b"), "an integer"),
+            (re(r"\ba boolean\b"), "true or false"),
+            (re(r"\ba sequence\b"), "a list"),
+            (re(r"\bstruct [A-Za-z0-9_]+"), "a mapping"),
+            (re(r"\ba map\b"), "a mapping"),
+        ]
+    });
     let rename = |s: &str| -> String {
-        s.replace("u32", "a non-negative integer")
-            .replace("u64", "a non-negative integer")
-            .replace("i64", "an integer")
-            .replace("a boolean", "true or false")
-            .replace("a sequence", "a list")
-            .replace("struct ", "a mapping ")
-            .replace("a map", "a mapping")
+        WORDS.iter().fold(s.to_string(), |acc, (re, with)| {
+            re.replace_all(&acc, *with).into_owned()
+        })
     };
     for prefix in ["invalid type: ", "invalid value: "] {
         if let Some(rest) = raw.strip_prefix(prefix) {
@@ -728,6 +881,64 @@ mod tests {
         );
         assert_eq!((d[0].line, d[0].col), (2, 4));
         assert!(d[0].message.contains("UTF-8"));
+    }
+
+    #[test]
+    fn control_characters_are_located() {
+        let (_, d) = load_text("a: 1\nb: \"x\u{0}y\"\n");
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!((d[0].line, d[0].col), (2, 6));
+        assert!(d[0].message.contains("U+0000"), "{}", d[0].message);
+    }
+
+    #[test]
+    fn list_items_after_a_removed_item_keep_their_own_index() {
+        let text = BASE.replace(
+            "  region: us-west-2\n",
+            "  region: us-west-2\n  alerts:\n    email: [[a], ok@example.com, {b: c}]\n",
+        );
+        let (_, d) = load_text(&text);
+        let paths: Vec<(&str, usize, usize)> =
+            d.iter().map(|d| (d.path.as_str(), d.line, d.col)).collect();
+        assert_eq!(
+            paths,
+            [
+                ("spec.alerts.email[0]", 8, 13),
+                ("spec.alerts.email[2]", 8, 34)
+            ],
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn type_errors_name_no_rust_types() {
+        let text = "apiVersion: reconciler.dev/v1alpha1\nkind: ContainerSpec\nmetadata: {name: x}\nspec:\n  ec2: {instanceType: m5.large}\n  container: {image: x}\n  volumes: {data: {paths: [/data]}}\n  watchdog: {threshold: 1}\n";
+        let (_, d) = load_text(text);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].path, "spec.volumes.data.paths[0]");
+        assert_eq!(d[0].message, "expected a mapping, found a string");
+    }
+
+    #[test]
+    fn a_huge_document_full_of_errors_is_cut_short() {
+        let mut text = String::from("apiVersion: reconciler.dev/v1alpha1\nkind: ContainerSpec\nmetadata: {name: x}\nspec:\n  ec2: {instanceType: m5.large}\n  container:\n    image: x\n    ports:\n");
+        for i in 0..20_000 {
+            text.push_str(&format!("      - {{port: p{i}}}\n"));
+        }
+        text.push_str("  watchdog: {threshold: 1}\n");
+        let (set, d) = load_text(&text);
+        assert!(set.servers.is_empty());
+        let errors = d.iter().filter(|d| d.is_error()).count();
+        assert!(
+            (1..=MAX_PROBLEMS_PER_DOCUMENT).contains(&errors),
+            "{errors}"
+        );
+        let last = d.last().unwrap();
+        assert!(
+            !last.is_error() && last.message.starts_with("stopped after"),
+            "{last:?}"
+        );
+        assert_eq!((last.line, last.col), (1, 1));
     }
 
     #[test]

@@ -52,6 +52,28 @@ static SECRETS_MANAGER_ARN: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// Whether an environment variable's name says it holds a secret (`RCON_PASSWORD`,
+/// `API_TOKEN`, `STEAM_API_KEY`). Such values belong in `secrets`; when one is written as a
+/// plain variable anyway, validation warns and the CLI shows its value as `(sensitive)`.
+pub fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "APIKEY",
+        "PRIVATE_KEY",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|w| upper.contains(w))
+        || upper
+            .split('_')
+            .any(|word| matches!(word, "PASS" | "PWD" | "KEY"))
+}
+
 /// Checks every loaded document and the references between them.
 pub fn validate(set: &SpecSet, catalog: &InstanceCatalog) -> Vec<Diagnostic> {
     let mut out = Vec::new();
@@ -155,7 +177,7 @@ fn check_references(set: &SpecSet, out: &mut Vec<Diagnostic>) {
             None => match set.bases.len() + set.broken_base_names.len() {
                 0 => {
                     out.push(
-                        src.error_at("spec", "no Base was given for this server")
+                        src.error_at_key("spec", "no Base was given for this server")
                             .with_hint("pass the file holding the Base too, e.g. `-f specs/`"),
                     );
                     None
@@ -163,7 +185,7 @@ fn check_references(set: &SpecSet, out: &mut Vec<Diagnostic>) {
                 1 => set.bases.first(),
                 _ => {
                     out.push(
-                        src.error_at(
+                        src.error_at_key(
                             "spec",
                             "several Bases were given; say which one this server uses",
                         )
@@ -185,8 +207,8 @@ fn check_references(set: &SpecSet, out: &mut Vec<Diagnostic>) {
             let dns_l = dns.trim_end_matches('.').to_ascii_lowercase();
             if !valid_dns_name(&dns_l) {
                 out.push(
-                    src.error_at("spec.dnsName", "not a valid DNS name")
-                        .with_hint("labels of letters, digits and `-`, separated by dots"),
+                    src.error_at("spec.dnsName", format!("`{dns}` is not a valid DNS name"))
+                        .with_hint("labels of 1 to 63 letters, digits and `-` (not first or last), separated by single dots"),
                 );
                 continue;
             }
@@ -372,7 +394,12 @@ fn validate_server(
     validate_name(src, &server.doc.metadata.name, out);
 
     let ty = &spec.ec2.instance_type;
-    if !INSTANCE_TYPE.is_match(ty) {
+    if ty.is_empty() {
+        out.push(
+            src.error_at("spec.ec2.instanceType", "the instance type is empty")
+                .with_hint("for example `m5.large`; if it comes from `${VAR}`, check that the variable is set"),
+        );
+    } else if !INSTANCE_TYPE.is_match(ty) {
         out.push(
             src.error_at(
                 "spec.ec2.instanceType",
@@ -510,11 +537,7 @@ fn validate_container(
                 .with_hint("letters, digits and `_`, not starting with a digit"),
             );
         }
-        let upper = key.to_ascii_uppercase();
-        if ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY"]
-            .iter()
-            .any(|w| upper.contains(w))
-        {
+        if looks_secret(key) {
             out.push(
                 src.error_at_key(&path, format!("`{key}` looks like a secret but is a plain environment variable"))
                     .with_hint("move it to `spec.container.secrets` (an SSM parameter or Secrets Manager ARN) so its value stays out of the task definition")

@@ -5,6 +5,8 @@
 //! their [`Pos`], tags and scalar styles kept. Env substitution and scalar typing happen in a
 //! second pass ([`crate::resolve`]), which lets the importer read the same tree raw.
 
+use std::collections::HashMap;
+
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -78,28 +80,51 @@ pub struct SyntaxError {
 }
 
 /// Parses every document of a YAML stream. Empty documents come back as `None`.
+///
+/// The parser's events are pulled one at a time rather than through `Parser::load`, which
+/// recurses once per nesting level (a line of a million `- ` overflows the stack) and asserts
+/// on malformed input; here the first problem ends the parse, so every limit of the
+/// [`Builder`] also bounds the work done.
 pub fn parse_stream(text: &str) -> Result<Vec<Option<Node>>, SyntaxError> {
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        end: end_of(text),
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
-    if let Err(err) = parser.load(&mut builder, true) {
-        // A structural error found by the builder comes first: it is why the parse stopped
-        // making sense.
-        if let Some(e) = builder.error {
+    loop {
+        let (event, mark) = match parser.next_token() {
+            Ok(next) => next,
+            Err(err) => {
+                let message = if err.info().contains("recursion limit") {
+                    format!("nesting deeper than the parser's limit ({})", err.info())
+                } else {
+                    err.info().to_string()
+                };
+                return Err(SyntaxError {
+                    pos: Pos::from_marker(*err.marker()).min(builder.end),
+                    message,
+                });
+            }
+        };
+        let end = event == Event::StreamEnd;
+        builder.on_event(event, mark);
+        if let Some(e) = builder.error.take() {
             return Err(e);
         }
-        let message = if err.info().contains("recursion limit") {
-            format!("nesting deeper than the parser's limit ({})", err.info())
-        } else {
-            err.info().to_string()
-        };
-        return Err(SyntaxError {
-            pos: Pos::from_marker(*err.marker()),
-            message,
-        });
+        if end {
+            return Ok(builder.docs);
+        }
     }
-    match builder.error {
-        Some(e) => Err(e),
-        None => Ok(builder.docs),
+}
+
+/// The position just past the last character. At the end of a text without a final line
+/// break the scanner reports the start of a line that does not exist (an empty value there, or
+/// an unclosed bracket); positions are capped here so they stay inside the text.
+fn end_of(text: &str) -> Pos {
+    let last = text.rsplit('\n').next().unwrap_or_default();
+    Pos {
+        line: text.split('\n').count(),
+        col: last.chars().count() + 1,
     }
 }
 
@@ -116,6 +141,9 @@ enum Frame {
         anchor: usize,
         entries: Vec<(Key, Node)>,
         pending_key: Option<Key>,
+        /// Line of each key so far: duplicates are found in constant time (a search through
+        /// `entries` is quadratic in a mapping of 100k keys).
+        lines: HashMap<String, usize>,
     },
 }
 
@@ -124,9 +152,11 @@ struct Builder {
     stack: Vec<Frame>,
     docs: Vec<Option<Node>>,
     current: Option<Node>,
-    anchors: std::collections::HashMap<usize, Node>,
+    anchors: HashMap<usize, Node>,
     nodes: usize,
     error: Option<SyntaxError>,
+    /// See [`end_of`].
+    end: Pos,
 }
 
 fn tag_text(tag: Option<Tag>) -> Option<String> {
@@ -173,24 +203,32 @@ impl Builder {
             None => self.current = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {
+                pos,
                 entries,
                 pending_key,
+                lines,
                 ..
             }) => match pending_key.take() {
                 Some(key) => {
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.text == key.text) {
+                    if let Some(first) = lines.get(&key.text) {
                         let message = format!(
-                            "duplicate key `{}` (first defined at line {})",
-                            key.text, first.pos.line
+                            "duplicate key `{}` (first defined at line {first})",
+                            key.text
                         );
                         let pos = key.pos;
                         self.fail(pos, message);
                         return;
                     }
+                    lines.insert(key.text.clone(), key.pos.line);
                     entries.push((key, node));
                 }
                 None => match node.value {
                     NodeValue::Scalar { text, .. } => {
+                        // yaml-rust2 places a block mapping's start at its first `:`; the
+                        // mapping starts at its first key.
+                        if entries.is_empty() && node.pos < *pos {
+                            *pos = node.pos;
+                        }
                         *pending_key = Some(Key {
                             text,
                             pos: node.pos,
@@ -214,10 +252,12 @@ impl MarkedEventReceiver for Builder {
         if self.error.is_some() {
             return;
         }
-        let pos = Pos::from_marker(mark);
+        let pos = Pos::from_marker(mark).min(self.end);
         let is_seq = matches!(ev, Event::SequenceStart(..));
         match ev {
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart => {}
+            Event::Nothing | Event::StreamStart | Event::StreamEnd => {}
+            // Anchors belong to their document.
+            Event::DocumentStart => self.anchors.clear(),
             Event::DocumentEnd => {
                 // An empty document (`---` followed by nothing) arrives as a null scalar.
                 let doc = self.current.take().filter(|n| {
@@ -262,6 +302,7 @@ impl MarkedEventReceiver for Builder {
                         anchor,
                         entries: Vec::new(),
                         pending_key: None,
+                        lines: HashMap::new(),
                     }
                 };
                 self.stack.push(frame);
@@ -305,7 +346,9 @@ impl MarkedEventReceiver for Builder {
                 if self.nodes > MAX_NODES {
                     self.fail(
                         pos,
-                        format!("the document expands to more than {MAX_NODES} values"),
+                        format!(
+                            "the file expands to more than {MAX_NODES} values (aliases included)"
+                        ),
                     );
                     return;
                 }
@@ -315,10 +358,7 @@ impl MarkedEventReceiver for Builder {
             }
         }
         if self.nodes > MAX_NODES && self.error.is_none() {
-            self.fail(
-                pos,
-                format!("the document has more than {MAX_NODES} values"),
-            );
+            self.fail(pos, format!("the file has more than {MAX_NODES} values"));
         }
     }
 }
@@ -377,6 +417,14 @@ mod tests {
     }
 
     #[test]
+    fn errors_at_the_end_of_the_text_point_inside_it() {
+        let err = parse_stream("[apiVersion").unwrap_err();
+        assert_eq!(err.pos, Pos { line: 1, col: 12 });
+        let err = parse_stream("a: [1\n").unwrap_err();
+        assert_eq!(err.pos.line, 2);
+    }
+
+    #[test]
     fn deep_nesting_is_refused_without_overflowing() {
         let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let err = parse_stream(&text).unwrap_err();
@@ -394,6 +442,60 @@ mod tests {
         }
         let err = parse_stream(&text).unwrap_err();
         assert!(err.message.contains("more than"), "{}", err.message);
+    }
+
+    #[test]
+    fn block_mappings_start_at_their_first_key() {
+        let docs = parse_stream("top:\n  inner: 1\n  other: 2\n").unwrap();
+        let root = docs[0].as_ref().unwrap();
+        assert_eq!(root.pos, Pos { line: 1, col: 1 });
+        let NodeValue::Map(entries) = &root.value else {
+            panic!()
+        };
+        assert_eq!(entries[0].1.pos, Pos { line: 2, col: 3 });
+        let docs = parse_stream("a: {b: 1}\n").unwrap();
+        let NodeValue::Map(entries) = &docs[0].as_ref().unwrap().value else {
+            panic!()
+        };
+        assert_eq!(
+            entries[0].1.pos,
+            Pos { line: 1, col: 4 },
+            "a flow mapping starts at its brace"
+        );
+    }
+
+    #[test]
+    fn deep_block_nesting_on_one_line_is_refused_without_overflowing() {
+        // `Parser::load` recursed once per level here and overflowed the stack.
+        let text = format!("{}x\n", "- ".repeat(1_000_000));
+        let err = parse_stream(&text).unwrap_err();
+        assert!(err.message.contains("nesting"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_mapping_of_many_keys_parses_in_linear_time() {
+        let text: String = (0..90_000).map(|i| format!("k{i}: {i}\n")).collect();
+        let started = std::time::Instant::now();
+        let docs = parse_stream(&text).unwrap();
+        let NodeValue::Map(entries) = &docs[0].as_ref().unwrap().value else {
+            panic!()
+        };
+        assert_eq!(entries.len(), 90_000);
+        // A quadratic duplicate-key check took tens of seconds here.
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let err = parse_stream(&format!("{text}k5: again\n")).unwrap_err();
+        assert_eq!(err.pos.line, 90_001);
+        assert!(
+            err.message.contains("first defined at line 6"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn aliases_do_not_reach_into_another_document() {
+        let err = parse_stream("a: &x 1\n---\nb: *x\n").unwrap_err();
+        assert_eq!(err.pos.line, 3);
     }
 
     #[test]

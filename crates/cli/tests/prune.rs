@@ -226,16 +226,5 @@ async fn a_removed_server_is_pruned_its_data_kept_and_foreign_objects_untouched(
 
 /// The full example specs again, in the same account and with the same root zone as `p`.
 async fn prepared_again(account: &str, p: &Prepared) -> Prepared {
-    let catalog = reconciler_spec::InstanceCatalog::offline();
-    let zone = p.set.bases[0].doc.spec.domain.hosted_zone_id.clone();
-    let env = move |name: &str| match name {
-        "HOSTED_ZONE_ID" => Some(zone.clone()),
-        other => std::env::var(other).ok(),
-    };
-    let (set, diags) =
-        reconciler_cli::session::load_specs_with(&[common::specs_dir()], &catalog, &env).unwrap();
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
-    let region = reconciler_cli::session::home_region(&set);
-    let config = Emulator::shared().sdk_config(&region, account);
-    deploy::prepare(set, catalog, config).await.unwrap()
+    common::prepared_in(account, &p.set.bases[0].doc.spec.domain.hosted_zone_id).await
 }

@@ -40,10 +40,16 @@ pub async fn root_zone(config: &SdkConfig) -> String {
 
 /// The example specs, with the root zone created in `account`, prepared for the emulator.
 pub async fn prepared(account: &str) -> Prepared {
-    reconciler_testkit::ensure_lambda_artifact().expect("the runtime Lambda binary");
-    let catalog = InstanceCatalog::offline();
     let global = Emulator::shared().sdk_config("us-east-1", account);
     let zone = root_zone(&global).await;
+    prepared_in(account, &zone).await
+}
+
+/// The example specs prepared for `account`, whose root zone `zone` exists already.
+pub async fn prepared_in(account: &str, zone: &str) -> Prepared {
+    reconciler_testkit::ensure_lambda_artifact().expect("the runtime Lambda binary");
+    let catalog = InstanceCatalog::offline();
+    let zone = zone.to_string();
     let env = move |name: &str| match name {
         "HOSTED_ZONE_ID" => Some(zone.clone()),
         other => std::env::var(other).ok(),

@@ -392,3 +392,35 @@ pub async fn delete_value(
         }
     }
 }
+
+/// Creates a parameter holding `value` only if the name is free: `Ok(true)` when this call
+/// created it, `Ok(false)` when it exists already (the atomic step of a lock).
+pub async fn create_value(
+    pool: &ClientPool,
+    region: &str,
+    name: &str,
+    value: &Value,
+    tags: &IndexMap<String, String>,
+) -> Result<bool, ProviderError> {
+    let created = pool
+        .ssm(region)
+        .put_parameter()
+        .name(name)
+        .value(encode_value(value))
+        .r#type(ParameterType::String)
+        .tier(ParameterTier::Standard)
+        .set_tags(Some(ssm_tags(tags)))
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let err = classify(&format!("PutParameter {name}"), e);
+            if err.class == reconciler_engine::provider::ErrorClass::Conflict {
+                Ok(false)
+            } else {
+                Err(err)
+            }
+        }
+    }
+}

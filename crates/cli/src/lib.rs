@@ -3,6 +3,7 @@
 
 pub mod day2;
 pub mod deploy;
+pub mod lock;
 pub mod prune;
 pub mod redact;
 pub mod results;

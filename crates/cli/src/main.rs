@@ -223,6 +223,9 @@ struct ApplyArgs {
     /// Do not ask for confirmation before pruning.
     #[arg(short = 'y', long)]
     yes: bool,
+    /// How long to wait for another run that holds the Base's lock.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    lock_timeout: std::time::Duration,
     /// Output format: text, or one JSON object with the plan, the outcome of each resource
     /// and the summary.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
@@ -243,6 +246,9 @@ struct DestroyArgs {
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
     yes: bool,
+    /// How long to wait for another run that holds the Base's lock.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    lock_timeout: std::time::Duration,
     /// Output format: text, or one JSON object with the plan, the outcome of each resource
     /// and the summary.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
@@ -643,10 +649,30 @@ async fn apply_cmd(args: &ApplyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8> {
         return Ok(EXIT_ERROR);
     };
     let rec = p.session.reconciler(aws);
-    let planned = deploy::plan_with(&p, &rec, plan_options(&args.prune)).await?;
+    let mut planned = deploy::plan_with(&p, &rec, plan_options(&args.prune)).await?;
+    // Changes to make: take the lock, then plan again, as another run may have made them.
+    let mut locks = None;
+    if !planned.plan.is_empty() {
+        locks = Some(reconciler_cli::lock::acquire(&p, args.lock_timeout).await?);
+        planned = deploy::plan_with(&p, &rec, plan_options(&args.prune)).await?;
+    }
+    let result = apply_locked(args, &p, &rec, &planned, ui).await;
+    if let Some(locks) = locks {
+        locks.release(&p).await;
+    }
+    result
+}
+
+async fn apply_locked(
+    args: &ApplyArgs,
+    p: &Prepared,
+    rec: &reconciler_engine::Reconciler,
+    planned: &deploy::Planned,
+    ui: Ui,
+) -> Result<u8> {
     let text = args.output == Format::Text;
     if text {
-        print_plan(&planned, ui);
+        print_plan(planned, ui);
     }
     if planned.plan.is_empty() {
         if !text {
@@ -674,8 +700,8 @@ async fn apply_cmd(args: &ApplyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8> {
     } else {
         Some(&eprint_line)
     };
-    let report = deploy::apply(&rec, &planned.plan, progress).await;
-    deploy::record_results(&p, &planned, &report).await?;
+    let report = deploy::apply(rec, &planned.plan, progress).await;
+    deploy::record_results(p, planned, &report).await?;
     if text {
         deploy::summary(
             &report,
@@ -708,7 +734,21 @@ async fn destroy_cmd(args: &DestroyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8>
         &args.names,
         args.allow_data_loss,
     )?;
-    let plan = deploy::plan_destroy(&rec, &graph, &ids).await?;
+    let locks = reconciler_cli::lock::acquire(&p, args.lock_timeout).await?;
+    let result = destroy_locked(args, &p, &rec, &graph, &ids, ui).await;
+    locks.release(&p).await;
+    result
+}
+
+async fn destroy_locked(
+    args: &DestroyArgs,
+    p: &Prepared,
+    rec: &reconciler_engine::Reconciler,
+    graph: &reconciler_engine::model::DesiredGraph,
+    ids: &[reconciler_engine::model::ResourceId],
+    ui: Ui,
+) -> Result<u8> {
+    let plan = deploy::plan_destroy(rec, graph, ids).await?;
     let text = args.output == Format::Text;
     if text {
         print!("{}", ui.plan_text(&redact::plan(&plan).to_string()));
@@ -728,9 +768,9 @@ async fn destroy_cmd(args: &DestroyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8>
     } else {
         Some(&eprint_line)
     };
-    let report = deploy::apply(&rec, &plan, progress).await;
+    let report = deploy::apply(rec, &plan, progress).await;
     if report.is_success() {
-        deploy::forget_results(&p, &args.names).await?;
+        deploy::forget_results(p, &args.names).await?;
     }
     if text {
         deploy::summary(

@@ -77,6 +77,7 @@ async fn assert_finished(account: &str, zone: &str, proxy: &Proxy, context: &str
         text(&out.stderr)
     );
     let p = common::prepared_in(account, zone).await;
+    eprintln!("{context}: checking for duplicates");
     assert_no_duplicates(account, &p.graph, zone).await;
 }
 

@@ -266,7 +266,12 @@ pub async fn count(
             params
                 .parameters()
                 .iter()
-                .filter(|p| !p.name().unwrap_or_default().contains("/results/"))
+                // Results are status, not resources; a lock is left by a run killed while
+                // holding it and taken over by the next run that changes something.
+                .filter(|p| {
+                    let name = p.name().unwrap_or_default();
+                    !name.contains("/results/") && !name.ends_with("/lock")
+                })
                 .count(),
         );
     }

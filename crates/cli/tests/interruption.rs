@@ -106,7 +106,9 @@ async fn an_apply_killed_at_any_point_is_finished_by_the_next() {
         let target = pid.clone();
         proxy.after_mutations(k, move || {
             let pid = target.load(Ordering::SeqCst);
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         });
         let mut child = command(&["apply", "-q"], proxy.url(), &zone)
             .stdout(std::process::Stdio::null())
@@ -118,7 +120,13 @@ async fn an_apply_killed_at_any_point_is_finished_by_the_next() {
         assert!(killed(status), "k={k}: the apply was not killed ({status})");
         let done = proxy.stats().mutations;
         assert!(done >= k, "k={k}: only {done} mutations before the kill");
-        assert_finished(&account, &zone, &proxy, &format!("killed after {k} of {total}")).await;
+        assert_finished(
+            &account,
+            &zone,
+            &proxy,
+            &format!("killed after {k} of {total}"),
+        )
+        .await;
     }
 }
 
@@ -136,7 +144,10 @@ async fn two_applies_at_once_converge_without_duplicates() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let (first, second) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+    let (first, second) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
     for (n, out) in [(1, &first), (2, &second)] {
         assert_eq!(
             out.status.code(),

@@ -184,22 +184,59 @@ pub fn reference(id: impl Into<ResourceId>, attr: impl Into<String>) -> Value {
 
 /// Visits every well-formed reference in `value` with its path.
 pub fn visit_refs(value: &Value, at: &str, f: &mut dyn FnMut(&str, Reference)) {
-    if let Ok(Some(r)) = Reference::parse(value) {
-        f(at, r);
-        return;
-    }
+    let mut path = at.to_owned();
+    walk_refs(value, &mut path, f);
+}
+
+fn walk_refs(value: &Value, path: &mut String, f: &mut dyn FnMut(&str, Reference)) {
+    // Only objects can be references; scalars end the walk at once.
     match value {
         Value::Object(map) => {
+            if let Ok(Some(r)) = Reference::parse(value) {
+                f(path, r);
+                return;
+            }
             for (k, v) in map {
-                visit_refs(v, &path::join(at, k), f);
+                let len = path::push(path, k);
+                walk_refs(v, path, f);
+                path.truncate(len);
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                visit_refs(v, &path::join(at, &i.to_string()), f);
+                let len = path::push(path, itoa(i).as_str());
+                walk_refs(v, path, f);
+                path.truncate(len);
             }
         }
         _ => {}
+    }
+}
+
+/// A short decimal, without a heap allocation for the common small indexes.
+fn itoa(i: usize) -> IndexText {
+    let mut buf = [0u8; 20];
+    let mut n = i;
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    IndexText { buf, start: at }
+}
+
+struct IndexText {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl IndexText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[self.start..]).expect("ASCII digits")
     }
 }
 
@@ -352,17 +389,31 @@ impl DesiredResource {
     /// changed) or from AWS (it did not: drift).
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
+        /// Feeds serialized JSON straight into the hash, without building it in memory.
+        struct HashWriter(Sha256);
+        impl std::io::Write for HashWriter {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.update(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
         let mut tags: Vec<(&String, &String)> = self.tags.iter().collect();
         tags.sort();
-        let canonical = serde_json::json!([
+        // A JSON array: `[kind, region, name, properties, [[key, value]...], retain]`.
+        let canonical = (
             self.kind.as_str(),
-            self.region,
-            self.name,
-            self.properties,
+            &self.region,
+            &self.name,
+            &self.properties,
             tags,
-            self.retain_on_delete
-        ]);
-        let digest = Sha256::digest(canonical.to_string().as_bytes());
+            self.retain_on_delete,
+        );
+        let mut hasher = HashWriter(Sha256::new());
+        serde_json::to_writer(&mut hasher, &canonical).expect("hashing cannot fail");
+        let digest = hasher.0.finalize();
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
@@ -676,25 +727,34 @@ impl DesiredGraph {
 }
 
 fn check_malformed(value: &Value, at: &str, id: &ResourceId, errors: &mut Vec<GraphError>) {
-    match Reference::parse(value) {
-        Err(()) => errors.push(GraphError::MalformedReference {
-            id: id.clone(),
-            path: at.to_owned(),
-        }),
-        Ok(Some(_)) => {}
-        Ok(None) => match value {
-            Value::Object(map) => {
+    let mut path = at.to_owned();
+    walk_malformed(value, &mut path, id, errors);
+}
+
+fn walk_malformed(value: &Value, path: &mut String, id: &ResourceId, errors: &mut Vec<GraphError>) {
+    match value {
+        Value::Object(map) => match Reference::parse(value) {
+            Err(()) => errors.push(GraphError::MalformedReference {
+                id: id.clone(),
+                path: path.clone(),
+            }),
+            Ok(Some(_)) => {}
+            Ok(None) => {
                 for (k, v) in map {
-                    check_malformed(v, &path::join(at, k), id, errors);
+                    let len = path::push(path, k);
+                    walk_malformed(v, path, id, errors);
+                    path.truncate(len);
                 }
             }
-            Value::Array(items) => {
-                for (i, v) in items.iter().enumerate() {
-                    check_malformed(v, &path::join(at, &i.to_string()), id, errors);
-                }
-            }
-            _ => {}
         },
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                let len = path::push(path, itoa(i).as_str());
+                walk_malformed(v, path, id, errors);
+                path.truncate(len);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -935,5 +995,36 @@ mod join_tests {
         });
         assert!(left.is_empty());
         assert_eq!(value["script"], "mount fs-id:/ /mnt");
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_stable_and_see_every_written_field() {
+        let r = DesiredResource::new("ec2.vpc", "main", "eu-west-1", "rc-main")
+            .with_properties(serde_json::json!({"cidrBlock": "10.0.0.0/16"}))
+            .with_tag("b", "2")
+            .with_tag("a", "1");
+        // The value recorded in AWS must not change between versions: pinned (the SHA-256 of
+        // `["ec2.vpc","eu-west-1","rc-main",{"cidrBlock":"10.0.0.0/16"},[["a","1"],["b","2"]],false]`).
+        assert_eq!(r.fingerprint(), "fccca1fac679f79f");
+        let mut tags_reordered = r.clone();
+        tags_reordered.tags.sort_keys();
+        assert_eq!(tags_reordered.fingerprint(), r.fingerprint());
+        for changed in [
+            r.clone().with_tag("a", "x"),
+            r.clone().retained(),
+            r.clone()
+                .with_properties(serde_json::json!({"cidrBlock": "10.1.0.0/16"})),
+            DesiredResource {
+                name: "other".into(),
+                ..r.clone()
+            },
+        ] {
+            assert_ne!(changed.fingerprint(), r.fingerprint());
+        }
     }
 }

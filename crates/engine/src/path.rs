@@ -22,6 +22,19 @@ pub fn unescape(segment: &str) -> String {
     segment.replace("~1", "/").replace("~0", "~")
 }
 
+/// Appends an (unescaped) segment to `path` in place and returns the length to truncate back
+/// to: walks over large documents reuse one buffer instead of allocating a path per node.
+pub fn push(path: &mut String, segment: &str) -> usize {
+    let len = path.len();
+    path.push('/');
+    if segment.contains(['~', '/']) {
+        path.push_str(&escape(segment));
+    } else {
+        path.push_str(segment);
+    }
+    len
+}
+
 /// Appends an (unescaped) segment to a path.
 pub fn join(path: &str, segment: &str) -> String {
     format!("{path}/{}", escape(segment))

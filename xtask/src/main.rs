@@ -4,6 +4,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
+mod bench;
 mod demo;
 mod emulator;
 
@@ -20,13 +21,14 @@ fn main() -> ExitCode {
 
 fn run(args: &[String]) -> Result<()> {
     let Some((task, rest)) = args.split_first() else {
-        bail!("usage: cargo xtask <test|demo|emulator>");
+        bail!("usage: cargo xtask <test|demo|bench|emulator>");
     };
     match task.as_str() {
         "test" => test(rest),
         "emulator" => emulator::run(rest),
         "demo" => demo::run(rest),
-        other => bail!("unknown task `{other}`; expected one of: test, demo, emulator"),
+        "bench" => bench::run(rest),
+        other => bail!("unknown task `{other}`; expected one of: test, demo, bench, emulator"),
     }
 }
 

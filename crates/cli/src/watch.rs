@@ -54,6 +54,9 @@ pub struct CycleReport {
     pub base_failures: Vec<String>,
 }
 
+/// How long a cycle waits for another run's lock before it gives up until the next cycle.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
+
 /// The loop's state across cycles.
 #[derive(Debug, Default)]
 pub struct Watcher {
@@ -94,13 +97,33 @@ impl Watcher {
         let owners = crate::deploy::server_owners(graph.iter());
 
         let observed = rec.observe(&graph).await?;
-        let plan = rec.plan(&graph, &observed, &[])?;
+        let mut plan = rec.plan(&graph, &observed, &[])?;
+        // Something to change: take the Bases' lock (another run may be applying), and plan
+        // again under it. Nothing to change: no lock, no mutating call.
+        let mut locks = None;
+        if !plan.is_empty() {
+            match crate::lock::acquire(p, LOCK_WAIT).await {
+                Ok(held) => {
+                    locks = Some(held);
+                    let observed = rec.observe(&graph).await?;
+                    plan = rec.plan(&graph, &observed, &[])?;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "another run holds the lock; this cycle changes nothing");
+                    report.base_failures.push(format!("{error:#}"));
+                    return Ok(report);
+                }
+            }
+        }
         report.changed = plan
             .resources()
             .iter()
             .filter(|r| !matches!(r.action, reconciler_engine::Action::NoOp))
             .count();
         let applied = rec.apply(&plan, &NoEvents).await;
+        if let Some(locks) = locks {
+            locks.release(p).await;
+        }
         let results = crate::results::summarize(
             plan.resources().iter().map(|r| r.desired()),
             &applied,

@@ -793,8 +793,39 @@ def patch_idempotency() -> None:
     RouteTables.create_route_table = create_route_table
 
 
+def patch_query_logging() -> None:
+    """Gap: CreateQueryLoggingConfig looks for the log group among the first
+    50 groups of us-east-1 only (describe_log_groups pages by 50), so in an
+    account with more groups it answers NoSuchCloudWatchLogsLogGroup for a
+    group that exists. Look the group up by name instead."""
+    import threading
+
+    from moto.logs import logs_backends
+    from moto.route53.models import LOGS_GROUP_REGION, Route53Backend
+
+    original = Route53Backend.create_query_logging_config
+    lock = threading.Lock()
+
+    def create_query_logging_config(self: Route53Backend, hosted_zone_id: str, log_group_arn: str) -> Any:
+        logs = logs_backends[self.account_id][LOGS_GROUP_REGION]
+        name = (log_group_arn or "").split(":log-group:", 1)[-1]
+        if name.endswith(":*"):
+            name = name[:-2]
+        group = logs.groups.get(name)
+        if group is None:
+            return original(self, hosted_zone_id, log_group_arn)
+        with lock:
+            logs.describe_log_groups = lambda *args, **kwargs: ([group], None)
+            try:
+                return original(self, hosted_zone_id, log_group_arn)
+            finally:
+                del logs.describe_log_groups
+
+    Route53Backend.create_query_logging_config = create_query_logging_config
+
+
 PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates, patch_ecs, patch_events,
-           patch_instances, patch_idempotency]
+           patch_instances, patch_idempotency, patch_query_logging]
 
 
 # ---------------------------------------------------------------------------

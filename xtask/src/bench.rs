@@ -63,8 +63,21 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     results.extend(lines(
         Command::new(&cargo).args([
-            "run", "-q", "-p", "reconciler-cli", "--example", "bench", "--", "--apply", apply,
-            "--noop", noop, "--drift", drift, "--latency-ms", "50",
+            "run",
+            "-q",
+            "-p",
+            "reconciler-cli",
+            "--example",
+            "bench",
+            "--",
+            "--apply",
+            apply,
+            "--noop",
+            noop,
+            "--drift",
+            drift,
+            "--latency-ms",
+            "50",
         ]),
         "reconcile benchmarks against the local emulator",
     )?);
@@ -103,19 +116,39 @@ fn markdown(results: &[Value]) -> String {
     };
     if let Some(r) = find(results, "validate+render", 1000) {
         let wall = f(&r["wall_seconds"]);
-        row("render of 1000 specs < 1 s", format!("{wall:.2} s"), verdict(wall, 1.0));
+        row(
+            "render of 1000 specs < 1 s",
+            format!("{wall:.2} s"),
+            verdict(wall, 1.0),
+        );
     }
     if let Some(r) = find(results, "no-op", 1) {
         let per = f(&r["reads_per_resource"]);
         let wall = f(&r["wall_seconds"]);
-        row("no-op, 1 server: ≤ 1 read call per resource", format!("{per:.2}"), verdict(per, 1.0));
-        row("no-op, 1 server: < 1 s", format!("{wall:.2} s"), verdict(wall, 1.0));
+        row(
+            "no-op, 1 server: ≤ 1 read call per resource",
+            format!("{per:.2}"),
+            verdict(per, 1.0),
+        );
+        row(
+            "no-op, 1 server: < 1 s",
+            format!("{wall:.2} s"),
+            verdict(wall, 1.0),
+        );
     }
     if let Some(r) = find(results, "no-op", 100) {
         let per = f(&r["reads_per_resource"]);
         let wall = f(&r["wall_seconds"]);
-        row("no-op, 100 servers: ≤ 0.3 read calls per resource", format!("{per:.2}"), verdict(per, 0.3));
-        row("no-op, 100 servers: < 10 s", format!("{wall:.2} s"), verdict(wall, 10.0));
+        row(
+            "no-op, 100 servers: ≤ 0.3 read calls per resource",
+            format!("{per:.2}"),
+            verdict(per, 0.3),
+        );
+        row(
+            "no-op, 100 servers: < 10 s",
+            format!("{wall:.2} s"),
+            verdict(wall, 10.0),
+        );
     }
     for r in results.iter().filter(|r| r["bench"] == "no-op") {
         let m = r["mutations"].as_u64().unwrap_or(u64::MAX);
@@ -128,7 +161,10 @@ fn markdown(results: &[Value]) -> String {
     if let Some(r) = results.iter().find(|r| r["bench"] == "apply-under-latency") {
         let ratio = f(&r["ratio"]);
         row(
-            &format!("apply under {} ms per call ≤ 1.2 × critical path", r["latency_ms"]),
+            &format!(
+                "apply under {} ms per call ≤ 1.2 × critical path",
+                r["latency_ms"]
+            ),
             format!("{ratio:.2} ×"),
             verdict(ratio, 1.2),
         );

@@ -50,7 +50,8 @@ fn specs(n: usize) -> tempfile::TempDir {
 }
 
 async fn root_zone(account: &str) -> String {
-    let route53 = aws_sdk_route53::Client::new(&Emulator::shared().sdk_config("us-east-1", account));
+    let route53 =
+        aws_sdk_route53::Client::new(&Emulator::shared().sdk_config("us-east-1", account));
     let out = route53
         .create_hosted_zone()
         .name("games.example.com.")
@@ -88,7 +89,10 @@ async fn prepared(n: usize, endpoint: Option<&str>) -> (String, Prepared, tempfi
 }
 
 fn reconciler(p: &Prepared) -> Reconciler {
-    Reconciler::new(reconciler_aws::provider(&p.session.pool), Options::default())
+    Reconciler::new(
+        reconciler_aws::provider(&p.session.pool),
+        Options::default(),
+    )
 }
 
 /// Calls grouped as `service: {operation: n}`.
@@ -105,11 +109,17 @@ fn by_service(calls: &reconciler_aws::CallCounts) -> BTreeMap<String, BTreeMap<S
 
 async fn apply(p: &Prepared, rec: &Reconciler) -> (f64, f64, usize) {
     let started = Instant::now();
-    let planned = deploy::plan_with(p, rec, PlanOptions::default()).await.unwrap();
+    let planned = deploy::plan_with(p, rec, PlanOptions::default())
+        .await
+        .unwrap();
     let observed = started.elapsed().as_secs_f64();
     let report = rec.apply(&planned.plan, &NoEvents).await;
     assert!(report.is_success(), "{:?}", report.failures().next());
-    (started.elapsed().as_secs_f64(), observed, planned.plan.summary().add)
+    (
+        started.elapsed().as_secs_f64(),
+        observed,
+        planned.plan.summary().add,
+    )
 }
 
 fn stand_in_artifact() -> PathBuf {
@@ -128,8 +138,14 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let apply_sizes = list(&args, "--apply", &[1, 20]);
     let noop_sizes = list(&args, "--noop", &[1, 20, 100]);
-    let drift_size = list(&args, "--drift", &[100]).first().copied().unwrap_or(100);
-    let latency_ms = list(&args, "--latency-ms", &[50]).first().copied().unwrap_or(50) as u64;
+    let drift_size = list(&args, "--drift", &[100])
+        .first()
+        .copied()
+        .unwrap_or(100);
+    let latency_ms = list(&args, "--latency-ms", &[50])
+        .first()
+        .copied()
+        .unwrap_or(50) as u64;
     stand_in_artifact();
 
     // 2. First apply.
@@ -183,7 +199,8 @@ async fn main() {
     if let Some((account, p, _)) = applied.get(&drift_size) {
         let alarm_name = format!("rc-mc{:03}-idle", drift_size / 2);
         let region = home_region(&p.set);
-        let cloudwatch = aws_sdk_cloudwatch::Client::new(&Emulator::shared().sdk_config(&region, account));
+        let cloudwatch =
+            aws_sdk_cloudwatch::Client::new(&Emulator::shared().sdk_config(&region, account));
         let alarm = cloudwatch
             .describe_alarms()
             .alarm_names(&alarm_name)
@@ -240,7 +257,9 @@ async fn main() {
     );
     let (_, p, _dir) = prepared(1, Some(proxy.url())).await;
     let rec = reconciler(&p);
-    let planned = deploy::plan_with(&p, &rec, PlanOptions::default()).await.unwrap();
+    let planned = deploy::plan_with(&p, &rec, PlanOptions::default())
+        .await
+        .unwrap();
     let times: Arc<Mutex<HashMap<ResourceId, (Instant, Option<Instant>)>>> = Arc::default();
     let sink_times = times.clone();
     let sink = move |event: ApplyEvent| {

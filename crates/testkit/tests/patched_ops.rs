@@ -497,3 +497,54 @@ async fn caller_references_and_client_tokens_are_idempotent() {
     assert_eq!(id(&a), id(&b));
     assert_ne!(id(&a), id(&c));
 }
+
+/// Query logging finds its log group in an account with more than one page of groups.
+#[tokio::test]
+async fn query_logging_finds_groups_beyond_the_first_page() {
+    let account = fresh_account_id();
+    let global = Emulator::shared().sdk_config("us-east-1", &account);
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&global);
+    for i in 0..60 {
+        logs.create_log_group()
+            .log_group_name(format!("/aws/route53/group-{i:02}"))
+            .send()
+            .await
+            .expect("CreateLogGroup");
+    }
+    let route53 = aws_sdk_route53::Client::new(&global);
+    let zone = route53
+        .create_hosted_zone()
+        .name("many.example.com.")
+        .caller_reference("many-groups")
+        .send()
+        .await
+        .expect("CreateHostedZone");
+    let zone_id = zone
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    route53
+        .create_query_logging_config()
+        .hosted_zone_id(&zone_id)
+        .cloud_watch_logs_log_group_arn(format!(
+            "arn:aws:logs:us-east-1:{account}:log-group:/aws/route53/group-59:*"
+        ))
+        .send()
+        .await
+        .expect("the 60th group is found");
+    let missing = route53
+        .create_query_logging_config()
+        .hosted_zone_id(&zone_id)
+        .cloud_watch_logs_log_group_arn(format!(
+            "arn:aws:logs:us-east-1:{account}:log-group:/aws/route53/absent:*"
+        ))
+        .send()
+        .await
+        .expect_err("an absent group is still refused");
+    assert_eq!(
+        aws_sdk_route53::error::ProvideErrorMetadata::code(&missing),
+        Some("NoSuchCloudWatchLogsLogGroup")
+    );
+}

@@ -3,6 +3,7 @@
 
 pub mod day2;
 pub mod deploy;
+pub mod operator;
 pub mod prune;
 pub mod results;
 pub mod session;

@@ -45,7 +45,16 @@ fn check_structural(node: &Value, path: &str, problems: &mut Vec<String>) {
     if map.contains_key("properties") && map.contains_key("additionalProperties") {
         problems.push(format!("{path}: properties with additionalProperties"));
     }
-    for key in ["const", "$ref", "$schema", "oneOf", "anyOf", "allOf", "not", "definitions"] {
+    for key in [
+        "const",
+        "$ref",
+        "$schema",
+        "oneOf",
+        "anyOf",
+        "allOf",
+        "not",
+        "definitions",
+    ] {
         if map.contains_key(key) {
             problems.push(format!("{path}: {key}"));
         }

@@ -75,24 +75,45 @@ async fn one_leader_at_a_time_and_a_standby_takes_over_an_expired_lease() {
     let mut b = Elector::new(store.clone(), "reconciler-operator", "pod-b", LEASE);
     let t0 = Instant::now();
 
-    assert!(a.try_acquire_or_renew(t0).await.unwrap(), "a creates the lease");
+    assert!(
+        a.try_acquire_or_renew(t0).await.unwrap(),
+        "a creates the lease"
+    );
     assert!(!b.try_acquire_or_renew(t0).await.unwrap(), "b stands by");
     assert_eq!(store.holder().as_deref(), Some("pod-a"));
     assert_eq!(store.transitions(), 0);
 
     // a renews; b, seeing the record change, keeps waiting even past the first 15 s.
-    assert!(a.try_acquire_or_renew(t0 + Duration::from_secs(10)).await.unwrap());
-    assert!(!b.try_acquire_or_renew(t0 + Duration::from_secs(11)).await.unwrap());
-    assert!(!b.try_acquire_or_renew(t0 + Duration::from_secs(20)).await.unwrap());
+    assert!(a
+        .try_acquire_or_renew(t0 + Duration::from_secs(10))
+        .await
+        .unwrap());
+    assert!(!b
+        .try_acquire_or_renew(t0 + Duration::from_secs(11))
+        .await
+        .unwrap());
+    assert!(!b
+        .try_acquire_or_renew(t0 + Duration::from_secs(20))
+        .await
+        .unwrap());
 
     // a stops renewing: 15 s after b last saw a change, b takes over.
-    assert!(!b.try_acquire_or_renew(t0 + Duration::from_secs(25)).await.unwrap());
-    assert!(b.try_acquire_or_renew(t0 + Duration::from_secs(27)).await.unwrap());
+    assert!(!b
+        .try_acquire_or_renew(t0 + Duration::from_secs(25))
+        .await
+        .unwrap());
+    assert!(b
+        .try_acquire_or_renew(t0 + Duration::from_secs(27))
+        .await
+        .unwrap());
     assert_eq!(store.holder().as_deref(), Some("pod-b"));
     assert_eq!(store.transitions(), 1);
 
     // a comes back and finds b leading.
-    assert!(!a.try_acquire_or_renew(t0 + Duration::from_secs(28)).await.unwrap());
+    assert!(!a
+        .try_acquire_or_renew(t0 + Duration::from_secs(28))
+        .await
+        .unwrap());
 }
 
 #[tokio::test]
@@ -105,7 +126,10 @@ async fn a_released_lease_is_taken_at_once() {
     assert!(!b.try_acquire_or_renew(t0).await.unwrap());
     a.release().await.unwrap();
     assert_eq!(store.holder(), None);
-    assert!(b.try_acquire_or_renew(t0 + Duration::from_secs(1)).await.unwrap());
+    assert!(b
+        .try_acquire_or_renew(t0 + Duration::from_secs(1))
+        .await
+        .unwrap());
     assert_eq!(store.holder().as_deref(), Some("pod-b"));
     // Releasing a lease one does not hold changes nothing.
     a.release().await.unwrap();
@@ -131,7 +155,13 @@ async fn two_candidates_racing_for_an_expired_lease_cannot_both_win() {
     let stale = lease_before.unwrap();
     let mut attempt = stale.clone();
     attempt.spec.as_mut().unwrap().holder_identity = Some("pod-b".into());
-    assert_eq!(store.replace(&attempt).await, Err(LeaseWriteError::Conflict));
-    assert!(!b.try_acquire_or_renew(late).await.unwrap(), "b sees a's fresh record");
+    assert_eq!(
+        store.replace(&attempt).await,
+        Err(LeaseWriteError::Conflict)
+    );
+    assert!(
+        !b.try_acquire_or_renew(late).await.unwrap(),
+        "b sees a's fresh record"
+    );
     assert_eq!(store.holder().as_deref(), Some("pod-a"));
 }

@@ -66,12 +66,24 @@ async fn create_sets_the_finalizer_applies_and_reports_status() {
     assert_eq!(doc.spec, example_server("minecraft").spec);
 
     let obj = ctx.kube.server("minecraft").unwrap();
-    assert_eq!(obj.metadata.finalizers.as_deref(), Some(&[FINALIZER.to_string()][..]));
+    assert_eq!(
+        obj.metadata.finalizers.as_deref(),
+        Some(&[FINALIZER.to_string()][..])
+    );
     let status = obj.status.unwrap();
     assert_eq!(status.observed_generation, Some(1));
-    assert_eq!(condition(&status, "Ready"), ("True".into(), "Available".into()));
-    assert_eq!(condition(&status, "Synced"), ("True".into(), "ReconcileSuccess".into()));
-    assert_eq!(condition(&status, "Drifted"), ("False".into(), "NoDrift".into()));
+    assert_eq!(
+        condition(&status, "Ready"),
+        ("True".into(), "Available".into())
+    );
+    assert_eq!(
+        condition(&status, "Synced"),
+        ("True".into(), "ReconcileSuccess".into())
+    );
+    assert_eq!(
+        condition(&status, "Drifted"),
+        ("False".into(), "NoDrift".into())
+    );
     assert_eq!(status.last_error, None);
     assert_eq!(status.changed, Some(42));
     assert_eq!(status.runtime.unwrap().state, "asleep");
@@ -112,7 +124,10 @@ async fn its_own_status_write_does_not_trigger_another_apply_but_a_spec_change_d
     let Call::Apply(desired) = &calls[1] else {
         panic!("{calls:?}")
     };
-    assert_eq!(desired.server.as_ref().unwrap().spec.ec2.instance_type, "m5.xlarge");
+    assert_eq!(
+        desired.server.as_ref().unwrap().spec.ec2.instance_type,
+        "m5.xlarge"
+    );
     let status = ctx.kube.server("minecraft").unwrap().status.unwrap();
     assert_eq!(status.observed_generation, Some(2));
     assert_eq!(status.changed, Some(2));
@@ -133,10 +148,16 @@ async fn delete_destroys_with_retention_then_releases_the_finalizer() {
         errors: vec!["ec2.security-group/minecraft: DependencyViolation".into()],
     }));
     let err = server(&ctx, "minecraft").await.unwrap_err();
-    assert!(matches!(&err, Error::Aws(m) if m.contains("DependencyViolation")), "{err}");
+    assert!(
+        matches!(&err, Error::Aws(m) if m.contains("DependencyViolation")),
+        "{err}"
+    );
     let obj = ctx.kube.server("minecraft").expect("kept by its finalizer");
     let status = obj.status.unwrap();
-    assert_eq!(condition(&status, "Synced"), ("False".into(), "DeleteFailed".into()));
+    assert_eq!(
+        condition(&status, "Synced"),
+        ("False".into(), "DeleteFailed".into())
+    );
     assert!(status.last_error.unwrap().contains("DependencyViolation"));
 
     // The retry deletes, keeping data under destroy's rules, and lets the object go.
@@ -144,19 +165,30 @@ async fn delete_destroys_with_retention_then_releases_the_finalizer() {
     let action = error_policy(Arc::new(minecraft), &err, ctx.clone());
     assert_eq!(action, Action::requeue(Duration::from_secs(5)));
     // The status write woke it at once: held back until the backoff has passed.
-    assert_ne!(server(&ctx, "minecraft").await.unwrap(), Action::await_change());
+    assert_ne!(
+        server(&ctx, "minecraft").await.unwrap(),
+        Action::await_change()
+    );
     assert_eq!(ctx.aws.calls().len(), 2, "no destroy inside the backoff");
     let mut minecraft = ctx.kube.server("minecraft").unwrap();
     let status = minecraft.status.as_mut().unwrap();
     status.last_reconcile_time = Some("2000-01-01T00:00:00Z".into());
-    let action = reconcile_server(Arc::new(minecraft), ctx.clone()).await.unwrap();
+    let action = reconcile_server(Arc::new(minecraft), ctx.clone())
+        .await
+        .unwrap();
     assert_eq!(action, Action::await_change());
-    assert!(ctx.kube.server("minecraft").is_none(), "the finalizer was released");
+    assert!(
+        ctx.kube.server("minecraft").is_none(),
+        "the finalizer was released"
+    );
     let calls = ctx.aws.calls();
     let Call::Destroy(desired, allow_data_loss) = calls.last().unwrap() else {
         panic!("{calls:?}")
     };
-    assert!(!allow_data_loss, "data is kept unless the operator allows data loss");
+    assert!(
+        !allow_data_loss,
+        "data is kept unless the operator allows data loss"
+    );
     assert_eq!(desired.server.as_ref().unwrap().metadata.name, "minecraft");
     assert_eq!(desired.base.metadata.name, "main");
     let events = ctx.kube.events();
@@ -164,7 +196,10 @@ async fn delete_destroys_with_retention_then_releases_the_finalizer() {
         .iter()
         .find(|(_, warning, reason, _)| !warning && reason == "Deleted")
         .expect("a Deleted event");
-    assert!(note.contains("data kept: efs.file-system/minecraft-Data"), "{note}");
+    assert!(
+        note.contains("data kept: efs.file-system/minecraft-Data"),
+        "{note}"
+    );
     assert_eq!(ctx.backoff.failures("ContainerSpec/games/minecraft"), 0);
 }
 
@@ -191,14 +226,23 @@ async fn failures_back_off_exponentially_and_a_success_resets_the_backoff() {
         let err = reconcile_server(Arc::new(obj.clone()), ctx.clone())
             .await
             .unwrap_err();
-        assert!(matches!(&err, Error::Aws(m) if m.contains("not ours")), "{err}");
+        assert!(
+            matches!(&err, Error::Aws(m) if m.contains("not ours")),
+            "{err}"
+        );
         waits.push(error_policy(Arc::new(obj), &err, ctx.clone()));
     }
     let secs = |s| Action::requeue(Duration::from_secs(s));
     assert_eq!(waits, [secs(5), secs(10), secs(20), secs(40), secs(60)]);
     let status = ctx.kube.server("valheim").unwrap().status.unwrap();
-    assert_eq!(condition(&status, "Ready"), ("False".into(), "ApplyFailed".into()));
-    assert_eq!(condition(&status, "Synced"), ("False".into(), "ApplyFailed".into()));
+    assert_eq!(
+        condition(&status, "Ready"),
+        ("False".into(), "ApplyFailed".into())
+    );
+    assert_eq!(
+        condition(&status, "Synced"),
+        ("False".into(), "ApplyFailed".into())
+    );
     assert!(status.last_error.unwrap().contains("not ours"));
     assert!(ctx
         .kube
@@ -221,9 +265,16 @@ async fn failures_back_off_exponentially_and_a_success_resets_the_backoff() {
     let mut changed = example_server("valheim");
     changed.spec.watchdog.threshold += 1;
     ctx.kube.put_server(changed);
-    assert_eq!(step(&ctx, "valheim").await, secs(5), "starts over at the minimum");
+    assert_eq!(
+        step(&ctx, "valheim").await,
+        secs(5),
+        "starts over at the minimum"
+    );
     let status = ctx.kube.server("valheim").unwrap().status.unwrap();
-    assert_eq!(condition(&status, "Synced"), ("False".into(), "ReconcileError".into()));
+    assert_eq!(
+        condition(&status, "Synced"),
+        ("False".into(), "ReconcileError".into())
+    );
 }
 
 #[tokio::test]
@@ -231,9 +282,15 @@ async fn a_missing_base_and_an_invalid_spec_are_reported_in_status() {
     let ctx = context();
     ctx.kube.put_server(example_server("palworld"));
     let err = server(&ctx, "palworld").await.unwrap_err();
-    assert_eq!(err, Error::Base("Base `main` not found in namespace `games`".into()));
+    assert_eq!(
+        err,
+        Error::Base("Base `main` not found in namespace `games`".into())
+    );
     let status = ctx.kube.server("palworld").unwrap().status.unwrap();
-    assert_eq!(condition(&status, "Ready"), ("False".into(), "BaseNotFound".into()));
+    assert_eq!(
+        condition(&status, "Ready"),
+        ("False".into(), "BaseNotFound".into())
+    );
     assert!(ctx.aws.calls().is_empty(), "nothing sent to AWS");
 
     ctx.kube.put_base(example_base());
@@ -246,7 +303,10 @@ async fn a_missing_base_and_an_invalid_spec_are_reported_in_status() {
     let err = server(&ctx, "palworld").await.unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err}");
     let status = ctx.kube.server("palworld").unwrap().status.unwrap();
-    assert_eq!(condition(&status, "Synced"), ("False".into(), "InvalidSpec".into()));
+    assert_eq!(
+        condition(&status, "Synced"),
+        ("False".into(), "InvalidSpec".into())
+    );
     assert!(status.last_error.unwrap().contains("instanceType"));
 }
 
@@ -262,7 +322,10 @@ async fn drift_is_reported_by_the_drifted_condition() {
     }));
     server(&ctx, "minecraft").await.unwrap();
     let status = ctx.kube.server("minecraft").unwrap().status.unwrap();
-    assert_eq!(condition(&status, "Drifted"), ("True".into(), "DriftCorrected".into()));
+    assert_eq!(
+        condition(&status, "Drifted"),
+        ("True".into(), "DriftCorrected".into())
+    );
     assert_eq!(condition(&status, "Ready").0, "True");
 }
 
@@ -272,7 +335,10 @@ async fn a_server_deleted_before_it_had_a_base_goes_without_touching_aws() {
     ctx.kube.put_server(example_server("minecraft"));
     server(&ctx, "minecraft").await.unwrap_err();
     ctx.kube.delete_server("minecraft");
-    assert_eq!(server(&ctx, "minecraft").await.unwrap(), Action::await_change());
+    assert_eq!(
+        server(&ctx, "minecraft").await.unwrap(),
+        Action::await_change()
+    );
     assert!(ctx.kube.server("minecraft").is_none());
     assert!(ctx.aws.calls().is_empty());
 }
@@ -296,8 +362,14 @@ async fn a_base_is_applied_alone_and_deleted_only_once_its_servers_are_gone() {
     let err = base(&ctx, "main").await.unwrap_err();
     assert_eq!(err, Error::InUse("minecraft".into()));
     let status = ctx.kube.base("main").unwrap().status.unwrap();
-    assert_eq!(condition(&status, "Synced"), ("False".into(), "InUse".into()));
-    assert!(matches!(ctx.aws.calls().last(), Some(Call::Apply(_))), "nothing destroyed yet");
+    assert_eq!(
+        condition(&status, "Synced"),
+        ("False".into(), "InUse".into())
+    );
+    assert!(
+        matches!(ctx.aws.calls().last(), Some(Call::Apply(_))),
+        "nothing destroyed yet"
+    );
 
     ctx.kube.delete_server("minecraft");
     server(&ctx, "minecraft").await.unwrap();
@@ -321,8 +393,13 @@ async fn a_conflicting_finalizer_write_fails_the_reconcile_before_aws() {
     let mut newer: ContainerSpec = stale.clone();
     newer.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
     ctx.kube.put_server(newer);
-    let err = reconcile_server(Arc::new(stale), ctx.clone()).await.unwrap_err();
-    assert!(matches!(&err, Error::Kube(e) if e.0.contains("409")), "{err}");
+    let err = reconcile_server(Arc::new(stale), ctx.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Kube(e) if e.0.contains("409")),
+        "{err}"
+    );
     assert!(ctx.aws.calls().is_empty());
     let _: Option<Base> = ctx.kube.base("main");
 }

@@ -76,7 +76,12 @@ macro_rules! object_ops {
             let Some(obj) = s.$field.get_mut(name) else {
                 return;
             };
-            if obj.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty()) {
+            if obj
+                .metadata
+                .finalizers
+                .as_ref()
+                .is_none_or(|f| f.is_empty())
+            {
                 s.$field.remove(name);
                 return;
             }
@@ -116,7 +121,9 @@ fn set_meta(
     version: u64,
 ) -> Result<bool, KubeError> {
     if resource_version.is_some() && resource_version != meta.resource_version {
-        return Err(KubeError("409 Conflict: the object has been modified".into()));
+        return Err(KubeError(
+            "409 Conflict: the object has been modified".into(),
+        ));
     }
     meta.finalizers = Some(finalizers);
     meta.resource_version = Some(version.to_string());
@@ -132,7 +139,14 @@ impl Kube for FakeKube {
 
     async fn servers(&self, namespace: &str) -> Result<Vec<ContainerSpec>, KubeError> {
         assert_eq!(namespace, NS);
-        Ok(self.state.lock().unwrap().servers.values().cloned().collect())
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .servers
+            .values()
+            .cloned()
+            .collect())
     }
 
     async fn set_finalizers(
@@ -153,7 +167,10 @@ impl Kube for FakeKube {
                 set_meta(&mut obj.metadata, finalizers, resource_version, version)?
             }
             _ => {
-                let obj = s.servers.get_mut(&key.name).ok_or(KubeError("404".into()))?;
+                let obj = s
+                    .servers
+                    .get_mut(&key.name)
+                    .ok_or(KubeError("404".into()))?;
                 set_meta(&mut obj.metadata, finalizers, resource_version, version)?
             }
         };
@@ -251,7 +268,10 @@ pub fn created() -> ApplyOutcome {
 #[async_trait]
 impl Aws for FakeAws {
     async fn apply(&self, desired: &Desired) -> Result<ApplyOutcome, AwsError> {
-        self.calls.lock().unwrap().push(Call::Apply(desired.clone()));
+        self.calls
+            .lock()
+            .unwrap()
+            .push(Call::Apply(desired.clone()));
         self.applies
             .lock()
             .unwrap()
@@ -268,13 +288,17 @@ impl Aws for FakeAws {
             .lock()
             .unwrap()
             .push(Call::Destroy(desired.clone(), allow_data_loss));
-        self.destroys.lock().unwrap().pop_front().unwrap_or_else(|| {
-            Ok(DestroyOutcome {
-                deleted: 40,
-                retained: vec!["efs.file-system/minecraft-Data".into()],
-                errors: Vec::new(),
+        self.destroys
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| {
+                Ok(DestroyOutcome {
+                    deleted: 40,
+                    retained: vec!["efs.file-system/minecraft-Data".into()],
+                    errors: Vec::new(),
+                })
             })
-        })
     }
 }
 

@@ -508,14 +508,14 @@ fn structural(value: &mut Value) {
         map.insert("x-kubernetes-preserve-unknown-fields".into(), json!(true));
         return;
     }
-    // Properties and additionalProperties are exclusive; `false` is what pruning does anyway.
-    if map.contains_key("properties") || map.get("additionalProperties") == Some(&json!(false)) {
-        if map
-            .get("additionalProperties")
-            .is_some_and(|a| !a.is_object())
-        {
-            map.remove("additionalProperties");
-        }
+    // `additionalProperties: false` (from deny_unknown_fields) may not sit beside
+    // `properties`; the API server prunes unknown fields anyway, and the operator's own
+    // validation rejects them.
+    if map
+        .get("additionalProperties")
+        .is_some_and(Value::is_boolean)
+    {
+        map.remove("additionalProperties");
     }
     match map.get("format").and_then(|f| f.as_str()) {
         Some("uint8" | "uint16" | "int8" | "int16") => {

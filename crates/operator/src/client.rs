@@ -162,7 +162,13 @@ fn write_err(e: kube::Error) -> LeaseWriteError {
 #[async_trait]
 impl LeaseStore for KubeLeases {
     async fn get(&self) -> Result<Option<Lease>, KubeError> {
-        self.api.get_opt(&self.name).await.map_err(err)
+        // By status code: `get_opt` also wants the reason `NotFound`, which not every API
+        // server implementation spells the same.
+        match self.api.get(&self.name).await {
+            Ok(lease) => Ok(Some(lease)),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(e) => Err(err(e)),
+        }
     }
 
     async fn create(&self, lease: &Lease) -> Result<Lease, LeaseWriteError> {
@@ -173,8 +179,28 @@ impl LeaseStore for KubeLeases {
     }
 
     async fn replace(&self, lease: &Lease) -> Result<Lease, LeaseWriteError> {
+        // A merge patch carrying the resourceVersion read: the API server applies it only if
+        // the Lease is unchanged (409 otherwise), exactly like a replace. Fields now unset are
+        // written as null so that a merge removes them (a released Lease has no holder).
+        let mut spec = serde_json::to_value(lease.spec.clone().unwrap_or_default())
+            .map_err(|e| LeaseWriteError::Other(e.to_string()))?;
+        if let Value::Object(map) = &mut spec {
+            for key in [
+                "holderIdentity",
+                "leaseDurationSeconds",
+                "acquireTime",
+                "renewTime",
+                "leaseTransitions",
+            ] {
+                map.entry(key).or_insert(Value::Null);
+            }
+        }
+        let patch = json!({
+            "metadata": { "resourceVersion": lease.metadata.resource_version },
+            "spec": spec,
+        });
         self.api
-            .replace(&self.name, &PostParams::default(), lease)
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(write_err)
     }

@@ -171,16 +171,34 @@ async fn controllers<A: Aws>(
     futures::join!(server_controller, base_controller);
 }
 
-fn log_result<K: kube::Resource, E: std::fmt::Display, QE: std::fmt::Display>(
+fn log_result<K: kube::Resource, E, QE>(
     result: Result<(ObjectRef<K>, kube::runtime::controller::Action), controller::Error<E, QE>>,
-) {
+) where
+    E: std::error::Error + 'static,
+    QE: std::error::Error + 'static,
+{
     match result {
         Ok((object, action)) => tracing::debug!(%object, ?action, "reconciled"),
         Err(controller::Error::ReconcilerFailed(error, object)) => {
             tracing::debug!(%object, %error, "reconcile failed (status written, backing off)")
         }
-        Err(error) => tracing::warn!(%error, "controller"),
+        // A requeue or a mapped trigger for an object deleted meanwhile: nothing to do.
+        Err(controller::Error::ObjectNotFound(object)) => {
+            tracing::debug!(%object, "object gone before its reconcile")
+        }
+        Err(error) => tracing::warn!(error = %chain(&error), "controller"),
     }
+}
+
+/// An error with its sources, `outer: inner: ...`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    text
 }
 
 /// `/healthz` (the process answers) and `/readyz` (it is ready to lead or standing by), on

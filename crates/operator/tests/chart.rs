@@ -1,8 +1,8 @@
-//! The Helm chart, checked offline by `charts/tools/check_chart.py`: `helm lint --strict` and
+//! The Helm chart, checked offline by `tests/k8s/check_chart.py`: `helm lint --strict` and
 //! `helm template` of both modes for two Kubernetes versions (Helm's Go SDK), the rendered
 //! objects against those versions' schemas, the example specs against the CRD schemas, and
 //! the chart's least-privilege and pod-security promises. The tools are pinned in
-//! `charts/tools/requirements.txt` and installed into `.venv-chart` on first use.
+//! `tests/k8s/requirements.txt` and installed into `.venv-k8s` on first use.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,15 +22,15 @@ fn the_chart_lints_renders_and_validates_offline() {
     let python = ensure_tool_venv(
         &root,
         &ToolVenv {
-            label: "chart tools",
-            env_override: Some("CHART_TOOLS_PYTHON"),
-            dir: ".venv-chart",
-            requirements: "charts/tools/requirements.txt",
+            label: "kubernetes test tools",
+            env_override: Some("K8S_TOOLS_PYTHON"),
+            dir: ".venv-k8s",
+            requirements: "tests/k8s/requirements.txt",
         },
     )
     .expect("the chart tools (helm-python-sdk, kubernetes-validate, check-jsonschema)");
     let mut cmd = Command::new(python);
-    cmd.arg(root.join("charts/tools/check_chart.py"))
+    cmd.arg(root.join("tests/k8s/check_chart.py"))
         .arg("--chart")
         .arg(root.join("charts/reconciler"))
         .arg("--specs")

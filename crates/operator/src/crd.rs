@@ -237,7 +237,7 @@ pub struct Runtime {
     pub desired_capacity: Option<i32>,
 }
 
-/// The CRD of `ContainerSpec`, as a YAML document with a header comment.
+/// The CRD of `ContainerSpec`.
 pub fn container_spec_crd() -> Value {
     crd(CrdInfo {
         kind: "ContainerSpec",

@@ -573,6 +573,10 @@ fn fresh<O: Object, K: Kube, A: Aws>(
         k8s_openapi::chrono::DateTime::parse_from_rfc3339(status.last_reconcile_time.as_deref()?)
             .ok()?;
     let synced = status.conditions.iter().find(|c| c.type_ == "Synced")?;
+    // A deletion bumps the generation on a real API server; this holds without relying on it.
+    if obj.meta().deletion_timestamp.is_some() && synced.reason != "DeleteFailed" {
+        return None;
+    }
     let window = match (synced.status.as_str(), synced.reason.as_str()) {
         ("True", _) => ctx.config.requeue,
         (_, "InUse") => return None,

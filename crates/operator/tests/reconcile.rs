@@ -403,3 +403,23 @@ async fn a_conflicting_finalizer_write_fails_the_reconcile_before_aws() {
     assert!(ctx.aws.calls().is_empty());
     let _: Option<Base> = ctx.kube.base("main");
 }
+
+#[tokio::test]
+async fn a_deletion_is_acted_on_at_once_even_without_a_new_generation() {
+    let ctx = context();
+    ctx.kube.put_base(example_base());
+    ctx.kube.put_server(example_server("minecraft"));
+    server(&ctx, "minecraft").await.unwrap();
+    // Marked for deletion right after a successful apply, by a server that does not bump the
+    // generation: the in-sync status must not hold the deletion back.
+    let mut obj = ctx.kube.server("minecraft").unwrap();
+    obj.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::chrono::Utc::now(),
+    ));
+    let action = reconcile_server(Arc::new(obj), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert!(matches!(
+        ctx.aws.calls().last(),
+        Some(Call::Destroy(_, false))
+    ));
+}

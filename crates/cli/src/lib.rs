@@ -4,6 +4,7 @@
 pub mod day2;
 pub mod deploy;
 pub mod lock;
+pub mod operator;
 pub mod prune;
 pub mod redact;
 pub mod results;

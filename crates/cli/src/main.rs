@@ -84,6 +84,45 @@ enum Command {
     /// Reconcile continuously, with a per-server backoff on failure; stops on SIGTERM or
     /// Ctrl-C between cycles.
     Watch(WatchArgs),
+    /// Run inside Kubernetes: reconcile ContainerSpec and Base objects (see docs/operator.md);
+    /// stops on SIGTERM after the reconciles in progress.
+    Operator(OperatorArgs),
+}
+
+#[derive(Args, Debug)]
+struct OperatorArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, value_name = "NS")]
+    namespace: Option<String>,
+    /// Time between reconciles of an object that is in sync (drift is found this often).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    requeue: std::time::Duration,
+    /// First retry delay of a failing object; it doubles on each failure.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    retry_min: std::time::Duration,
+    /// The longest retry delay of a failing object.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    retry_max: std::time::Duration,
+    /// When a ContainerSpec is deleted, also delete file systems whose spec does not keep
+    /// them (as destroy --allow-data-loss).
+    #[arg(long)]
+    allow_data_loss: bool,
+    /// Name of the coordination.k8s.io Lease replicas elect a leader with.
+    #[arg(long, default_value = reconciler_operator::run::CONTROLLER)]
+    lease_name: String,
+    /// Namespace of the Lease (default: POD_NAMESPACE, else the watched namespace, else
+    /// `default`).
+    #[arg(long, value_name = "NS")]
+    lease_namespace: Option<String>,
+    /// Reconcile without electing a leader (a single replica only).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// Address of the /healthz and /readyz endpoint; `off` disables it.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    health_addr: String,
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Args, Debug)]
@@ -411,6 +450,7 @@ fn run(cli: Cli) -> Result<u8> {
     let ui = Ui::new(&cli);
     match &cli.command {
         Command::Watch(args) => init_logs(cli.verbose, args.log_format, "info"),
+        Command::Operator(args) => init_logs(cli.verbose, args.log_format, "info"),
         _ => init_logs(cli.verbose, LogFormat::Text, "warn"),
     }
     match cli.command {
@@ -428,6 +468,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Wake(args) => runtime()?.block_on(wake_cmd(&args, &aws, true)),
         Command::Sleep(args) => runtime()?.block_on(wake_cmd(&args, &aws, false)),
         Command::Watch(args) => runtime()?.block_on(watch_cmd(&args, &aws)),
+        Command::Operator(args) => runtime()?.block_on(operator_cmd(args, aws)),
     }
 }
 
@@ -591,6 +632,51 @@ async fn watch_cmd(args: &WatchArgs, aws: &AwsOptions) -> Result<u8> {
         .last()
         .is_some_and(|r| !r.failed.is_empty() || !r.base_failures.is_empty());
     Ok(if failed { EXIT_ERROR } else { EXIT_OK })
+}
+
+async fn operator_cmd(args: OperatorArgs, aws: AwsOptions) -> Result<u8> {
+    let shutdown = shutdown_signal()?;
+    let health_addr = match args.health_addr.as_str() {
+        "off" => None,
+        addr => Some(
+            addr.parse()
+                .with_context(|| format!("--health-addr `{addr}` is not HOST:PORT"))?,
+        ),
+    };
+    let pod_namespace = std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let identity = std::env::var("POD_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("reconciler-{}", std::process::id()));
+    let opts = reconciler_operator::Options {
+        lease_namespace: args
+            .lease_namespace
+            .or(pod_namespace)
+            .or_else(|| args.namespace.clone())
+            .unwrap_or_else(|| "default".into()),
+        namespace: args.namespace,
+        config: reconciler_operator::Config {
+            requeue: args.requeue,
+            retry_min: args.retry_min,
+            retry_max: args.retry_max,
+            allow_data_loss: args.allow_data_loss,
+        },
+        leader_election: !args.no_leader_election,
+        lease_name: args.lease_name,
+        identity,
+        timing: Default::default(),
+        health_addr,
+        concurrency: 2,
+    };
+    reconciler_operator::install_crypto_provider();
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster service account or KUBECONFIG)")?;
+    let aws = reconciler_cli::operator::OperatorAws::new(aws);
+    reconciler_operator::run(client, aws, opts, shutdown).await?;
+    Ok(EXIT_OK)
 }
 
 /// A future that resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed now, not

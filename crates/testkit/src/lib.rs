@@ -55,7 +55,9 @@ mod venv;
 
 pub use artifacts::{ensure_lambda_artifact, LAMBDA_BINARY};
 
-pub use venv::{ensure_venv, LAUNCHER, PYTHON_ENV, REQUIREMENTS, VENV_DIR};
+pub use venv::{
+    ensure_tool_venv, ensure_venv, ToolVenv, LAUNCHER, PYTHON_ENV, REQUIREMENTS, VENV_DIR,
+};
 
 /// The request header that selects the emulator account (moto's own header).
 pub const ACCOUNT_HEADER: &str = "x-moto-account-id";

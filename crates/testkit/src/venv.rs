@@ -33,14 +33,47 @@ const LOCK_WAIT: Duration = Duration::from_secs(15 * 60);
 /// file in the venv holds a hash of requirements.txt). Progress goes to stderr.
 /// Concurrent callers (parallel test binaries) serialise on a lock directory.
 pub fn ensure_venv(project_root: &Path) -> Result<PathBuf> {
-    if let Some(python) = std::env::var_os(PYTHON_ENV).filter(|v| !v.is_empty()) {
+    ensure_tool_venv(
+        project_root,
+        &ToolVenv {
+            label: "emulator",
+            env_override: Some(PYTHON_ENV),
+            dir: VENV_DIR,
+            requirements: REQUIREMENTS,
+        },
+    )
+}
+
+/// A project-local Python venv holding pinned tools.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolVenv<'a> {
+    /// Prefix of progress lines (`emulator`, `chart tools`).
+    pub label: &'a str,
+    /// Environment variable naming an interpreter that already has the requirements.
+    pub env_override: Option<&'a str>,
+    /// The venv's directory, relative to the project root.
+    pub dir: &'a str,
+    /// The pinned requirements, relative to the project root.
+    pub requirements: &'a str,
+}
+
+/// Creates or refreshes the venv `tool` describes and returns its interpreter: the same
+/// mechanism as [`ensure_venv`] (stamp of the requirements' hash, a lock for parallel
+/// callers), for any set of pinned tools.
+pub fn ensure_tool_venv(project_root: &Path, tool: &ToolVenv<'_>) -> Result<PathBuf> {
+    if let Some(python) = tool
+        .env_override
+        .and_then(std::env::var_os)
+        .filter(|v| !v.is_empty())
+    {
         return Ok(PathBuf::from(python));
     }
-    let requirements_path = project_root.join(REQUIREMENTS);
+    let label = tool.label;
+    let requirements_path = project_root.join(tool.requirements);
     let requirements = fs::read(&requirements_path)
         .with_context(|| format!("reading {}", requirements_path.display()))?;
     let wanted = format!("{:016x}\n", fnv1a64(&requirements));
-    let venv = project_root.join(VENV_DIR);
+    let venv = project_root.join(tool.dir);
     let python = venv_python(&venv);
     let stamp = venv.join(STAMP);
     let up_to_date =
@@ -49,7 +82,7 @@ pub fn ensure_venv(project_root: &Path) -> Result<PathBuf> {
         return Ok(python);
     }
 
-    let _lock = DirLock::acquire(&project_root.join(format!("{VENV_DIR}.lock")))?;
+    let _lock = DirLock::acquire(&project_root.join(format!("{}.lock", tool.dir)), label)?;
     if up_to_date() {
         // Another process finished the install while we waited.
         return Ok(python);
@@ -61,7 +94,7 @@ pub fn ensure_venv(project_root: &Path) -> Result<PathBuf> {
                 .with_context(|| format!("removing broken venv {}", venv.display()))?;
         }
         say(&format!(
-            "emulator: creating Python venv in {}",
+            "{label}: creating Python venv in {}",
             venv.display()
         ));
         let status = match Command::new("python3")
@@ -72,9 +105,14 @@ pub fn ensure_venv(project_root: &Path) -> Result<PathBuf> {
         {
             Ok(status) => status,
             Err(err) if err.kind() == ErrorKind::NotFound => bail!(
-                "python3 was not found on PATH; the AWS emulator needs Python 3.9 or newer \
-                 (Debian: apt-get install python3 python3-venv), or set {PYTHON_ENV} to an \
-                 interpreter that has {REQUIREMENTS} installed"
+                "python3 was not found on PATH; {label} needs Python 3.9 or newer \
+                 (Debian: apt-get install python3 python3-venv){}",
+                tool.env_override
+                    .map(|v| format!(
+                        ", or set {v} to an interpreter that has {} installed",
+                        tool.requirements
+                    ))
+                    .unwrap_or_default()
             ),
             Err(err) => return Err(err).context("running python3 -m venv"),
         };
@@ -86,7 +124,8 @@ pub fn ensure_venv(project_root: &Path) -> Result<PathBuf> {
         }
     }
     say(&format!(
-        "emulator: installing {REQUIREMENTS} (first run takes about a minute)"
+        "{label}: installing {} (first run takes about a minute)",
+        tool.requirements
     ));
     let status = Command::new(&python)
         .args([
@@ -102,13 +141,14 @@ pub fn ensure_venv(project_root: &Path) -> Result<PathBuf> {
         .with_context(|| format!("running {} -m pip", python.display()))?;
     if !status.success() {
         bail!(
-            "pip install -r {} failed ({status})",
+            "pip install -r {} failed ({status}); the packages come from PyPI, so the first \
+             run needs network access to it",
             requirements_path.display()
         );
     }
     fs::write(&stamp, &wanted).with_context(|| format!("writing {}", stamp.display()))?;
     say(&format!(
-        "emulator: venv ready in {:.0?} ({})",
+        "{label}: venv ready in {:.0?} ({})",
         started.elapsed(),
         python.display()
     ));
@@ -142,7 +182,7 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 struct DirLock(PathBuf);
 
 impl DirLock {
-    fn acquire(path: &Path) -> Result<Self> {
+    fn acquire(path: &Path, label: &str) -> Result<Self> {
         let deadline = Instant::now() + LOCK_WAIT;
         let mut told = false;
         loop {
@@ -171,7 +211,9 @@ impl DirLock {
                 );
             }
             if !told {
-                say("emulator: waiting for another process to finish the venv install");
+                say(&format!(
+                    "{label}: waiting for another process to finish the venv install"
+                ));
                 told = true;
             }
             std::thread::sleep(Duration::from_millis(250));

@@ -1,0 +1,195 @@
+//! The AWS side of `reconciler operator`: the operator hands over a server with its Base (or a
+//! Base alone) as documents, and this module does exactly what `apply` and `destroy` do with
+//! the same documents read from files: validate with the spec crate, prepare, plan, apply,
+//! record the results, and read the server's runtime state for its status.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_types::region::Region;
+use aws_types::SdkConfig;
+use reconciler_engine::ChangeCause;
+use reconciler_operator::crd::Runtime;
+use reconciler_operator::{ApplyOutcome, Aws, AwsError, Desired, DestroyOutcome};
+use reconciler_spec::{check, Input, InstanceCatalog, SpecSet};
+
+use crate::deploy::{self, PlanOptions, Prepared};
+use crate::session::{home_region, sdk_config, AwsOptions};
+
+/// Where `${VAR}` values in the objects come from.
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// [`Aws`] through the command's own functions.
+pub struct OperatorAws {
+    aws: AwsOptions,
+    /// A fixed SDK configuration (its region is replaced per Base); the default chain when
+    /// `None`.
+    config: Option<SdkConfig>,
+    env: EnvLookup,
+}
+
+impl OperatorAws {
+    /// AWS through the default credential chain (IRSA in a pod), `${VAR}` from the process
+    /// environment, as the command has them.
+    pub fn new(aws: AwsOptions) -> Self {
+        OperatorAws {
+            aws,
+            config: None,
+            env: Arc::new(|name: &str| std::env::var(name).ok()),
+        }
+    }
+
+    /// AWS through `config` (a test's emulator), `${VAR}` from `env`.
+    pub fn with_config(config: SdkConfig, env: EnvLookup) -> Self {
+        OperatorAws {
+            aws: AwsOptions::default(),
+            config: Some(config),
+            env,
+        }
+    }
+
+    /// The documents as a validated spec set, named `<namespace>/<Kind>/<name>` in
+    /// diagnostics.
+    fn load(&self, desired: &Desired) -> Result<(SpecSet, InstanceCatalog), AwsError> {
+        let yaml = |v: Result<String, serde_yaml_ng::Error>| {
+            v.map(String::into_bytes)
+                .map_err(|e| AwsError::Failed(format!("serializing the object: {e}")))
+        };
+        let mut inputs = vec![Input {
+            name: format!("{}/Base/{}", desired.namespace, desired.base.metadata.name),
+            bytes: yaml(serde_yaml_ng::to_string(&desired.base))?,
+        }];
+        if let Some(server) = &desired.server {
+            inputs.push(Input {
+                name: format!(
+                    "{}/ContainerSpec/{}",
+                    desired.namespace, server.metadata.name
+                ),
+                bytes: yaml(serde_yaml_ng::to_string(server))?,
+            });
+        }
+        let catalog = InstanceCatalog::offline();
+        let env = self.env.clone();
+        let (set, diags) = check(&inputs, &move |name: &str| env(name), &catalog);
+        let errors: Vec<String> = diags
+            .iter()
+            .filter(|d| d.is_error())
+            .map(ToString::to_string)
+            .collect();
+        if !errors.is_empty() {
+            return Err(AwsError::Invalid(errors.join("\n")));
+        }
+        Ok((set, catalog))
+    }
+
+    async fn prepare(&self, desired: &Desired) -> Result<Prepared, AwsError> {
+        let (set, catalog) = self.load(desired)?;
+        let region = home_region(&set);
+        let config = match &self.config {
+            Some(config) => config.to_builder().region(Region::new(region)).build(),
+            None => sdk_config(&self.aws, &region).await,
+        };
+        deploy::prepare(set, catalog, config).await.map_err(failed)
+    }
+}
+
+fn failed(e: anyhow::Error) -> AwsError {
+    AwsError::Failed(format!("{e:#}"))
+}
+
+fn errors(report: &reconciler_engine::ApplyReport) -> Vec<String> {
+    let mut errors: Vec<String> = report
+        .failures()
+        .map(|(id, error)| format!("{id}: {error}"))
+        .collect();
+    let skipped = report.counts().skipped;
+    if errors.is_empty() && skipped > 0 {
+        errors.push(format!("{skipped} resources skipped"));
+    }
+    errors
+}
+
+#[async_trait]
+impl Aws for OperatorAws {
+    async fn apply(&self, desired: &Desired) -> Result<ApplyOutcome, AwsError> {
+        let p = self.prepare(desired).await?;
+        let rec = p.session.reconciler(&self.aws);
+        let planned = deploy::plan_with(&p, &rec, PlanOptions::default())
+            .await
+            .map_err(failed)?;
+        let drifted = planned
+            .plan
+            .resources()
+            .iter()
+            .filter(|r| r.cause == Some(ChangeCause::Drift))
+            .map(|r| r.id.to_string())
+            .collect();
+        let report = deploy::apply(&rec, &planned.plan, None).await;
+        if let Err(error) = deploy::record_results(&p, &planned, &report).await {
+            tracing::warn!(error = %format!("{error:#}"), "could not record the results");
+        }
+        let runtime = match &desired.server {
+            Some(server) => {
+                let name = server.metadata.name.clone();
+                match crate::day2::status(&p, std::slice::from_ref(&name)).await {
+                    Ok(statuses) => statuses.into_iter().next().map(|s| Runtime {
+                        state: serde_json::to_value(s.state)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_else(|| s.state.to_string()),
+                        dns_name: Some(s.dns_name),
+                        public_ip: s.public_ip,
+                        desired_capacity: s.desired_capacity,
+                    }),
+                    Err(error) => {
+                        tracing::warn!(server = %name, error = %format!("{error:#}"), "could not read the server's state");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        Ok(ApplyOutcome {
+            changed: report.counts().succeeded,
+            drifted,
+            errors: errors(&report),
+            runtime,
+        })
+    }
+
+    async fn destroy(
+        &self,
+        desired: &Desired,
+        allow_data_loss: bool,
+    ) -> Result<DestroyOutcome, AwsError> {
+        let p = self.prepare(desired).await?;
+        let rec = p.session.reconciler(&self.aws);
+        let servers: Vec<String> = desired
+            .server
+            .iter()
+            .map(|s| s.metadata.name.clone())
+            .collect();
+        let (graph, ids) = deploy::destroy_graph(
+            &p.session.context,
+            &p.set,
+            &p.catalog,
+            &servers,
+            allow_data_loss,
+        )
+        .map_err(failed)?;
+        let plan = deploy::plan_destroy(&rec, &graph, &ids)
+            .await
+            .map_err(failed)?;
+        let report = deploy::apply(&rec, &plan, None).await;
+        if report.is_success() {
+            if let Err(error) = deploy::forget_results(&p, &servers).await {
+                tracing::warn!(error = %format!("{error:#}"), "could not forget the results");
+            }
+        }
+        Ok(DestroyOutcome {
+            deleted: report.counts().succeeded,
+            retained: plan.retained().map(|r| r.id.to_string()).collect(),
+            errors: errors(&report),
+        })
+    }
+}

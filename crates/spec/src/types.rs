@@ -482,6 +482,31 @@ pub struct Watchdog {
     /// Alert (and optionally stop) when the instance has been up this long.
     #[serde(default)]
     pub instance_left_up: InstanceLeftUp,
+    /// Minutes after an instance launches during which the idle alarm cannot stop it, however
+    /// quiet it is: slow (modded) servers download and generate worlds before anyone can join.
+    /// Counted from the instance's launch time, separately from
+    /// `minutesWithoutConnections`. Unset or 0: no grace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1440))]
+    pub boot_grace_minutes: Option<u32>,
+    /// Minutes after a DNS wake during which further DNS lookups do not wake the server again
+    /// once it has stopped, so stray lookups (crawlers, resolvers refreshing) cannot start it
+    /// right after it went to sleep. `reconciler wake` ignores it. Unset or 0: no cooldown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1440))]
+    pub wake_cooldown_minutes: Option<u32>,
+    /// At most this many DNS wakes in any sliding hour; further lookups are ignored until the
+    /// oldest wake is an hour old. `reconciler wake` ignores it. Unset or 0: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 60))]
+    pub max_wakes_per_hour: Option<u32>,
+}
+
+impl Watchdog {
+    /// The boot grace in minutes, 0 when unset.
+    pub fn boot_grace(&self) -> u32 {
+        self.boot_grace_minutes.unwrap_or(0)
+    }
 }
 
 fn default_minutes_without_connections() -> u32 {

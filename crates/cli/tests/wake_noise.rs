@@ -44,7 +44,10 @@ async fn environment(
         .and_then(|e| e.variables())
         .cloned()
         .unwrap_or_default();
-    (out.function_arn().unwrap().to_string(), env.into_iter().collect())
+    (
+        out.function_arn().unwrap().to_string(),
+        env.into_iter().collect(),
+    )
 }
 
 async fn desired(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> i32 {
@@ -69,7 +72,10 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
         "HOSTED_ZONE_ID" => Some(zone.clone()),
         other => std::env::var(other).ok(),
     };
-    let files = [specs_dir().join("base.yaml"), specs_dir().join("minecraft.yaml")];
+    let files = [
+        specs_dir().join("base.yaml"),
+        specs_dir().join("minecraft.yaml"),
+    ];
     let catalog = InstanceCatalog::offline();
     let (mut set, diags) = load_specs_with(&files, &catalog, &env).unwrap();
     assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
@@ -79,7 +85,9 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
     wd.max_wakes_per_hour = Some(3);
     let home = home_region(&set);
     let regional = Emulator::shared().sdk_config(&home, &account);
-    let p = deploy::prepare(set, catalog, regional.clone()).await.unwrap();
+    let p = deploy::prepare(set, catalog, regional.clone())
+        .await
+        .unwrap();
     let rec = common::reconciler(&p);
     let plan = deploy::plan(&p, &rec).await.unwrap();
     let report = rec.apply(&plan, &NoEvents).await;
@@ -98,8 +106,16 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
     let (idle_arn, idle_env) = environment(&regional, &format!("rc-{SERVER}-idle-stop")).await;
     assert_eq!(idle_env["BOOT_GRACE_MINUTES"], "15");
     assert_eq!(idle_env["ALARM_NAME"], alarm);
-    let alarms = cloudwatch.describe_alarms().alarm_names(&alarm).send().await.unwrap();
-    assert_eq!(alarms.metric_alarms()[0].alarm_actions(), [idle_arn.clone()]);
+    let alarms = cloudwatch
+        .describe_alarms()
+        .alarm_names(&alarm)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        alarms.metric_alarms()[0].alarm_actions(),
+        [idle_arn.clone()]
+    );
     let policy = aws_sdk_lambda::Client::new(&regional)
         .get_policy()
         .function_name(format!("rc-{SERVER}-idle-stop"))
@@ -118,14 +134,19 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
     let (_, start_env) = environment(&global, &format!("rc-{SERVER}-start-system")).await;
     let start_config = StartSystemConfig::from_lookup(|k| start_env.get(k).cloned()).unwrap();
     assert_eq!(
-        (start_config.wake_cooldown_minutes, start_config.max_wakes_per_hour),
+        (
+            start_config.wake_cooldown_minutes,
+            start_config.max_wakes_per_hour
+        ),
         (20, 3)
     );
     let handler_sdk = Emulator::shared().sdk_config(&start_config.asg_region, &account);
     let start_clients = StartSystemClients::new(&handler_sdk);
     let batch = json!({ "awslogs": { "data": "" } });
     let t0 = SystemTime::now();
-    let woke = start_system_at(&start_config, &start_clients, &batch, t0).await.unwrap();
+    let woke = start_system_at(&start_config, &start_clients, &batch, t0)
+        .await
+        .unwrap();
     assert_eq!(woke.wake, WakeDecision::Woke { wakes_last_hour: 1 });
     assert_eq!(desired(&autoscaling, &group).await, 1);
 
@@ -142,31 +163,65 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
         .send()
         .await
         .unwrap();
-    let early = idle_stop_at(&idle_config, &idle_clients, &alarm_event, t0 + Duration::from_secs(300))
+    let early = idle_stop_at(
+        &idle_config,
+        &idle_clients,
+        &alarm_event,
+        t0 + Duration::from_secs(300),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(early, IdleStopOutcome::InBootGrace { .. }),
+        "{early:?}"
+    );
+    assert_eq!(desired(&autoscaling, &group).await, 1);
+    let state = cloudwatch
+        .describe_alarms()
+        .alarm_names(&alarm)
+        .send()
         .await
         .unwrap();
-    assert!(matches!(early, IdleStopOutcome::InBootGrace { .. }), "{early:?}");
-    assert_eq!(desired(&autoscaling, &group).await, 1);
-    let state = cloudwatch.describe_alarms().alarm_names(&alarm).send().await.unwrap();
-    assert_eq!(state.metric_alarms()[0].state_value(), Some(&StateValue::Ok));
+    assert_eq!(
+        state.metric_alarms()[0].state_value(),
+        Some(&StateValue::Ok)
+    );
 
     // After the grace the next firing stops it.
-    let late = idle_stop_at(&idle_config, &idle_clients, &alarm_event, t0 + Duration::from_secs(16 * 60))
-        .await
-        .unwrap();
+    let late = idle_stop_at(
+        &idle_config,
+        &idle_clients,
+        &alarm_event,
+        t0 + Duration::from_secs(16 * 60),
+    )
+    .await
+    .unwrap();
     assert!(matches!(late, IdleStopOutcome::Stopped { .. }), "{late:?}");
     assert_eq!(desired(&autoscaling, &group).await, 0);
 
     // A stray lookup right after the stop does not wake it (cooldown from the wake)...
-    let stray = start_system_at(&start_config, &start_clients, &batch, t0 + Duration::from_secs(17 * 60))
-        .await
-        .unwrap();
-    assert!(matches!(stray.wake, WakeDecision::Suppressed { .. }), "{stray:?}");
+    let stray = start_system_at(
+        &start_config,
+        &start_clients,
+        &batch,
+        t0 + Duration::from_secs(17 * 60),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(stray.wake, WakeDecision::Suppressed { .. }),
+        "{stray:?}"
+    );
     assert_eq!(desired(&autoscaling, &group).await, 0);
     // ...one after the cooldown does.
-    let again = start_system_at(&start_config, &start_clients, &batch, t0 + Duration::from_secs(21 * 60))
-        .await
-        .unwrap();
+    let again = start_system_at(
+        &start_config,
+        &start_clients,
+        &batch,
+        t0 + Duration::from_secs(21 * 60),
+    )
+    .await
+    .unwrap();
     assert_eq!(again.wake, WakeDecision::Woke { wakes_last_hour: 2 });
     assert_eq!(desired(&autoscaling, &group).await, 1);
 

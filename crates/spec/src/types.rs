@@ -276,6 +276,30 @@ pub struct Ec2 {
     /// with the host and the rest is reserved for the container.
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"))]
     pub instance_type: String,
+    /// How the instance is bought. `spot` costs roughly a third of `on-demand` but AWS may
+    /// take the instance back with two minutes' notice (players are disconnected; the world
+    /// on EFS is kept, and the next DNS lookup starts a new instance). Switching is an update of
+    /// the group, not a replacement.
+    #[serde(default, skip_serializing_if = "Capacity::is_on_demand")]
+    pub capacity: Capacity,
+}
+
+/// How a server's instance is bought.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capacity {
+    /// On-Demand: never interrupted.
+    #[default]
+    OnDemand,
+    /// Spot: spare capacity at a discount; AWS may reclaim it.
+    Spot,
+}
+
+impl Capacity {
+    /// True for the default, which is left out when a spec is written back.
+    pub fn is_on_demand(&self) -> bool {
+        *self == Capacity::OnDemand
+    }
 }
 
 /// The container of a server.

@@ -114,7 +114,7 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
         .unwrap();
     assert_eq!(
         alarms.metric_alarms()[0].alarm_actions(),
-        [idle_arn.clone()]
+        std::slice::from_ref(&idle_arn)
     );
     let policy = aws_sdk_lambda::Client::new(&regional)
         .get_policy()

@@ -309,7 +309,8 @@ pub fn render(
         }),
     ];
     if wake_limited {
-        start_env["WAKE_COOLDOWN_MINUTES"] = json!(wd.wake_cooldown_minutes.unwrap_or(0).to_string());
+        start_env["WAKE_COOLDOWN_MINUTES"] =
+            json!(wd.wake_cooldown_minutes.unwrap_or(0).to_string());
         start_env["MAX_WAKES_PER_HOUR"] = json!(wd.max_wakes_per_hour.unwrap_or(0).to_string());
         start_statements.push(json!({
             "Sid": "ReadServerGroup",
@@ -468,17 +469,22 @@ pub fn render(
             wd.minutes_without_connections
         )
     };
-    let idle = DesiredResource::new(kinds::ALARM, &format!("{local}-idle"), region, &idle_alarm_name)
-        .with_properties(json!({
-            "alarmDescription": idle_description,
-            "metrics": metrics,
-            "comparisonOperator": "LessThanOrEqualToThreshold",
-            "threshold": wd.threshold,
-            "evaluationPeriods": wd.minutes_without_connections,
-            "datapointsToAlarm": wd.minutes_without_connections,
-            "treatMissingData": "missing",
-            "alarmActions": [idle_action]
-        }));
+    let idle = DesiredResource::new(
+        kinds::ALARM,
+        &format!("{local}-idle"),
+        region,
+        &idle_alarm_name,
+    )
+    .with_properties(json!({
+        "alarmDescription": idle_description,
+        "metrics": metrics,
+        "comparisonOperator": "LessThanOrEqualToThreshold",
+        "threshold": wd.threshold,
+        "evaluationPeriods": wd.minutes_without_connections,
+        "datapointsToAlarm": wd.minutes_without_connections,
+        "treatMissingData": "missing",
+        "alarmActions": [idle_action]
+    }));
     let idle_id = idle.id.to_string();
     out.push(tagged(idle, names.tags("sleep")));
 

@@ -24,15 +24,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, Filter, InstanceType, IpPermission, IpRange, Ipv6Range, KeyType,
-    LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
-    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
-    LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
-    LaunchTemplateInstanceMetadataProtocolIpv6, LaunchTemplateInstanceMetadataTagsState,
-    LaunchTemplateTagSpecificationRequest, LaunchTemplatesMonitoringRequest, PrefixListId,
-    RequestLaunchTemplateData, ResourceType, ResponseLaunchTemplateData, Route, RouteTable,
-    SecurityGroup, SecurityGroupRule, SecurityGroupRuleRequest, SecurityGroupRuleUpdate, Tag,
-    TagSpecification, UserIdGroupPair, VolumeType, VpcAttributeName,
+    AttributeBooleanValue, Filter, InstanceInterruptionBehavior, InstanceType, IpPermission,
+    IpRange, Ipv6Range, KeyType, LaunchTemplateBlockDeviceMappingRequest,
+    LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
+    LaunchTemplateIamInstanceProfileSpecificationRequest,
+    LaunchTemplateInstanceMarketOptionsRequest, LaunchTemplateInstanceMetadataEndpointState,
+    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateInstanceMetadataProtocolIpv6,
+    LaunchTemplateInstanceMetadataTagsState, LaunchTemplateSpotMarketOptionsRequest,
+    LaunchTemplateTagSpecificationRequest, LaunchTemplatesMonitoringRequest, MarketType,
+    PrefixListId, RequestLaunchTemplateData, ResourceType, ResponseLaunchTemplateData, Route,
+    RouteTable, SecurityGroup, SecurityGroupRule, SecurityGroupRuleRequest,
+    SecurityGroupRuleUpdate, SpotInstanceType, Tag, TagSpecification, UserIdGroupPair, VolumeType,
+    VpcAttributeName,
 };
 use base64::Engine as _;
 use indexmap::IndexMap;
@@ -2409,7 +2412,8 @@ impl ResourceClient for KeyPairClient {
 // Launch template
 // ---------------------------------------------------------------------------------------------
 
-/// `ec2.launch-template`: `imageParameter`, `instanceType`, `iamInstanceProfileArn`,
+/// `ec2.launch-template`: `imageParameter`, `instanceType`, `instanceMarketType` (`on-demand` or
+/// `spot`), `iamInstanceProfileArn`,
 /// `securityGroupIds`, `metadataOptions`, `monitoring`, `blockDeviceMappings`, `userData`
 /// (plain text), `instanceTags`, optional `keyName`. Outputs `id`, `latestVersion`,
 /// `defaultVersion`.
@@ -2443,6 +2447,11 @@ fn template_properties(
         "instanceType".into(),
         json!(data.instance_type().map(|t| t.as_str())),
     );
+    let market = data
+        .instance_market_options()
+        .and_then(|o| o.market_type())
+        .map_or("on-demand", |t| t.as_str());
+    m.insert("instanceMarketType".into(), json!(market));
     m.insert(
         "iamInstanceProfileArn".into(),
         json!(data.iam_instance_profile().and_then(|p| p.arn())),
@@ -2550,6 +2559,25 @@ fn template_data(
     let mut data = RequestLaunchTemplateData::builder()
         .image_id(image)
         .instance_type(InstanceType::from(req_str(desired, "instanceType")?));
+    match p.get("instanceMarketType").and_then(Value::as_str) {
+        None | Some("on-demand") => {}
+        Some("spot") => {
+            // One-time spot requests that terminate on interruption: the group replaces a
+            // reclaimed instance itself, and the world lives on EFS.
+            data = data.instance_market_options(
+                LaunchTemplateInstanceMarketOptionsRequest::builder()
+                    .market_type(MarketType::Spot)
+                    .spot_options(
+                        LaunchTemplateSpotMarketOptionsRequest::builder()
+                            .spot_instance_type(SpotInstanceType::OneTime)
+                            .instance_interruption_behavior(InstanceInterruptionBehavior::Terminate)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        Some(_) => return Err(bad("instanceMarketType")),
+    }
     if let Some(arn) = p.get("iamInstanceProfileArn").filter(|v| !v.is_null()) {
         let arn = arn.as_str().ok_or_else(|| bad("iamInstanceProfileArn"))?;
         data = data.iam_instance_profile(

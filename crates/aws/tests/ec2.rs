@@ -915,3 +915,63 @@ async fn creating_what_exists_is_a_conflict_the_engine_adopts() {
     assert_eq!(vpcs.vpcs()[0].vpc_id(), Some(vpc.as_str()));
     h.destroy(&graph).await;
 }
+
+#[tokio::test]
+async fn spot_capacity_is_a_template_setting_and_switching_back_is_an_update() {
+    let region = "us-east-1";
+    let h = harness(region);
+    let with_market = |market: &str| {
+        let mut resources = compute(region, &h.account);
+        let lt = resources
+            .iter_mut()
+            .find(|r| r.kind.as_str() == kinds::LAUNCH_TEMPLATE)
+            .unwrap();
+        lt.properties["instanceMarketType"] = json!(market);
+        DesiredGraph::new(resources).unwrap()
+    };
+    let spot = with_market("spot");
+    h.converge(&spot).await;
+    h.assert_no_op_apply(&spot).await;
+    let observed = h.engine.observe(&spot).await.unwrap();
+    let lt = output(&observed, "ec2.launch-template/game", "id");
+    let data = latest_template_data(&h.ec2, &lt).await;
+    let market = data.instance_market_options().expect("spot market options");
+    assert_eq!(market.market_type().map(|m| m.as_str()), Some("spot"));
+    let options = market.spot_options().unwrap();
+    assert_eq!(
+        options.instance_interruption_behavior().map(|b| b.as_str()),
+        Some("terminate")
+    );
+
+    // Back to on-demand: an update of the template (a new version), not a replacement.
+    let on_demand = with_market("on-demand");
+    let plan = h.plan(&on_demand).await;
+    assert_eq!(
+        changes_of(&plan),
+        [(
+            "ec2.launch-template/game".to_string(),
+            Action::Update,
+            vec!["/instanceMarketType".to_string()]
+        )]
+    );
+    h.converge(&on_demand).await;
+    h.assert_no_op_apply(&on_demand).await;
+    let data = latest_template_data(&h.ec2, &lt).await;
+    assert!(data.instance_market_options().is_none(), "{data:?}");
+}
+
+async fn latest_template_data(
+    ec2: &aws_sdk_ec2::Client,
+    lt: &str,
+) -> aws_sdk_ec2::types::ResponseLaunchTemplateData {
+    ec2.describe_launch_template_versions()
+        .launch_template_id(lt)
+        .versions("$Latest")
+        .send()
+        .await
+        .unwrap()
+        .launch_template_versions()[0]
+        .launch_template_data()
+        .unwrap()
+        .clone()
+}

@@ -81,6 +81,8 @@ enum Command {
     Wake(ServerArgs),
     /// Stop a server now, as the idle alarm would.
     Sleep(ServerArgs),
+    /// What each server costs: fixed per month and per running hour (offline price table).
+    Cost(StatusArgs),
     /// Reconcile continuously, with a per-server backoff on failure; stops on SIGTERM or
     /// Ctrl-C between cycles.
     Watch(WatchArgs),
@@ -469,6 +471,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Sleep(args) => runtime()?.block_on(wake_cmd(&args, &aws, false)),
         Command::Watch(args) => runtime()?.block_on(watch_cmd(&args, &aws)),
         Command::Operator(args) => runtime()?.block_on(operator_cmd(args, aws)),
+        Command::Cost(args) => runtime()?.block_on(cost_cmd(&args, &aws)),
     }
 }
 
@@ -590,6 +593,19 @@ async fn status_cmd(args: &StatusArgs, aws: &AwsOptions) -> Result<u8> {
         StatusFormat::Text => print!("{}", day2::status_table(&statuses)),
         StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&statuses)?),
         StatusFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&statuses)?),
+    }
+    Ok(EXIT_OK)
+}
+
+async fn cost_cmd(args: &StatusArgs, aws: &AwsOptions) -> Result<u8> {
+    let Some(p) = prepare(&args.files, aws).await? else {
+        return Ok(EXIT_ERROR);
+    };
+    let report = reconciler_cli::cost::cost(&p, &args.names).await?;
+    match args.output {
+        StatusFormat::Text => print!("{}", reconciler_cli::cost::cost_table(&report)),
+        StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        StatusFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&report)?),
     }
     Ok(EXIT_OK)
 }

@@ -40,6 +40,17 @@ pub const RECORD_TTL: &str = "RECORD_TTL";
 /// Address the A record points at while no instance runs (default
 /// [`DEFAULT_UNAVAILABLE_IP`]).
 pub const UNAVAILABLE_IP: &str = "UNAVAILABLE_IP";
+/// Minutes after a DNS wake during which DNS lookups do not wake a stopped
+/// server again (default 0: no cooldown).
+pub const WAKE_COOLDOWN_MINUTES: &str = "WAKE_COOLDOWN_MINUTES";
+/// DNS wakes allowed in any sliding hour (default 0: no limit).
+pub const MAX_WAKES_PER_HOUR: &str = "MAX_WAKES_PER_HOUR";
+/// Minutes after an instance's launch during which the idle alarm cannot
+/// stop it.
+pub const BOOT_GRACE_MINUTES: &str = "BOOT_GRACE_MINUTES";
+/// Name of the idle alarm that invokes idle-stop (reset to OK while the
+/// instance is in its boot grace, so it can fire again).
+pub const ALARM_NAME: &str = "ALARM_NAME";
 
 /// One second, so resolvers ask again almost every time and each connection
 /// attempt reaches the query log that starts the system.
@@ -202,14 +213,17 @@ pub enum HandlerKind {
     InstanceStateChange,
     /// The container keeps failing: stop the instance.
     BreakCrashLoop,
+    /// The idle alarm fired: stop the instance unless it is still booting.
+    IdleStop,
 }
 
 impl HandlerKind {
     /// All handlers, in the order their names are listed in errors.
-    pub const ALL: [HandlerKind; 3] = [
+    pub const ALL: [HandlerKind; 4] = [
         HandlerKind::StartSystem,
         HandlerKind::InstanceStateChange,
         HandlerKind::BreakCrashLoop,
+        HandlerKind::IdleStop,
     ];
 
     /// The value of [`HANDLER_VAR`] that selects this handler.
@@ -218,6 +232,7 @@ impl HandlerKind {
             HandlerKind::StartSystem => "start-system",
             HandlerKind::InstanceStateChange => "instance-state-change",
             HandlerKind::BreakCrashLoop => "break-crash-loop",
+            HandlerKind::IdleStop => "idle-stop",
         }
     }
 
@@ -279,6 +294,10 @@ pub struct StartSystemConfig {
     pub metric_dimensions: Vec<MetricDimension>,
     /// [`METRIC_VALUE`]
     pub metric_value: f64,
+    /// [`WAKE_COOLDOWN_MINUTES`]; 0 is no cooldown.
+    pub wake_cooldown_minutes: u32,
+    /// [`MAX_WAKES_PER_HOUR`]; 0 is no limit.
+    pub max_wakes_per_hour: u32,
 }
 
 impl StartSystemConfig {
@@ -296,6 +315,10 @@ impl StartSystemConfig {
         let metric_name = r.required(METRIC_NAME);
         let metric_dimensions = r.required_parsed(METRIC_DIMENSIONS, parse_dimensions);
         let metric_value = r.required_parsed(METRIC_VALUE, parse_metric_value);
+        let wake_cooldown_minutes =
+            r.optional_parsed(WAKE_COOLDOWN_MINUTES, 0, |raw| parse_minutes(raw, 1440));
+        let max_wakes_per_hour =
+            r.optional_parsed(MAX_WAKES_PER_HOUR, 0, |raw| parse_minutes(raw, 60));
         r.finish()?;
         // finish() passed, so every value above is present.
         Ok(StartSystemConfig {
@@ -305,6 +328,8 @@ impl StartSystemConfig {
             metric_name: metric_name.unwrap_or_default(),
             metric_dimensions: metric_dimensions.unwrap_or_default(),
             metric_value: metric_value.unwrap_or_default(),
+            wake_cooldown_minutes: wake_cooldown_minutes.unwrap_or_default(),
+            max_wakes_per_hour: max_wakes_per_hour.unwrap_or_default(),
         })
     }
 }
@@ -374,6 +399,51 @@ impl BreakCrashLoopConfig {
             asg_name: asg_name.unwrap_or_default(),
             asg_region: asg_region.unwrap_or_default(),
         })
+    }
+}
+
+/// Configuration of the idle-stop handler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdleStopConfig {
+    /// [`ASG_NAME`]
+    pub asg_name: String,
+    /// [`ASG_REGION`]
+    pub asg_region: String,
+    /// [`BOOT_GRACE_MINUTES`]
+    pub boot_grace_minutes: u32,
+    /// [`ALARM_NAME`]
+    pub alarm_name: String,
+}
+
+impl IdleStopConfig {
+    /// Reads and validates the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(process_env)
+    }
+
+    /// Reads and validates the variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut r = EnvReader::new(lookup);
+        let asg_name = r.required(ASG_NAME);
+        let asg_region = r.region();
+        let boot_grace_minutes =
+            r.required_parsed(BOOT_GRACE_MINUTES, |raw| parse_minutes(raw, 1440));
+        let alarm_name = r.required(ALARM_NAME);
+        r.finish()?;
+        Ok(IdleStopConfig {
+            asg_name: asg_name.unwrap_or_default(),
+            asg_region: asg_region.unwrap_or_default(),
+            boot_grace_minutes: boot_grace_minutes.unwrap_or_default(),
+            alarm_name: alarm_name.unwrap_or_default(),
+        })
+    }
+}
+
+/// A whole number from 0 to `max`.
+fn parse_minutes(raw: &str, max: u32) -> Result<u32, String> {
+    match raw.parse::<u32>() {
+        Ok(v) if v <= max => Ok(v),
+        _ => Err(format!("expected a whole number from 0 to {max}")),
     }
 }
 
@@ -490,6 +560,46 @@ mod tests {
         assert_eq!(parse_zone_id("/hostedzone/Z123").unwrap(), "Z123");
         assert_eq!(parse_zone_id("Z123").unwrap(), "Z123");
         assert!(parse_zone_id("/hostedzone/").is_err());
+    }
+
+    #[test]
+    fn wake_limits_default_to_off_and_are_range_checked() {
+        let base = |extra: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                let fixed = [
+                    (ASG_NAME, "g"),
+                    (ASG_REGION, "eu-west-1"),
+                    (METRIC_NAMESPACE, "n"),
+                    (METRIC_NAME, "m"),
+                    (METRIC_DIMENSIONS, r#"{"a":"b"}"#),
+                    (METRIC_VALUE, "1"),
+                ];
+                fixed
+                    .iter()
+                    .chain(extra.iter())
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let c = StartSystemConfig::from_lookup(base(&[])).unwrap();
+        assert_eq!((c.wake_cooldown_minutes, c.max_wakes_per_hour), (0, 0));
+        let c = StartSystemConfig::from_lookup(base(&[
+            (WAKE_COOLDOWN_MINUTES, "30"),
+            (MAX_WAKES_PER_HOUR, "4"),
+        ]))
+        .unwrap();
+        assert_eq!((c.wake_cooldown_minutes, c.max_wakes_per_hour), (30, 4));
+        let e = StartSystemConfig::from_lookup(base(&[(MAX_WAKES_PER_HOUR, "61")])).unwrap_err();
+        assert_eq!(e.invalid[0].name, MAX_WAKES_PER_HOUR);
+    }
+
+    #[test]
+    fn idle_stop_needs_grace_and_alarm() {
+        let e = IdleStopConfig::from_lookup(|name| {
+            (name == ASG_NAME || name == ASG_REGION).then(|| "eu-west-1".to_owned())
+        })
+        .unwrap_err();
+        assert_eq!(e.missing, [BOOT_GRACE_MINUTES, ALARM_NAME]);
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub enum HandlerError {
         address: String,
     },
 
+    /// DescribeAutoScalingGroups did not return the function's group.
+    #[error("Auto Scaling group {0} was not found")]
+    GroupNotFound(String),
+
     /// An AWS call failed, or its request could not be built.
     #[error("{operation} failed: {message}")]
     Aws {
@@ -85,6 +89,7 @@ impl HandlerError {
             HandlerError::InstanceNotFound(_) => "InstanceNotFound",
             HandlerError::NoPublicIp { .. } => "NoPublicIp",
             HandlerError::InvalidPublicIp { .. } => "InvalidPublicIp",
+            HandlerError::GroupNotFound(_) => "GroupNotFound",
             HandlerError::Aws { .. } => "AwsCallFailed",
         }
     }

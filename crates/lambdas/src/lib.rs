@@ -6,7 +6,9 @@
 //!   that keeps the idle alarm from stopping it at once);
 //! - [`instance_state_change()`]: point the server's A record at a launched
 //!   instance, or at the "unavailable" address once it terminates;
-//! - [`break_crash_loop()`]: the container keeps failing, so scale to zero.
+//! - [`break_crash_loop()`]: the container keeps failing, so scale to zero;
+//! - [`idle_stop()`]: the idle alarm fired, so scale to zero unless the
+//!   instance is still in its boot grace (only deployed with a grace).
 //!
 //! The handler logic lives here, apart from the Lambda runtime, so tests call
 //! it directly with SDK clients built for the local emulator (where Lambda
@@ -25,9 +27,10 @@
 //!
 //! | handler (`RECONCILER_HANDLER`) | required | optional (default) |
 //! |---|---|---|
-//! | `start-system` | `ASG_NAME`, `ASG_REGION`, `METRIC_NAMESPACE`, `METRIC_NAME`, `METRIC_DIMENSIONS` (JSON object of strings), `METRIC_VALUE` (threshold + 1) | |
+//! | `start-system` | `ASG_NAME`, `ASG_REGION`, `METRIC_NAMESPACE`, `METRIC_NAME`, `METRIC_DIMENSIONS` (JSON object of strings), `METRIC_VALUE` (threshold + 1) | `WAKE_COOLDOWN_MINUTES` (0), `MAX_WAKES_PER_HOUR` (0) |
 //! | `instance-state-change` | `ASG_REGION`, `HOSTED_ZONE_ID`, `RECORD_NAME` | `RECORD_TTL` (1), `UNAVAILABLE_IP` (0.0.0.0) |
 //! | `break-crash-loop` | `ASG_NAME`, `ASG_REGION` | |
+//! | `idle-stop` | `ASG_NAME`, `ASG_REGION`, `BOOT_GRACE_MINUTES`, `ALARM_NAME` | |
 //!
 //! The binary also honours `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`) for its
 //! log level and the standard SDK variables such as `AWS_ENDPOINT_URL`.
@@ -36,17 +39,22 @@ pub mod break_crash_loop;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod idle_stop;
 pub mod instance_state_change;
 pub mod start_system;
 
 pub use break_crash_loop::{break_crash_loop, BreakCrashLoopClients, BreakCrashLoopOutcome};
 pub use config::{
-    BreakCrashLoopConfig, ConfigError, HandlerKind, InstanceStateChangeConfig, InvalidVariable,
-    MetricDimension, StartSystemConfig,
+    BreakCrashLoopConfig, ConfigError, HandlerKind, IdleStopConfig, InstanceStateChangeConfig,
+    InvalidVariable, MetricDimension, StartSystemConfig,
 };
 pub use error::HandlerError;
 pub use events::{AutoScalingEvent, LogBatchReading, LogBatchSummary, TaskStopSummary};
+pub use idle_stop::{idle_stop, idle_stop_at, IdleStopClients, IdleStopOutcome};
 pub use instance_state_change::{
     instance_state_change, InstanceStateChangeClients, InstanceStateChangeOutcome, Trigger,
 };
-pub use start_system::{start_system, MetricPushed, StartSystemClients, StartSystemOutcome};
+pub use start_system::{
+    decide_wake, start_system, start_system_at, MetricPushed, StartSystemClients,
+    StartSystemOutcome, WakeDecision, WAKES_TAG,
+};

@@ -9,7 +9,17 @@
 //!    just-started instance from being judged idle while it boots, and moves an
 //!    alarm left in ALARM by the last shutdown back to OK so it can fire again.
 //! 2. UpdateAutoScalingGroup with DesiredCapacity 1.
+//!
+//! With a wake cooldown or a wake rate limit configured, it first reads the
+//! group (DescribeAutoScalingGroups): a running group only gets the metric
+//! push; a stopped group is woken only when the wakes recorded in the group's
+//! [`WAKES_TAG`] tag allow it, and each wake is appended to that tag. The
+//! group is the state: no table, no local file, and a redeploy leaves the tag
+//! alone (the reconciler only manages its own `reconciler.dev/` tag keys).
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_autoscaling::types::Tag;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use aws_types::SdkConfig;
 use serde::Serialize;
@@ -51,15 +61,106 @@ pub struct MetricPushed {
     pub value: f64,
 }
 
+/// Tag on the Auto Scaling group holding the recent DNS wakes: Unix seconds,
+/// space-separated, oldest first, none older than an hour. Not under the
+/// reconciler's `reconciler.dev/` prefix, so deploys neither diff nor remove it.
+pub const WAKES_TAG: &str = "reconciler-runtime/wakes";
+
+/// One hour, the window of the wake rate limit.
+const HOUR_SECS: i64 = 3600;
+
+/// Whether a DNS batch may wake the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "kebab-case")]
+pub enum WakeDecision {
+    /// No wake limits are configured: the group is asked for one instance
+    /// without being read first.
+    Unlimited,
+    /// The group was at zero and the limits allow a wake: it was woken.
+    Woke {
+        /// Wakes in the last hour, this one included.
+        wakes_last_hour: u32,
+    },
+    /// The group already wants an instance: nothing to wake.
+    AlreadyRunning,
+    /// The limits forbid a wake now; the group stays at zero.
+    Suppressed {
+        /// Which limit, in words, for the logs.
+        reason: String,
+        /// Seconds until a lookup could wake the server again.
+        retry_after_secs: i64,
+    },
+}
+
+/// Decides whether a stopped server may be woken at `now` (Unix seconds)
+/// given the `wakes` (Unix seconds) of the last hour.
+///
+/// The cooldown counts from the latest wake: a server that woke, idled and
+/// stopped is not woken again by stray lookups until `cooldown_minutes` after
+/// that wake. The rate limit allows at most `max_per_hour` wakes in any
+/// sliding hour. Zero disables either.
+pub fn decide_wake(
+    now: i64,
+    wakes: &[i64],
+    cooldown_minutes: u32,
+    max_per_hour: u32,
+) -> WakeDecision {
+    let recent: Vec<i64> = wakes
+        .iter()
+        .copied()
+        .filter(|t| now - t < HOUR_SECS)
+        .collect();
+    if cooldown_minutes > 0 {
+        if let Some(last) = recent.iter().copied().max() {
+            let until = last + i64::from(cooldown_minutes) * 60;
+            if now < until {
+                return WakeDecision::Suppressed {
+                    reason: format!(
+                        "woken {}s ago, within the {cooldown_minutes}-minute wake cooldown",
+                        now - last
+                    ),
+                    retry_after_secs: until - now,
+                };
+            }
+        }
+    }
+    if max_per_hour > 0 && recent.len() >= max_per_hour as usize {
+        let oldest = recent.iter().copied().min().unwrap_or(now);
+        return WakeDecision::Suppressed {
+            reason: format!(
+                "{} wakes in the last hour, the limit is {max_per_hour}",
+                recent.len()
+            ),
+            retry_after_secs: oldest + HOUR_SECS - now,
+        };
+    }
+    WakeDecision::Woke {
+        wakes_last_hour: u32::try_from(recent.len() + 1).unwrap_or(u32::MAX),
+    }
+}
+
+/// Parses the [`WAKES_TAG`] value; unreadable entries are skipped (a hand
+/// edit must not keep the server from waking).
+pub fn parse_wakes(value: &str) -> Vec<i64> {
+    value
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect()
+}
+
 /// What start-system did for one batch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StartSystemOutcome {
     /// The group that was asked for one instance.
     pub asg_name: String,
-    /// Always 1.
+    /// The group's desired capacity after the batch: 1, or 0 when the wake
+    /// was suppressed.
     pub desired_capacity: i32,
-    /// The metric datum that was pushed.
-    pub metric: MetricPushed,
+    /// The metric datum that was pushed; none when the wake was suppressed
+    /// (there is no instance whose idleness it could hold off).
+    pub metric: Option<MetricPushed>,
+    /// Whether and why the server was (not) woken.
+    pub wake: WakeDecision,
     /// What the triggering log batch contained, for the logs.
     pub batch: LogBatchReading,
 }
@@ -76,6 +177,16 @@ pub async fn start_system(
     clients: &StartSystemClients,
     event: &Value,
 ) -> Result<StartSystemOutcome, HandlerError> {
+    start_system_at(config, clients, event, SystemTime::now()).await
+}
+
+/// [`start_system`] at a given time, so tests can play a sequence of wakes.
+pub async fn start_system_at(
+    config: &StartSystemConfig,
+    clients: &StartSystemClients,
+    event: &Value,
+    now: SystemTime,
+) -> Result<StartSystemOutcome, HandlerError> {
     let batch = LogBatchReading::from_event(event);
     match &batch {
         LogBatchReading::Read(summary) => info!(
@@ -87,6 +198,11 @@ pub async fn start_system(
         LogBatchReading::Unreadable { reason } => {
             warn!(reason = %reason, "the payload is not a readable log batch; starting anyway")
         }
+    }
+
+    let limited = config.wake_cooldown_minutes > 0 || config.max_wakes_per_hour > 0;
+    if limited {
+        return limited_wake(config, clients, batch, now).await;
     }
 
     let metric = put_metric(config, clients).await;
@@ -108,11 +224,132 @@ pub async fn start_system(
     Ok(StartSystemOutcome {
         asg_name: config.asg_name.clone(),
         desired_capacity: 1,
-        metric: MetricPushed {
-            namespace: config.metric_namespace.clone(),
-            name: config.metric_name.clone(),
-            value: config.metric_value,
-        },
+        metric: Some(pushed(config)),
+        wake: WakeDecision::Unlimited,
+        batch,
+    })
+}
+
+fn pushed(config: &StartSystemConfig) -> MetricPushed {
+    MetricPushed {
+        namespace: config.metric_namespace.clone(),
+        name: config.metric_name.clone(),
+        value: config.metric_value,
+    }
+}
+
+/// The wake path with a cooldown or rate limit: read the group, then wake,
+/// refresh the metric, or do nothing.
+async fn limited_wake(
+    config: &StartSystemConfig,
+    clients: &StartSystemClients,
+    batch: LogBatchReading,
+    now: SystemTime,
+) -> Result<StartSystemOutcome, HandlerError> {
+    let now_secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let groups = clients
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&config.asg_name)
+        .send()
+        .await
+        .map_err(HandlerError::aws("DescribeAutoScalingGroups"))?;
+    let Some(group) = groups.auto_scaling_groups().first() else {
+        return Err(HandlerError::GroupNotFound(config.asg_name.clone()));
+    };
+    let desired = group.desired_capacity().unwrap_or(0);
+    let wakes = group
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(WAKES_TAG))
+        .and_then(|t| t.value())
+        .map(parse_wakes)
+        .unwrap_or_default();
+
+    if desired > 0 {
+        // Running (or starting): a lookup is activity; keep the idle alarm off it.
+        put_metric(config, clients).await?;
+        info!(asg = %config.asg_name, desired_capacity = desired, "server already running");
+        return Ok(StartSystemOutcome {
+            asg_name: config.asg_name.clone(),
+            desired_capacity: desired,
+            metric: Some(pushed(config)),
+            wake: WakeDecision::AlreadyRunning,
+            batch,
+        });
+    }
+
+    let decision = decide_wake(
+        now_secs,
+        &wakes,
+        config.wake_cooldown_minutes,
+        config.max_wakes_per_hour,
+    );
+    if let WakeDecision::Suppressed {
+        reason,
+        retry_after_secs,
+    } = &decision
+    {
+        warn!(asg = %config.asg_name, reason = %reason, retry_after_secs, "wake suppressed");
+        return Ok(StartSystemOutcome {
+            asg_name: config.asg_name.clone(),
+            desired_capacity: 0,
+            metric: None,
+            wake: decision,
+            batch,
+        });
+    }
+
+    // Record the wake first: if the scale-up then fails, a retried batch is
+    // limited as if it had worked, which errs on the side of fewer wakes.
+    let mut kept: Vec<i64> = wakes
+        .into_iter()
+        .filter(|t| now_secs - t < HOUR_SECS)
+        .collect();
+    kept.push(now_secs);
+    let value = kept
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    clients
+        .autoscaling
+        .create_or_update_tags()
+        .tags(
+            Tag::builder()
+                .resource_id(&config.asg_name)
+                .resource_type("auto-scaling-group")
+                .key(WAKES_TAG)
+                .value(value)
+                .propagate_at_launch(false)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(HandlerError::aws("CreateOrUpdateTags"))?;
+
+    let metric = put_metric(config, clients).await;
+    if let Err(err) = &metric {
+        error!(error = %err, "pushing the DNS-traffic metric failed; starting the server anyway");
+    }
+    clients
+        .autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&config.asg_name)
+        .desired_capacity(1)
+        .send()
+        .await
+        .map_err(HandlerError::aws("UpdateAutoScalingGroup"))?;
+    info!(asg = %config.asg_name, desired_capacity = 1, "server start requested");
+    metric?;
+    Ok(StartSystemOutcome {
+        asg_name: config.asg_name.clone(),
+        desired_capacity: 1,
+        metric: Some(pushed(config)),
+        wake: decision,
         batch,
     })
 }
@@ -147,4 +384,56 @@ async fn put_metric(
         "DNS-traffic metric pushed"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_limits_always_wake() {
+        assert_eq!(
+            decide_wake(10_000, &[9_990, 9_995], 0, 0),
+            WakeDecision::Woke { wakes_last_hour: 3 }
+        );
+    }
+
+    #[test]
+    fn cooldown_counts_from_the_latest_wake() {
+        let d = decide_wake(10_000, &[8_000, 9_400], 15, 0);
+        assert_eq!(
+            d,
+            WakeDecision::Suppressed {
+                reason: "woken 600s ago, within the 15-minute wake cooldown".into(),
+                retry_after_secs: 300
+            }
+        );
+        assert!(matches!(
+            decide_wake(10_300, &[8_000, 9_400], 15, 0),
+            WakeDecision::Woke { wakes_last_hour: 3 }
+        ));
+    }
+
+    #[test]
+    fn rate_limit_is_a_sliding_hour() {
+        let wakes = [6_500, 8_000, 9_000];
+        let d = decide_wake(10_000, &wakes, 0, 3);
+        assert_eq!(
+            d,
+            WakeDecision::Suppressed {
+                reason: "3 wakes in the last hour, the limit is 3".into(),
+                retry_after_secs: 100
+            }
+        );
+        // The oldest falls out of the hour.
+        assert_eq!(
+            decide_wake(10_100, &wakes, 0, 3),
+            WakeDecision::Woke { wakes_last_hour: 3 }
+        );
+    }
+
+    #[test]
+    fn unreadable_tag_entries_are_skipped() {
+        assert_eq!(parse_wakes("12 x 15  "), [12, 15]);
+    }
 }

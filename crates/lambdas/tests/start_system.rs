@@ -10,7 +10,8 @@ use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use common::{event, Cloud, REGION};
 use reconciler_lambdas::{
-    start_system, HandlerError, LogBatchReading, StartSystemClients, StartSystemConfig,
+    start_system, start_system_at, HandlerError, LogBatchReading, StartSystemClients,
+    StartSystemConfig, WakeDecision, WAKES_TAG,
 };
 
 const GROUP: &str = "minecraft-asg";
@@ -87,7 +88,7 @@ async fn a_dns_batch_starts_the_server_and_pushes_the_metric() {
     .expect("start handled");
 
     assert_eq!(outcome.desired_capacity, 1);
-    assert_eq!(outcome.metric.value, 2001.0);
+    assert_eq!(outcome.metric.as_ref().map(|m| m.value), Some(2001.0));
     let LogBatchReading::Read(summary) = &outcome.batch else {
         panic!("the recorded batch is readable: {:?}", outcome.batch);
     };
@@ -169,4 +170,133 @@ async fn a_missing_group_is_an_aws_error_after_the_metric_push() {
     );
     // The metric was still pushed: it went first.
     assert_eq!(metric_maximum(&cloud).await, [2001.0]);
+}
+
+fn limited_config(group: &str, cooldown: &str, max_per_hour: &str) -> StartSystemConfig {
+    let vars: HashMap<&str, &str> = [
+        ("ASG_NAME", group),
+        ("ASG_REGION", REGION),
+        ("METRIC_NAMESPACE", NAMESPACE),
+        ("METRIC_NAME", "DNSTraffic"),
+        ("METRIC_DIMENSIONS", r#"{"ServerName": "minecraft"}"#),
+        ("METRIC_VALUE", "2001"),
+        ("WAKE_COOLDOWN_MINUTES", cooldown),
+        ("MAX_WAKES_PER_HOUR", max_per_hour),
+    ]
+    .into_iter()
+    .collect();
+    StartSystemConfig::from_lookup(|name| vars.get(name).map(|v| v.to_string()))
+        .expect("valid config")
+}
+
+/// The wakes the handler recorded on the group.
+async fn recorded_wakes(cloud: &Cloud) -> Vec<i64> {
+    let out = cloud
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(GROUP)
+        .send()
+        .await
+        .expect("describe_auto_scaling_groups");
+    out.auto_scaling_groups()[0]
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(WAKES_TAG))
+        .and_then(|t| t.value())
+        .map(|v| v.split(' ').map(|t| t.parse().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+fn secs(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[tokio::test]
+async fn the_cooldown_keeps_stray_lookups_from_waking_a_stopped_server() {
+    let cloud = Cloud::new();
+    cloud.create_group(GROUP, 0).await;
+    let config = limited_config(GROUP, "20", "0");
+    let clients = StartSystemClients::new(&cloud.sdk);
+    let batch = event("cloudwatch-logs-dns-queries.json");
+    let t0 = SystemTime::now();
+
+    let first = start_system_at(&config, &clients, &batch, t0)
+        .await
+        .unwrap();
+    assert_eq!(first.wake, WakeDecision::Woke { wakes_last_hour: 1 });
+    assert_eq!(cloud.group(GROUP).await.0, 1);
+    assert_eq!(recorded_wakes(&cloud).await, [secs(t0)]);
+
+    // While it runs, a lookup only refreshes the activity metric.
+    let running = start_system_at(&config, &clients, &batch, t0 + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(running.wake, WakeDecision::AlreadyRunning);
+    assert!(running.metric.is_some());
+
+    // The idle alarm stops it after 8 minutes; a stray lookup 2 minutes later is ignored.
+    cloud.set_desired(GROUP, 0).await;
+    let stray = start_system_at(&config, &clients, &batch, t0 + Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        stray.wake,
+        WakeDecision::Suppressed {
+            reason: "woken 600s ago, within the 20-minute wake cooldown".into(),
+            retry_after_secs: 600
+        }
+    );
+    assert_eq!(stray.desired_capacity, 0);
+    assert!(stray.metric.is_none());
+    assert_eq!(cloud.group(GROUP).await.0, 0, "still asleep");
+
+    // After the cooldown the next lookup wakes it again, and both wakes are on record.
+    let later = t0 + Duration::from_secs(1201);
+    let again = start_system_at(&config, &clients, &batch, later)
+        .await
+        .unwrap();
+    assert_eq!(again.wake, WakeDecision::Woke { wakes_last_hour: 2 });
+    assert_eq!(cloud.group(GROUP).await.0, 1);
+    assert_eq!(recorded_wakes(&cloud).await, [secs(t0), secs(later)]);
+}
+
+#[tokio::test]
+async fn at_most_max_wakes_per_hour_and_old_wakes_age_out() {
+    let cloud = Cloud::new();
+    cloud.create_group(GROUP, 0).await;
+    let config = limited_config(GROUP, "0", "2");
+    let clients = StartSystemClients::new(&cloud.sdk);
+    let batch = event("cloudwatch-logs-dns-queries.json");
+    let t0 = SystemTime::now();
+
+    for minute in [0u64, 10] {
+        let at = t0 + Duration::from_secs(minute * 60);
+        let out = start_system_at(&config, &clients, &batch, at)
+            .await
+            .unwrap();
+        assert!(matches!(out.wake, WakeDecision::Woke { .. }), "{out:?}");
+        cloud.set_desired(GROUP, 0).await;
+    }
+    let third = start_system_at(&config, &clients, &batch, t0 + Duration::from_secs(1200))
+        .await
+        .unwrap();
+    assert_eq!(
+        third.wake,
+        WakeDecision::Suppressed {
+            reason: "2 wakes in the last hour, the limit is 2".into(),
+            retry_after_secs: 2400
+        }
+    );
+    assert_eq!(cloud.group(GROUP).await.0, 0);
+
+    // An hour after the first wake it has aged out of the tag.
+    let late = t0 + Duration::from_secs(3601);
+    let fourth = start_system_at(&config, &clients, &batch, late)
+        .await
+        .unwrap();
+    assert_eq!(fourth.wake, WakeDecision::Woke { wakes_last_hour: 2 });
+    assert_eq!(
+        recorded_wakes(&cloud).await,
+        [secs(t0 + Duration::from_secs(600)), secs(late)]
+    );
 }

@@ -234,6 +234,11 @@ pub fn render(
     let mut lt_props = json!({
         "imageParameter": ecs_ami_parameter(instance.arm64),
         "instanceType": spec.ec2.instance_type,
+        // Always stated, so a switch back to on-demand is a change (a new template version).
+        "instanceMarketType": match spec.ec2.capacity {
+            reconciler_spec::Capacity::OnDemand => "on-demand",
+            reconciler_spec::Capacity::Spot => "spot",
+        },
         "iamInstanceProfileArn": reference(profile_id.as_str(), "arn"),
         "securityGroupIds": [reference(instance_sg_id.as_str(), "id")],
         "metadataOptions": { "httpTokens": "required", "httpEndpoint": "enabled", "httpPutResponseHopLimit": 1 },

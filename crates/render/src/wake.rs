@@ -207,6 +207,9 @@ pub fn render(
     let asg_name = names.name("");
     let asg_arn = format!("arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/{asg_name}");
     let namespace = metric_namespace(local);
+    let wd = &spec.watchdog;
+    let wake_limited =
+        wd.wake_cooldown_minutes.unwrap_or(0) > 0 || wd.max_wakes_per_hour.unwrap_or(0) > 0;
     let mut out = Vec::new();
 
     // DNS: the server's own zone, delegated from the root zone.
@@ -275,37 +278,56 @@ pub fn render(
         .with_dependency(format!("{}/route53-query-logging", kinds::LOG_RESOURCE_POLICY).as_str()),
     );
 
-    // The start Lambda, invoked by the query log's subscription filter.
+    // The start Lambda, invoked by the query log's subscription filter. With wake limits it
+    // reads the group and records its wakes in a tag on it.
+    let mut start_env = json!({
+        "ASG_NAME": asg_name,
+        "ASG_REGION": region,
+        "METRIC_NAMESPACE": namespace,
+        "METRIC_NAME": DNS_METRIC,
+        "METRIC_DIMENSIONS": json!({ "ServerName": local }).to_string(),
+        "METRIC_VALUE": (spec.watchdog.threshold + 1).to_string()
+    });
+    let mut start_statements = vec![
+        json!({
+            "Sid": "PushActivityMetric",
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            // PutMetricData has no resource type: AWS requires `*`; the condition scopes it.
+            "Resource": "*",
+            "Condition": { "StringEquals": { "cloudwatch:namespace": namespace } }
+        }),
+        json!({
+            "Sid": "WakeServerGroup",
+            "Effect": "Allow",
+            "Action": if wake_limited {
+                json!(["autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags"])
+            } else {
+                json!("autoscaling:UpdateAutoScalingGroup")
+            },
+            "Resource": asg_arn
+        }),
+    ];
+    if wake_limited {
+        start_env["WAKE_COOLDOWN_MINUTES"] =
+            json!(wd.wake_cooldown_minutes.unwrap_or(0).to_string());
+        start_env["MAX_WAKES_PER_HOUR"] = json!(wd.max_wakes_per_hour.unwrap_or(0).to_string());
+        start_statements.push(json!({
+            "Sid": "ReadServerGroup",
+            "Effect": "Allow",
+            // Describe calls have no resource-level permissions: AWS requires `*`.
+            "Action": "autoscaling:DescribeAutoScalingGroups",
+            "Resource": "*"
+        }));
+    }
     let start = function(
         cx,
         &names,
         GLOBAL_REGION,
         "start-system",
         format!("Wakes server {local}: a DNS query for {dns} raises its group to one instance"),
-        json!({
-            "ASG_NAME": asg_name,
-            "ASG_REGION": region,
-            "METRIC_NAMESPACE": namespace,
-            "METRIC_NAME": DNS_METRIC,
-            "METRIC_DIMENSIONS": json!({ "ServerName": local }).to_string(),
-            "METRIC_VALUE": (spec.watchdog.threshold + 1).to_string()
-        }),
-        vec![
-            json!({
-                "Sid": "PushActivityMetric",
-                "Effect": "Allow",
-                "Action": "cloudwatch:PutMetricData",
-                // PutMetricData has no resource type: AWS requires `*`; the condition scopes it.
-                "Resource": "*",
-                "Condition": { "StringEquals": { "cloudwatch:namespace": namespace } }
-            }),
-            json!({
-                "Sid": "WakeServerGroup",
-                "Effect": "Allow",
-                "Action": "autoscaling:UpdateAutoScalingGroup",
-                "Resource": asg_arn
-            }),
-        ],
+        start_env,
+        start_statements,
     );
     let start_id = start.id.clone();
     out.extend(start.resources.iter().cloned());
@@ -355,7 +377,6 @@ pub fn render(
     let policy_id = policy.id.to_string();
     out.push(policy);
 
-    let wd = &spec.watchdog;
     let asg_dim = json!([{ "name": "AutoScalingGroupName", "value": asg_name }]);
     let mut metrics = vec![
         json!({ "id": "activity", "expression": "IF(traffic_in - volumes_out > 0, traffic_in - volumes_out, 0) + FILL(dns_hit, 0)", "label": "Traffic that counts as players", "returnData": true }),
@@ -380,17 +401,90 @@ pub fn render(
     };
     metrics.push(json!({ "id": "volumes_out", "expression": volumes_out, "label": "EFS bytes read per second", "returnData": false }));
 
-    let idle = DesiredResource::new(kinds::ALARM, &format!("{local}-idle"), region, names.name("idle"))
-        .with_properties(json!({
-            "alarmDescription": format!("Stops server {local} after {} idle minutes", wd.minutes_without_connections),
-            "metrics": metrics,
-            "comparisonOperator": "LessThanOrEqualToThreshold",
-            "threshold": wd.threshold,
-            "evaluationPeriods": wd.minutes_without_connections,
-            "datapointsToAlarm": wd.minutes_without_connections,
-            "treatMissingData": "missing",
-            "alarmActions": [reference(policy_id.as_str(), "arn")]
-        }));
+    // With a boot grace the idle alarm invokes the idle-stop Lambda, which checks the
+    // instance's launch time before it scales in; without one it triggers the policy directly.
+    let idle_alarm_name = names.name("idle");
+    let idle_action = if wd.boot_grace() > 0 {
+        let alarm_arn =
+            format!("arn:{partition}:cloudwatch:{region}:{account}:alarm:{idle_alarm_name}");
+        let idle_stop = function(
+            cx,
+            &names,
+            region,
+            "idle-stop",
+            format!(
+                "Stops server {local} when idle, unless its instance is younger than {} minutes",
+                wd.boot_grace()
+            ),
+            json!({
+                "ASG_NAME": asg_name,
+                "ASG_REGION": region,
+                "BOOT_GRACE_MINUTES": wd.boot_grace().to_string(),
+                "ALARM_NAME": idle_alarm_name
+            }),
+            vec![
+                json!({
+                    "Sid": "StopServerGroup",
+                    "Effect": "Allow",
+                    "Action": "autoscaling:UpdateAutoScalingGroup",
+                    "Resource": asg_arn
+                }),
+                json!({
+                    "Sid": "ResetIdleAlarm",
+                    "Effect": "Allow",
+                    "Action": "cloudwatch:SetAlarmState",
+                    "Resource": alarm_arn
+                }),
+                json!({
+                    "Sid": "ReadInstances",
+                    "Effect": "Allow",
+                    // Describe calls have no resource-level permissions: AWS requires `*`.
+                    "Action": ["autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"],
+                    "Resource": "*"
+                }),
+            ],
+        );
+        out.extend(idle_stop.resources.iter().cloned());
+        out.push(permission(
+            &names,
+            &idle_stop,
+            region,
+            "lambda.alarms.cloudwatch.amazonaws.com",
+            json!(alarm_arn),
+            "idle-alarm-invoke",
+        ));
+        reference(idle_stop.id.as_str(), "arn")
+    } else {
+        reference(policy_id.as_str(), "arn")
+    };
+    let idle_description = if wd.boot_grace() > 0 {
+        format!(
+            "Stops server {local} after {} idle minutes, not within {} minutes of its launch",
+            wd.minutes_without_connections,
+            wd.boot_grace()
+        )
+    } else {
+        format!(
+            "Stops server {local} after {} idle minutes",
+            wd.minutes_without_connections
+        )
+    };
+    let idle = DesiredResource::new(
+        kinds::ALARM,
+        &format!("{local}-idle"),
+        region,
+        &idle_alarm_name,
+    )
+    .with_properties(json!({
+        "alarmDescription": idle_description,
+        "metrics": metrics,
+        "comparisonOperator": "LessThanOrEqualToThreshold",
+        "threshold": wd.threshold,
+        "evaluationPeriods": wd.minutes_without_connections,
+        "datapointsToAlarm": wd.minutes_without_connections,
+        "treatMissingData": "missing",
+        "alarmActions": [idle_action]
+    }));
     let idle_id = idle.id.to_string();
     out.push(tagged(idle, names.tags("sleep")));
 

@@ -276,6 +276,30 @@ pub struct Ec2 {
     /// with the host and the rest is reserved for the container.
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"))]
     pub instance_type: String,
+    /// How the instance is bought. `spot` costs roughly a third of `on-demand` but AWS may
+    /// take the instance back with two minutes' notice (players are disconnected; the world
+    /// on EFS is kept, and the next DNS lookup starts a new instance). Switching is an update of
+    /// the group, not a replacement.
+    #[serde(default, skip_serializing_if = "Capacity::is_on_demand")]
+    pub capacity: Capacity,
+}
+
+/// How a server's instance is bought.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capacity {
+    /// On-Demand: never interrupted.
+    #[default]
+    OnDemand,
+    /// Spot: spare capacity at a discount; AWS may reclaim it.
+    Spot,
+}
+
+impl Capacity {
+    /// True for the default, which is left out when a spec is written back.
+    pub fn is_on_demand(&self) -> bool {
+        *self == Capacity::OnDemand
+    }
 }
 
 /// The container of a server.
@@ -482,6 +506,31 @@ pub struct Watchdog {
     /// Alert (and optionally stop) when the instance has been up this long.
     #[serde(default)]
     pub instance_left_up: InstanceLeftUp,
+    /// Minutes after an instance launches during which the idle alarm cannot stop it, however
+    /// quiet it is: slow (modded) servers download and generate worlds before anyone can join.
+    /// Counted from the instance's launch time, separately from
+    /// `minutesWithoutConnections`. Unset or 0: no grace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1440))]
+    pub boot_grace_minutes: Option<u32>,
+    /// Minutes after a DNS wake during which further DNS lookups do not wake the server again
+    /// once it has stopped, so stray lookups (crawlers, resolvers refreshing) cannot start it
+    /// right after it went to sleep. `reconciler wake` ignores it. Unset or 0: no cooldown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1440))]
+    pub wake_cooldown_minutes: Option<u32>,
+    /// At most this many DNS wakes in any sliding hour; further lookups are ignored until the
+    /// oldest wake is an hour old. `reconciler wake` ignores it. Unset or 0: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 60))]
+    pub max_wakes_per_hour: Option<u32>,
+}
+
+impl Watchdog {
+    /// The boot grace in minutes, 0 when unset.
+    pub fn boot_grace(&self) -> u32 {
+        self.boot_grace_minutes.unwrap_or(0)
+    }
 }
 
 fn default_minutes_without_connections() -> u32 {

@@ -460,6 +460,51 @@ fn validate_server(
             .with_hint("CloudWatch alarms on one-minute periods can look back at most 24 hours"),
         );
     }
+    for (field, value, max, hint) in [
+        (
+            "bootGraceMinutes",
+            wd.boot_grace_minutes,
+            1440,
+            "a grace longer than a day would keep an idle server up all day",
+        ),
+        (
+            "wakeCooldownMinutes",
+            wd.wake_cooldown_minutes,
+            1440,
+            "a cooldown longer than a day would block wakes by DNS for days",
+        ),
+        (
+            "maxWakesPerHour",
+            wd.max_wakes_per_hour,
+            60,
+            "more than one wake a minute is no limit; leave it unset instead",
+        ),
+    ] {
+        if let Some(v) = value.filter(|v| *v > max) {
+            out.push(
+                src.error_at(
+                    &format!("spec.watchdog.{field}"),
+                    format!("expected 0 to {max}, got {v}"),
+                )
+                .with_hint(hint),
+            );
+        }
+    }
+    if let (Some(grace), true) = (wd.boot_grace_minutes, wd.instance_left_up.should_stop) {
+        if grace >= wd.instance_left_up.duration_hours * 60 {
+            out.push(
+                src.error_at(
+                    "spec.watchdog.bootGraceMinutes",
+                    format!(
+                        "a boot grace of {grace} minutes outlasts the {}-hour instance-left-up stop",
+                        wd.instance_left_up.duration_hours
+                    ),
+                )
+                .with_hint("the grace only holds off the idle alarm; shorten it")
+                .warning(),
+            );
+        }
+    }
     if wd.threshold == 0 {
         out.push(
             src.error_at("spec.watchdog.threshold", "a threshold of 0 only counts a server as idle when it has no traffic at all, so it may never sleep")
@@ -697,6 +742,29 @@ mod tests {
             ),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn wake_noise_and_boot_grace_ranges_are_located() {
+        let s = SERVER.replace(
+            "    threshold: 1175\n",
+            "    threshold: 1175\n    bootGraceMinutes: 2000\n    wakeCooldownMinutes: 30\n    maxWakesPerHour: 61\n",
+        );
+        let e = errors(&check(&[BASE, &s]));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("f1.yaml:18:23 spec.watchdog.bootGraceMinutes: expected 0 to 1440"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("f1.yaml:20:22 spec.watchdog.maxWakesPerHour: expected 0 to 60"),
+            "{e:?}"
+        );
+        let ok = SERVER.replace(
+            "    threshold: 1175\n",
+            "    threshold: 1175\n    bootGraceMinutes: 15\n    wakeCooldownMinutes: 30\n    maxWakesPerHour: 4\n",
+        );
+        assert!(check(&[BASE, &ok]).is_empty());
     }
 
     #[test]

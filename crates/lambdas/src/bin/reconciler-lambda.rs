@@ -1,7 +1,7 @@
-//! `reconciler-lambda`: the `bootstrap` of all three run-time functions on the
+//! `reconciler-lambda`: the `bootstrap` of all four run-time functions on the
 //! `provided.al2023` custom runtime.
 //!
-//! One artifact serves the three functions, so there is one build, one
+//! One artifact serves the four functions, so there is one build, one
 //! packaging check and one code hash to compare; `RECONCILER_HANDLER` picks
 //! the handler. The configuration is validated before the runtime loop
 //! starts: a broken deploy fails at init with one log line listing every bad
@@ -16,9 +16,10 @@ use std::process::ExitCode;
 use aws_config::{BehaviorVersion, Region};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use reconciler_lambdas::{
-    break_crash_loop, instance_state_change, start_system, AutoScalingEvent, BreakCrashLoopClients,
-    BreakCrashLoopConfig, ConfigError, HandlerError, HandlerKind, InstanceStateChangeClients,
-    InstanceStateChangeConfig, StartSystemClients, StartSystemConfig,
+    break_crash_loop, idle_stop, instance_state_change, start_system, AutoScalingEvent,
+    BreakCrashLoopClients, BreakCrashLoopConfig, ConfigError, HandlerError, HandlerKind,
+    IdleStopClients, IdleStopConfig, InstanceStateChangeClients, InstanceStateChangeConfig,
+    StartSystemClients, StartSystemConfig,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -129,6 +130,18 @@ async fn serve() -> Result<(), Failure> {
             let (config, clients) = (&config, &clients);
             lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
                 finish(break_crash_loop(config, clients, &event.payload).await)
+            }))
+            .await
+            .map_err(Failure::Runtime)
+        }
+        HandlerKind::IdleStop => {
+            let config = IdleStopConfig::from_env()?;
+            check_lambda_environment()?;
+            let clients = IdleStopClients::new(&sdk_config(&config.asg_region).await);
+            ready(kind, &config);
+            let (config, clients) = (&config, &clients);
+            lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+                finish(idle_stop(config, clients, &event.payload).await)
             }))
             .await
             .map_err(Failure::Runtime)

@@ -1,0 +1,117 @@
+//! `reconciler cost` against the emulator: deployed volumes are sized from AWS, undeployed ones
+//! count as empty with a note, spot uses the table's spot factor, and the table's date is shown.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{prepared, reconciler};
+use reconciler_cli::cost::{cost, cost_table, estimate, PriceTable, StoredBytes, VolumeSize};
+use reconciler_cli::deploy;
+use reconciler_engine::NoEvents;
+use reconciler_spec::Capacity;
+use reconciler_testkit::fresh_account_id;
+
+#[test]
+fn the_table_parses_and_covers_the_examples() {
+    let table = PriceTable::offline().unwrap();
+    assert!(!table.as_of.is_empty() && !table.source.is_empty());
+    for region in ["us-east-1", "us-west-2", "eu-west-1"] {
+        for ty in ["m5.large", "m5.2xlarge", "t3.medium"] {
+            assert!(
+                table.regions[region].instances.contains_key(ty),
+                "{region} {ty}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn undeployed_servers_count_empty_volumes_and_deployed_ones_read_aws() {
+    let account = fresh_account_id();
+    let p = prepared(&account).await;
+    let before = cost(&p, &["minecraft".to_string()]).await.unwrap();
+    let [mc] = before.servers.as_slice() else {
+        panic!("{before:?}")
+    };
+    assert_eq!(mc.instance_type, "m5.large");
+    assert!(mc
+        .notes
+        .iter()
+        .any(|n| n.contains("volume Data is not deployed")));
+    let table = PriceTable::offline().unwrap();
+    let region = &mc.region;
+    let hourly = table.regions[region].instances["m5.large"];
+    assert_eq!(mc.running_hourly[0].amount, hourly);
+    assert_eq!(mc.fixed_monthly[0].amount, 0.5, "hosted zone");
+    assert!(
+        mc.fixed_monthly[1].amount > 0.0,
+        "alarms are billed per metric"
+    );
+    let text = cost_table(&before);
+    assert!(text.contains(&format!("as of {}", table.as_of)), "{text}");
+
+    let rec = reconciler(&p);
+    let plan = deploy::plan(&p, &rec).await.unwrap();
+    assert!(rec.apply(&plan, &NoEvents).await.is_success());
+    let after = cost(&p, &[]).await.unwrap();
+    assert_eq!(after.servers.len(), p.set.servers.len());
+    let mc = after
+        .servers
+        .iter()
+        .find(|s| s.name == "minecraft")
+        .unwrap();
+    assert!(
+        mc.notes.iter().all(|n| !n.contains("not deployed")),
+        "sized from AWS: {:?}",
+        mc.notes
+    );
+    assert!(mc.fixed_monthly.iter().any(|l| l.item == "volume Data"));
+    assert!(
+        mc.fixed_monthly.iter().any(|l| l.item == "backups of Data"),
+        "prod maturity backs up"
+    );
+    let json = serde_json::to_value(&after).unwrap();
+    assert_eq!(json["pricesAsOf"], table.as_of);
+    assert!(cost(&p, &["nope".to_string()]).await.is_err());
+}
+
+#[test]
+fn storage_classes_backups_and_spot_are_priced() {
+    let table = PriceTable::offline().unwrap();
+    let yaml = "apiVersion: reconciler.dev/v1alpha1\nkind: ContainerSpec\nmetadata:\n  name: mc\nspec:\n  ec2:\n    instanceType: m5.large\n    capacity: spot\n  container:\n    image: x\n  volumes:\n    Data:\n      paths:\n        - path: /data\n  watchdog:\n    threshold: 10\n";
+    let doc: reconciler_spec::ContainerSpecDocument = serde_yaml_ng::from_str(yaml).unwrap();
+    assert_eq!(doc.spec.ec2.capacity, Capacity::Spot);
+    let gib = 1024 * 1024 * 1024;
+    let sizes = BTreeMap::from([(
+        "Data".to_string(),
+        VolumeSize::Deployed(StoredBytes {
+            standard: 10 * gib,
+            infrequent_access: 20 * gib,
+            archive: 0,
+        }),
+    )]);
+    let c = estimate(&table, &doc, "us-east-1", 5, &sizes).unwrap();
+    let us = &table.regions["us-east-1"];
+    let volume = c
+        .fixed_monthly
+        .iter()
+        .find(|l| l.item == "volume Data")
+        .unwrap();
+    let expected = 10.0 * us.efs_gb_month.standard + 20.0 * us.efs_gb_month.infrequent_access;
+    assert!((volume.amount - expected).abs() < 1e-9, "{volume:?}");
+    let backups = c
+        .fixed_monthly
+        .iter()
+        .find(|l| l.item == "backups of Data")
+        .unwrap();
+    assert!((backups.amount - 30.0 * us.backup_gb_month).abs() < 1e-9);
+    assert!(
+        (c.fixed_monthly[1].amount - 0.5).abs() < 1e-9,
+        "5 alarm metrics"
+    );
+    let instance = &c.running_hourly[0];
+    assert!((instance.amount - us.instances["m5.large"] * table.spot_factor).abs() < 1e-9);
+    assert!(instance.detail.contains("spot"));
+    assert!(estimate(&table, &doc, "sa-east-9", 5, &sizes).is_err());
+}

@@ -24,6 +24,9 @@ use reconciler_testkit::proxy::{FaultPlan, Proxy};
 use reconciler_testkit::{fresh_account_id, sdk_config, Emulator};
 use serde_json::json;
 
+/// When each resource's operation started and ended.
+type Spans = HashMap<ResourceId, (Instant, Option<Instant>)>;
+
 fn list(args: &[String], flag: &str, default: &[usize]) -> Vec<usize> {
     args.iter()
         .position(|a| a == flag)
@@ -169,10 +172,10 @@ async fn main() {
 
     // 3. No-op reconcile, and 4. drift among the largest.
     for &n in &noop_sizes {
-        if !applied.contains_key(&n) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = applied.entry(n) {
             let (account, p, dir) = prepared(n, None).await;
             apply(&p, &reconciler(&p)).await;
-            applied.insert(n, (account, p, dir));
+            slot.insert((account, p, dir));
         }
         let (_, p, _) = &applied[&n];
         let rec = reconciler(p);
@@ -260,7 +263,7 @@ async fn main() {
     let planned = deploy::plan_with(&p, &rec, PlanOptions::default())
         .await
         .unwrap();
-    let times: Arc<Mutex<HashMap<ResourceId, (Instant, Option<Instant>)>>> = Arc::default();
+    let times: Arc<Mutex<Spans>> = Arc::default();
     let sink_times = times.clone();
     let sink = move |event: ApplyEvent| {
         let mut t = sink_times.lock().unwrap();

@@ -88,17 +88,8 @@ async fn status_wake_and_sleep() {
 #[test]
 fn the_binary_prints_status_as_json() {
     let emulator = reconciler_testkit::Emulator::shared();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reconciler"))
+    let out = common::binary(emulator.url())
         .args(["status", "-f", "specs/", "-o", "json", "minecraft"])
-        .current_dir(common::specs_dir().parent().unwrap())
-        .env("AWS_ENDPOINT_URL", emulator.url())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-west-2")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

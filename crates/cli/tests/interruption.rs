@@ -18,20 +18,10 @@ use reconciler_testkit::proxy::{FaultPlan, Proxy};
 use reconciler_testkit::{fresh_account_id, Emulator};
 
 fn command(args: &[&str], endpoint: &str, zone: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconciler"));
+    let mut cmd = common::binary(endpoint);
     cmd.args(args)
-        .args(["-f", "specs/", "--endpoint-url", endpoint])
-        .current_dir(common::specs_dir().parent().unwrap())
-        .env("HOSTED_ZONE_ID", zone)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-west-2")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("RECONCILER_LAMBDA_ARTIFACT");
+        .args(["-f", "specs/"])
+        .env("HOSTED_ZONE_ID", zone);
     cmd
 }
 

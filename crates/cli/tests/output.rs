@@ -5,25 +5,14 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use reconciler_testkit::Emulator;
 
 fn reconciler(args: &[&str], zone: &str) -> Output {
-    let emulator = Emulator::shared();
-    Command::new(env!("CARGO_BIN_EXE_reconciler"))
+    common::binary(Emulator::shared().url())
         .args(args)
-        .current_dir(common::specs_dir().parent().unwrap())
         .env("HOSTED_ZONE_ID", zone)
-        .env("AWS_ENDPOINT_URL", emulator.url())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-west-2")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("RECONCILER_LAMBDA_ARTIFACT")
         .env_remove("NO_COLOR")
         .output()
         .unwrap()

@@ -19,7 +19,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use reconciler_testkit::Emulator;
 
@@ -67,21 +67,13 @@ struct Run {
 }
 
 fn reconciler(zone: &str, token: &str, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_reconciler"))
+    let out = common::binary(Emulator::shared().url())
         .args(args)
         .env("HOSTED_ZONE_ID", zone)
         .env("RECONCILER_TEST_TOKEN", token)
-        .env("AWS_ENDPOINT_URL", Emulator::shared().url())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", REGION)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         // Every log line the binary can write, the SDK's included.
         .env("RECONCILER_LOG", "debug")
-        .env_remove("AWS_PROFILE")
-        .env_remove("RECONCILER_LAMBDA_ARTIFACT")
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -94,7 +94,7 @@ async fn the_binary_stops_cleanly_on_sigterm() {
     reconciler_testkit::ensure_lambda_artifact().unwrap();
     let emulator = Emulator::shared();
     let zone = common::root_zone(&emulator.sdk_config("us-east-1", "123456789012")).await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reconciler"))
+    let mut child = common::binary(emulator.url())
         .args([
             "watch",
             "-f",
@@ -104,17 +104,7 @@ async fn the_binary_stops_cleanly_on_sigterm() {
             "--log-format",
             "json",
         ])
-        .current_dir(common::specs_dir().parent().unwrap())
         .env("HOSTED_ZONE_ID", zone)
-        .env("AWS_ENDPOINT_URL", emulator.url())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-west-2")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("RECONCILER_LAMBDA_ARTIFACT")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

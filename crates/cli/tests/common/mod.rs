@@ -67,3 +67,21 @@ pub fn reconciler(p: &Prepared) -> Reconciler {
         Options::default(),
     )
 }
+
+/// The `reconciler` binary run from the project root against `endpoint` (the emulator, or a
+/// proxy in front of it), with dummy credentials and nothing else from the environment's AWS
+/// set-up (profiles, config files, instance metadata, a Lambda artifact override).
+pub fn binary(endpoint: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_reconciler"));
+    cmd.current_dir(specs_dir().parent().unwrap())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-west-2")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("RECONCILER_LAMBDA_ARTIFACT");
+    cmd
+}

@@ -93,6 +93,10 @@ impl OperatorAws {
     }
 }
 
+/// How long a reconcile waits for another run's lock before it fails (and is retried with
+/// the object's backoff).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 fn failed(e: anyhow::Error) -> AwsError {
     AwsError::Failed(format!("{e:#}"))
 }
@@ -114,9 +118,24 @@ impl Aws for OperatorAws {
     async fn apply(&self, desired: &Desired) -> Result<ApplyOutcome, AwsError> {
         let p = self.prepare(desired).await?;
         let rec = p.session.reconciler(&self.aws);
-        let planned = deploy::plan_with(&p, &rec, PlanOptions::default())
+        let mut planned = deploy::plan_with(&p, &rec, PlanOptions::default())
             .await
             .map_err(failed)?;
+        // Something to change: take the Base's lock (a CLI run or another operator may be
+        // applying the same Base) and plan again under it, as `reconciler apply` does.
+        let mut locks = None;
+        if !planned.plan.is_empty() {
+            locks = Some(crate::lock::acquire(&p, LOCK_WAIT).await.map_err(failed)?);
+            planned = match deploy::plan_with(&p, &rec, PlanOptions::default()).await {
+                Ok(planned) => planned,
+                Err(e) => {
+                    if let Some(locks) = locks.take() {
+                        locks.release(&p).await;
+                    }
+                    return Err(failed(e));
+                }
+            };
+        }
         let drifted = planned
             .plan
             .resources()
@@ -127,6 +146,9 @@ impl Aws for OperatorAws {
         let report = deploy::apply(&rec, &planned.plan, None).await;
         if let Err(error) = deploy::record_results(&p, &planned, &report).await {
             tracing::warn!(error = %format!("{error:#}"), "could not record the results");
+        }
+        if let Some(locks) = locks {
+            locks.release(&p).await;
         }
         let runtime = match &desired.server {
             Some(server) => {
@@ -177,10 +199,16 @@ impl Aws for OperatorAws {
             allow_data_loss,
         )
         .map_err(failed)?;
-        let plan = deploy::plan_destroy(&rec, &graph, &ids)
-            .await
-            .map_err(failed)?;
+        let locks = crate::lock::acquire(&p, LOCK_WAIT).await.map_err(failed)?;
+        let plan = match deploy::plan_destroy(&rec, &graph, &ids).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                locks.release(&p).await;
+                return Err(failed(e));
+            }
+        };
         let report = deploy::apply(&rec, &plan, None).await;
+        locks.release(&p).await;
         if report.is_success() {
             if let Err(error) = deploy::forget_results(&p, &servers).await {
                 tracing::warn!(error = %format!("{error:#}"), "could not forget the results");

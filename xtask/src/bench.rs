@@ -299,4 +299,8 @@ through the Resource Groups Tagging API (`GetResources`, one paged call per regi
 tagged object), and IAM through `GetAccountAuthorizationDetails` (roles with their inline and
 attached policies and tags in one paged call); both replace per-object reads and are the next
 engine work for this benchmark.
+
+The no-op wall time for 100 servers follows from the same reads: the emulator is one Python
+process that serves a few hundred calls a second, so thousands of reads take tens of seconds
+however many are in flight. Fewer reads is the fix for both targets.
 ";

@@ -148,24 +148,16 @@ pub async fn prune_graph(
         }
     }
     let mut resources = render_resources(&p.session.context, &combined, &catalog)?;
-    let mut owners: BTreeMap<ResourceId, String> = BTreeMap::new();
-    let mut records: BTreeMap<String, ResourceId> = BTreeMap::new();
     let orphan_names: BTreeSet<&str> = orphans.iter().map(|o| o.server.as_str()).collect();
-    for r in &resources {
-        if r.kind.as_str() != kinds::PARAMETER {
-            continue;
-        }
-        let Some(server) = r.tags.get(TAG_SERVER) else {
-            continue;
-        };
-        if orphan_names.contains(server.as_str()) {
-            for dep in &r.depends_on {
-                owners.insert(dep.clone(), server.clone());
-            }
-            owners.insert(r.id.clone(), server.clone());
-            records.insert(server.clone(), r.id.clone());
-        }
-    }
+    let owners: BTreeMap<ResourceId, String> = crate::deploy::server_owners(&resources)
+        .into_iter()
+        .filter(|(_, server)| orphan_names.contains(server.as_str()))
+        .collect();
+    let records: BTreeMap<String, ResourceId> = owners
+        .iter()
+        .filter(|(id, _)| id.kind_part() == Some(kinds::PARAMETER))
+        .map(|(id, server)| (server.clone(), id.clone()))
+        .collect();
     for r in &mut resources {
         let Some(server) = owners.get(&r.id) else {
             continue;

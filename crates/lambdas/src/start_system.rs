@@ -205,11 +205,21 @@ pub async fn start_system_at(
         return limited_wake(config, clients, batch, now).await;
     }
 
+    start(config, clients, batch, WakeDecision::Unlimited).await
+}
+
+/// Pushes the activity metric and asks for one instance. Both are attempted: starting the
+/// server matters more than the metric, whose failure is returned after the scale-up.
+async fn start(
+    config: &StartSystemConfig,
+    clients: &StartSystemClients,
+    batch: LogBatchReading,
+    wake: WakeDecision,
+) -> Result<StartSystemOutcome, HandlerError> {
     let metric = put_metric(config, clients).await;
     if let Err(err) = &metric {
         error!(error = %err, "pushing the DNS-traffic metric failed; starting the server anyway");
     }
-
     clients
         .autoscaling
         .update_auto_scaling_group()
@@ -219,13 +229,12 @@ pub async fn start_system_at(
         .await
         .map_err(HandlerError::aws("UpdateAutoScalingGroup"))?;
     info!(asg = %config.asg_name, desired_capacity = 1, "server start requested");
-
     metric?;
     Ok(StartSystemOutcome {
         asg_name: config.asg_name.clone(),
         desired_capacity: 1,
         metric: Some(pushed(config)),
-        wake: WakeDecision::Unlimited,
+        wake,
         batch,
     })
 }
@@ -331,27 +340,7 @@ async fn limited_wake(
         .await
         .map_err(HandlerError::aws("CreateOrUpdateTags"))?;
 
-    let metric = put_metric(config, clients).await;
-    if let Err(err) = &metric {
-        error!(error = %err, "pushing the DNS-traffic metric failed; starting the server anyway");
-    }
-    clients
-        .autoscaling
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(&config.asg_name)
-        .desired_capacity(1)
-        .send()
-        .await
-        .map_err(HandlerError::aws("UpdateAutoScalingGroup"))?;
-    info!(asg = %config.asg_name, desired_capacity = 1, "server start requested");
-    metric?;
-    Ok(StartSystemOutcome {
-        asg_name: config.asg_name.clone(),
-        desired_capacity: 1,
-        metric: Some(pushed(config)),
-        wake: decision,
-        batch,
-    })
+    start(config, clients, batch, decision).await
 }
 
 async fn put_metric(

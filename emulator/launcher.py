@@ -718,6 +718,25 @@ def patch_events() -> None:
 
     EventsHandler.test_event_pattern = test_event_pattern
 
+    # Gap: the Resource Groups Tagging API lists event buses but not rules,
+    # which AWS lists (`events:rule`) with the tags TagResource gave them.
+    from moto.core.resource_tagging import TaggedResource
+    from moto.events.models import EventsBackend
+
+    original_iter = EventsBackend.iter_tagged_resources
+
+    def iter_tagged_resources(self: EventsBackend) -> Any:
+        yield from original_iter(self)
+        for bus in self.event_buses.values():
+            for rule in bus.rules.values():
+                yield TaggedResource(
+                    arn=rule.arn,
+                    tags=self.tagger.get_tag_dict_for_resource(rule.arn),
+                    resource_type="events:rule",
+                )
+
+    EventsBackend.iter_tagged_resources = iter_tagged_resources
+
 
 def patch_instances() -> None:
     """Gap: an EBS block device mapping without a size or snapshot fails every launch.

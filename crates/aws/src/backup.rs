@@ -1,9 +1,9 @@
 //! AWS Backup vaults, plans and selections.
 //!
 //! Observation cost, per region: one paginated `ListBackupVaults` and one paginated
-//! `ListBackupPlans` find vaults and plans by name. AWS Backup has no batch form for the rest:
-//! each existing vault costs a `ListTags`; each plan a `GetBackupPlan` (its rules) and a
-//! `ListTags`. Selections live under a plan and their names are not unique across plans, so the
+//! `ListBackupPlans` find vaults and plans by name. A vault's tags come from the region's tag
+//! index (see [`crate::tagging`]; `ListTags` only where it disagrees); AWS Backup has no batch
+//! form for the rest: each plan costs a `GetBackupPlan` (its rules) and a `ListTags`. Selections live under a plan and their names are not unique across plans, so the
 //! selection client lists the plans once, then calls `ListBackupSelections` for each plan the
 //! reconciler named (`rc-` prefix) and `GetBackupSelection` for each desired selection found.
 
@@ -26,6 +26,7 @@ use serde_json::{json, Map, Value};
 use crate::error::classify;
 use crate::iam::{read_all, updated};
 use crate::pool::ClientPool;
+use crate::tagging;
 use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
 use crate::util;
@@ -173,12 +174,9 @@ impl ResourceClient for VaultClient {
                 Some((*d, v.backup_vault_arn()?.to_string()))
             })
             .collect();
-        let tags = read_all(
-            found
-                .iter()
-                .map(|(_, arn)| read_tags(backup.clone(), arn.clone()))
-                .collect(),
-        )
+        let tags = tagging::tags_of(&self.pool, region, &found, |arn| {
+            read_tags(backup.clone(), arn)
+        })
         .await?;
         Ok(found
             .into_iter()

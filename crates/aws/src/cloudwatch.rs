@@ -1,8 +1,8 @@
 //! CloudWatch alarms and dashboards.
 //!
 //! Observation cost, per region:
-//! - alarms: one `DescribeAlarms` per 100 names (pages included), plus one
-//!   `ListTagsForResource` per existing alarm, because CloudWatch has no batch tag read;
+//! - alarms: one `DescribeAlarms` per 100 names (pages included); tags from the region's tag
+//!   index (see [`crate::tagging`]), `ListTagsForResource` per alarm only where it disagrees;
 //! - dashboards: one paginated `ListDashboards` with the names' common prefix, plus one
 //!   `GetDashboard` per existing dashboard, because only that call returns the body.
 //!
@@ -28,6 +28,7 @@ use serde_json::{json, Map, Value};
 use crate::error::classify;
 use crate::iam::{read_all, updated};
 use crate::pool::ClientPool;
+use crate::tagging;
 use crate::tags::{ensure_managed, tag_delta};
 use crate::util::{self, missing, touches_tags};
 
@@ -352,14 +353,12 @@ impl ResourceClient for AlarmClient {
             };
             found.push((*d, arn.to_string(), alarm_properties(&alarm)));
         }
-        // CloudWatch has no batch tag read: one `ListTagsForResource` per alarm.
         let cw = self.pool.cloudwatch(region);
-        let tags = read_all(
-            found
-                .iter()
-                .map(|(_, arn, _)| read_tags(cw.clone(), arn.clone()))
-                .collect(),
-        )
+        let objects: Vec<(&DesiredResource, String)> =
+            found.iter().map(|(d, arn, _)| (*d, arn.clone())).collect();
+        let tags = tagging::tags_of(&self.pool, region, &objects, |arn| {
+            read_tags(cw.clone(), arn)
+        })
         .await?;
         Ok(found
             .into_iter()

@@ -2,7 +2,8 @@
 //!
 //! Observation cost, per region: one paginated `ListRules` with the longest prefix the desired
 //! names share (it returns description, state and pattern), plus, per existing rule,
-//! `ListTargetsByRule` and `ListTagsForResource`: EventBridge has no batch form of either.
+//! `ListTargetsByRule` (EventBridge has no batch form); tags come from the region's tag index
+//! (see [`crate::tagging`]), with `ListTagsForResource` per rule only where it disagrees.
 //!
 //! A rule and its targets are one resource: targets are managed as a set keyed by their id
 //! (`/targets` is unordered). `PutRule` is an upsert that replaces description, state and
@@ -25,6 +26,7 @@ use serde_json::{json, Map, Value};
 use crate::error::classify;
 use crate::iam::{document_text, read_all, updated};
 use crate::pool::ClientPool;
+use crate::tagging;
 use crate::tags::{ensure_managed, tag_delta};
 use crate::util::{self, missing, touches, touches_tags};
 
@@ -178,7 +180,8 @@ async fn read_tags(
         .collect())
 }
 
-/// Reads a listed rule's targets and tags; `None` when it went away since the listing.
+/// Reads a listed rule's targets (its tags come after, from the tag index); `None` when it went
+/// away since the listing.
 async fn read_rule(
     events: aws_sdk_eventbridge::Client,
     desired: DesiredResource,
@@ -190,7 +193,6 @@ async fn read_rule(
     let Some(targets) = list_targets(&events, &desired.name).await? else {
         return Ok(None);
     };
-    let tags = read_tags(events, arn.clone()).await?;
     let properties = json!({
         "description": rule.description(),
         "state": rule.state().map(RuleState::as_str),
@@ -201,7 +203,7 @@ async fn read_rule(
         &desired,
         properties,
         [("arn", json!(arn)), ("name", json!(desired.name))],
-        tags,
+        IndexMap::new(),
     )))
 }
 
@@ -365,8 +367,24 @@ impl ResourceClient for RuleClient {
                 _ => break,
             }
         }
-        // Targets and tags: one call each per rule, as EventBridge has no batch form.
-        Ok(read_all(reads).await?.into_iter().flatten().collect())
+        // Targets: one call per rule, as EventBridge has no batch form.
+        let mut observed: Vec<Observed> = read_all(reads).await?.into_iter().flatten().collect();
+        let objects: Vec<(&DesiredResource, String)> = observed
+            .iter()
+            .filter_map(|o| {
+                let d = desired.iter().find(|d| d.id == o.id)?;
+                let arn = o.outputs.get("arn").and_then(Value::as_str)?;
+                Some((d, arn.to_string()))
+            })
+            .collect();
+        let tags = tagging::tags_of(&self.pool, region, &objects, |arn| {
+            read_tags(events.clone(), arn)
+        })
+        .await?;
+        for (o, tags) in observed.iter_mut().zip(tags) {
+            o.tags = tags;
+        }
+        Ok(observed)
     }
 
     async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {

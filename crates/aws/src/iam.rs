@@ -26,7 +26,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_iam::types::Tag;
+use aws_sdk_iam::types::{EntityType, RoleDetail, Tag};
 use indexmap::IndexMap;
 use reconciler_engine::diff::FieldChange;
 use reconciler_engine::model::{contains_ref, DesiredResource, Kind, Observed};
@@ -38,7 +38,7 @@ use serde_json::{json, Map, Value};
 use crate::error::classify;
 use crate::pool::ClientPool;
 use crate::tags::ensure_managed;
-use crate::tags::tag_delta;
+use crate::tags::{tag_delta, tags_agree};
 use crate::util::{self, touches, touches_tags};
 
 /// The path every role and profile is created under.
@@ -261,22 +261,8 @@ struct RoleRead {
     tags: IndexMap<String, String>,
 }
 
-/// Reads the parts of one role that `ListRoles` leaves out. IAM has no batch form for these.
-async fn read_role(
-    iam: aws_sdk_iam::Client,
-    role: aws_sdk_iam::types::Role,
-    want: Value,
-) -> Result<RoleRead, ProviderError> {
-    let name = role.role_name().to_string();
-    let tags = iam
-        .list_role_tags()
-        .role_name(&name)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| classify(&format!("ListRoleTags {name}"), e))?;
+/// The properties `ListRoles` returns: path, description and trust policy.
+fn role_listing_properties(role: &aws_sdk_iam::types::Role, want: &Value) -> Map<String, Value> {
     let mut props = Map::new();
     props.insert("path".into(), json!(role.path()));
     props.insert(
@@ -294,6 +280,27 @@ async fn read_role(
             ),
         );
     }
+    props
+}
+
+/// Reads the parts of one role that `ListRoles` leaves out, one call each: for a role the
+/// authorization details do not show yet (created between the two listings).
+async fn read_role(
+    iam: aws_sdk_iam::Client,
+    role: aws_sdk_iam::types::Role,
+    want: Value,
+) -> Result<RoleRead, ProviderError> {
+    let name = role.role_name().to_string();
+    let tags = iam
+        .list_role_tags()
+        .role_name(&name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify(&format!("ListRoleTags {name}"), e))?;
+    let mut props = role_listing_properties(&role, &want);
     if want.get("managedPolicyArns").is_some() {
         let attached = iam
             .list_attached_role_policies()
@@ -346,6 +353,64 @@ async fn read_role(
     })
 }
 
+/// Builds one role's read from its listing and its authorization details, which hold the tags
+/// and the inline and attached policies, so no per-role call is needed.
+fn role_from_details(
+    role: &aws_sdk_iam::types::Role,
+    details: &RoleDetail,
+    want: &Value,
+) -> RoleRead {
+    let mut props = role_listing_properties(role, want);
+    if want.get("managedPolicyArns").is_some() {
+        let arns: Vec<Value> = details
+            .attached_managed_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn())
+            .map(|a| json!(a))
+            .collect();
+        props.insert("managedPolicyArns".into(), Value::Array(arns));
+    }
+    if let Some(wanted_inline) = want.get("inlinePolicies") {
+        let mut inline = Map::new();
+        for policy in details.role_policy_list() {
+            let Some(name) = policy.policy_name() else {
+                continue;
+            };
+            let doc = util::parse_policy(policy.policy_document().unwrap_or_default());
+            inline.insert(name.to_string(), align_policy(doc, wanted_inline.get(name)));
+        }
+        props.insert("inlinePolicies".into(), Value::Object(inline));
+    }
+    RoleRead {
+        arn: role.arn().to_string(),
+        name: role.role_name().to_string(),
+        properties: Value::Object(props),
+        tags: tag_map(details.tags()),
+    }
+}
+
+/// The roles' authorization details by role name: tags, inline policies with their documents,
+/// attached policies and instance profiles, for every role of the account in one paged call
+/// (up to 1000 roles a page).
+async fn role_details(
+    iam: &aws_sdk_iam::Client,
+) -> Result<HashMap<String, RoleDetail>, ProviderError> {
+    let pages: Vec<_> = iam
+        .get_account_authorization_details()
+        .filter(EntityType::Role)
+        .max_items(1000)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify("GetAccountAuthorizationDetails", e))?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.role_detail_list())
+        .filter_map(|d| Some((d.role_name()?.to_string(), d.clone())))
+        .collect())
+}
+
 fn role_observed(desired: &DesiredResource, read: RoleRead) -> Observed {
     util::observed(
         desired,
@@ -389,29 +454,44 @@ impl ResourceClient for RoleClient {
         let wanted = by_name(desired);
         // One paginated listing finds every role; the name filter is client-side because IAM
         // filters listings by path only.
+        // `ListRoles` has descriptions; the authorization details have the rest. Two paged
+        // calls for every role of the account instead of four or more per role.
         let roles = iam
             .list_roles()
+            .max_items(1000)
             .into_paginator()
             .items()
             .send()
             .try_collect()
             .await
             .map_err(|e| classify("ListRoles", e))?;
+        let roles: Vec<(&DesiredResource, aws_sdk_iam::types::Role)> = roles
+            .into_iter()
+            .filter_map(|role| Some((wanted.get(role.role_name()).copied()?, role)))
+            .collect();
+        if roles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let details = role_details(&iam).await?;
+        let mut out = Vec::new();
         let mut found = Vec::new();
         let mut reads = Vec::new();
-        for role in roles {
-            let Some(d) = wanted.get(role.role_name()).copied() else {
-                continue;
-            };
-            found.push(d);
-            reads.push(read_role(iam.clone(), role, d.properties.clone()));
+        for (d, role) in roles {
+            match details.get(role.role_name()) {
+                Some(detail) => out.push(role_observed(
+                    d,
+                    role_from_details(&role, detail, &d.properties),
+                )),
+                None => {
+                    found.push(d);
+                    reads.push(read_role(iam.clone(), role, d.properties.clone()));
+                }
+            }
         }
-        let reads = read_all(reads).await?;
-        Ok(found
-            .into_iter()
-            .zip(reads)
-            .map(|(d, r)| role_observed(d, r))
-            .collect())
+        for (d, r) in found.into_iter().zip(read_all(reads).await?) {
+            out.push(role_observed(d, r));
+        }
+        Ok(out)
     }
 
     async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {
@@ -741,21 +821,45 @@ impl ResourceClient for InstanceProfileClient {
             .try_collect()
             .await
             .map_err(|e| classify("ListInstanceProfiles", e))?;
+        let profiles: Vec<(&DesiredResource, aws_sdk_iam::types::InstanceProfile)> = profiles
+            .into_iter()
+            .filter_map(|p| Some((wanted.get(p.instance_profile_name()).copied()?, p)))
+            .collect();
+        if profiles.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A profile's tags, where its role's authorization details carry them and they agree
+        // with the desired ones; `GetInstanceProfile` for the rest (profiles without a role, or
+        // details without tags).
+        let details = role_details(&iam).await?;
+        let detailed: HashMap<&str, &aws_sdk_iam::types::InstanceProfile> = details
+            .values()
+            .flat_map(|d| d.instance_profile_list())
+            .map(|p| (p.instance_profile_name(), p))
+            .collect();
+        let mut out = Vec::new();
         let mut found = Vec::new();
         let mut reads = Vec::new();
-        for profile in profiles {
+        for (d, profile) in profiles {
             let name = profile.instance_profile_name();
-            if let Some(d) = wanted.get(name).copied() {
-                found.push(d);
-                reads.push(read_profile(iam.clone(), name.to_string()));
+            match detailed.get(name) {
+                Some(p) if tags_agree(&d.tags, &tag_map(p.tags())) => {
+                    let mut listed = profile.clone();
+                    listed.tags = Some(p.tags().to_vec());
+                    out.push(profile_observed(d, &listed));
+                }
+                _ => {
+                    found.push(d);
+                    reads.push(read_profile(iam.clone(), name.to_string()));
+                }
             }
         }
-        let reads = read_all(reads).await?;
-        Ok(found
-            .into_iter()
-            .zip(reads)
-            .filter_map(|(d, p)| p.map(|p| profile_observed(d, &p)))
-            .collect())
+        for (d, p) in found.into_iter().zip(read_all(reads).await?) {
+            if let Some(p) = p {
+                out.push(profile_observed(d, &p));
+            }
+        }
+        Ok(out)
     }
 
     async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {

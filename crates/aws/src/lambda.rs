@@ -48,6 +48,7 @@ use serde_json::{json, Map, Value};
 use crate::error::classify;
 use crate::iam::{read_all, updated};
 use crate::pool::ClientPool;
+use crate::tagging;
 use crate::tags::{ensure_managed, tag_delta};
 use crate::util::{self, touches, touches_tags};
 
@@ -462,15 +463,13 @@ impl ResourceClient for FunctionClient {
             }
         }
 
-        // Lambda has no batch tag read: one `ListTags` per function.
-        let tags = read_all(
-            found
-                .iter()
-                .map(|(_, f)| {
-                    read_function_tags(lambda.clone(), f.function_arn().unwrap_or_default().into())
-                })
-                .collect(),
-        )
+        let objects: Vec<(&DesiredResource, String)> = found
+            .iter()
+            .map(|(d, f)| (*d, f.function_arn().unwrap_or_default().to_string()))
+            .collect();
+        let tags = tagging::tags_of(&self.pool, region, &objects, |arn| {
+            read_function_tags(lambda.clone(), arn)
+        })
         .await?;
 
         let mut out = Vec::new();

@@ -30,12 +30,13 @@ pub mod pool;
 pub mod route53;
 pub mod sns;
 pub mod ssm;
+pub mod tagging;
 pub mod tags;
 pub mod util;
 
 use std::sync::Arc;
 
-use reconciler_engine::provider::{Provider, ResourceClient};
+use reconciler_engine::provider::{ObservationHook, Provider, ResourceClient};
 
 pub use metrics::{CallCounter, CallCounts};
 pub use pool::ClientPool;
@@ -59,11 +60,19 @@ pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
     all
 }
 
+/// What the provider runs when an observation begins: the pool's tag index expires, so each
+/// observation reads tags afresh (see [`tagging`]).
+pub fn observation_hook(pool: &Arc<ClientPool>) -> ObservationHook {
+    let pool = pool.clone();
+    Arc::new(move || pool.tag_index().expire())
+}
+
 /// The provider the engine uses: every client registered by kind.
 pub fn provider(pool: &Arc<ClientPool>) -> Provider {
     let mut provider = Provider::new();
     for client in clients(pool) {
         provider.register(client);
     }
+    provider.on_observation(observation_hook(pool));
     provider
 }

@@ -1,8 +1,9 @@
 //! CloudWatch Logs: log groups, resource policies and subscription filters.
 //!
 //! Observation cost, per region:
-//! - log groups: one paginated `DescribeLogGroups` per name namespace (see [`prefixes`]), plus
-//!   one `ListTagsForResource` per existing group, because the Logs API has no batch tag read;
+//! - log groups: one paginated `DescribeLogGroups` per name namespace (see [`prefixes`]); tags
+//!   from the region's tag index (see [`crate::tagging`]), `ListTagsForResource` per group only
+//!   where the index disagrees with the desired tags;
 //! - resource policies: one paginated `DescribeResourcePolicies` for the whole account;
 //! - subscription filters: one paginated `DescribeSubscriptionFilters` per log group involved,
 //!   because the API lists the filters of one group only and has no account-wide listing.
@@ -21,6 +22,7 @@ use serde_json::{json, Value};
 use crate::error::classify;
 use crate::iam::{align_policy, document_text, read_all, updated};
 use crate::pool::ClientPool;
+use crate::tagging;
 use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
 use crate::util;
@@ -157,12 +159,11 @@ impl ResourceClient for LogGroupClient {
                 found.push((*d, arn, group.retention_in_days()));
             }
         }
-        let tags = read_all(
-            found
-                .iter()
-                .map(|(_, arn, _)| read_tags(logs.clone(), arn.clone()))
-                .collect(),
-        )
+        let objects: Vec<(&DesiredResource, String)> =
+            found.iter().map(|(d, arn, _)| (*d, arn.clone())).collect();
+        let tags = tagging::tags_of(&self.pool, region, &objects, |arn| {
+            read_tags(logs.clone(), arn)
+        })
         .await?;
         Ok(found
             .into_iter()

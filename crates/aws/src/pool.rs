@@ -10,6 +10,8 @@ use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use aws_types::region::Region;
 use aws_types::SdkConfig;
 
+use crate::tagging::TagIndex;
+
 /// Built clients by (service, region), type-erased because each service has its own type.
 type ClientCache = HashMap<(&'static str, String), Box<dyn Any + Send + Sync>>;
 
@@ -18,6 +20,7 @@ pub struct ClientPool {
     base: SdkConfig,
     interceptors: Vec<SharedInterceptor>,
     cache: Mutex<ClientCache>,
+    tag_index: TagIndex,
 }
 
 impl std::fmt::Debug for ClientPool {
@@ -51,6 +54,7 @@ impl ClientPool {
             base,
             interceptors: Vec::new(),
             cache: Mutex::new(HashMap::new()),
+            tag_index: TagIndex::default(),
         }
     }
 
@@ -58,6 +62,11 @@ impl ClientPool {
     pub fn with_interceptor(mut self, interceptor: SharedInterceptor) -> Self {
         self.interceptors.push(interceptor);
         self
+    }
+
+    /// The tag indexes observation shares (see [`crate::tagging`]).
+    pub fn tag_index(&self) -> &TagIndex {
+        &self.tag_index
     }
 
     /// The base configuration.
@@ -97,6 +106,7 @@ impl ClientPool {
     client!(lambda, aws_sdk_lambda, "lambda");
     client!(logs, aws_sdk_cloudwatchlogs, "logs");
     client!(route53, aws_sdk_route53, "route53");
+    client!(tagging, aws_sdk_resourcegroupstagging, "tagging");
     client!(sns, aws_sdk_sns, "sns");
     client!(ssm, aws_sdk_ssm, "ssm");
     client!(sts, aws_sdk_sts, "sts");

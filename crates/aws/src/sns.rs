@@ -1,8 +1,10 @@
 //! SNS topics with their subscriptions.
 //!
 //! Observation cost, per region: one paginated `ListTopics` finds every desired topic by name
-//! (the last part of its ARN). SNS has no batch read for a topic's details, so each topic that
-//! exists costs `GetTopicAttributes`, `ListSubscriptionsByTopic` and `ListTagsForResource`.
+//! (the last part of its ARN). SNS has no batch read for a topic's attributes, so each topic that
+//! exists costs a `GetTopicAttributes`. Subscriptions come from one paged `ListSubscriptions`
+//! when several topics exist (`ListSubscriptionsByTopic` for a single one), and tags from the
+//! region's tag index (see [`crate::tagging`]), `ListTagsForResource` only where it disagrees.
 //!
 //! Subscriptions are managed as a set of (`protocol`, `endpoint`). An email or HTTPS
 //! subscription waits for its owner's confirmation: until then SNS lists it with the ARN
@@ -15,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_sns::types::Tag;
+use aws_sdk_sns::types::{Subscription, Tag};
 use indexmap::IndexMap;
 use reconciler_engine::diff::FieldChange;
 use reconciler_engine::model::{DesiredResource, Kind, Observed};
@@ -26,6 +28,7 @@ use serde_json::{json, Value};
 use crate::error::classify;
 use crate::iam::{align_policy, document_text, read_all};
 use crate::pool::ClientPool;
+use crate::tagging;
 use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
 use crate::util;
@@ -105,12 +108,45 @@ fn sns_tags(tags: &IndexMap<String, String>) -> Result<Vec<Tag>, ProviderError> 
         .collect()
 }
 
-/// Reads one topic's attributes, subscriptions and tags, shaped like `want`. `None` when the
-/// topic went away since the listing.
+/// Reads one topic's attributes, subscriptions and tags, shaped like `want`: the read-back after
+/// a create or update. `None` when the topic went away.
 async fn read_topic(
     sns: aws_sdk_sns::Client,
     desired: DesiredResource,
     arn: String,
+) -> Result<Option<Observed>, ProviderError> {
+    let Some(mut observed) = read_topic_untagged(sns.clone(), desired, arn.clone(), None).await?
+    else {
+        return Ok(None);
+    };
+    observed.tags = read_tags(sns, arn).await?;
+    Ok(Some(observed))
+}
+
+async fn read_tags(
+    sns: aws_sdk_sns::Client,
+    arn: String,
+) -> Result<IndexMap<String, String>, ProviderError> {
+    let out = sns
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| classify(&format!("ListTagsForResource {arn}"), e))?;
+    Ok(out
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect())
+}
+
+/// Reads one topic's attributes and, unless `listed` holds them already, its subscriptions;
+/// tags are left empty for the caller. `None` when the topic went away since the listing.
+async fn read_topic_untagged(
+    sns: aws_sdk_sns::Client,
+    desired: DesiredResource,
+    arn: String,
+    listed: Option<Vec<Subscription>>,
 ) -> Result<Option<Observed>, ProviderError> {
     let attrs = match sns.get_topic_attributes().topic_arn(&arn).send().await {
         Ok(out) => out.attributes().cloned().unwrap_or_default(),
@@ -122,21 +158,18 @@ async fn read_topic(
             return Err(err);
         }
     };
-    let subs = sns
-        .list_subscriptions_by_topic()
-        .topic_arn(&arn)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| classify(&format!("ListSubscriptionsByTopic {arn}"), e))?;
-    let tags = sns
-        .list_tags_for_resource()
-        .resource_arn(&arn)
-        .send()
-        .await
-        .map_err(|e| classify(&format!("ListTagsForResource {arn}"), e))?;
+    let subs = match listed {
+        Some(subs) => subs,
+        None => sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&arn)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify(&format!("ListSubscriptionsByTopic {arn}"), e))?,
+    };
     let wanted = desired_subs(&desired);
     let mut subscriptions = Vec::new();
     for s in &subs {
@@ -167,17 +200,34 @@ async fn read_topic(
         "policy": policy,
         "subscriptions": subscriptions,
     });
-    let tags: IndexMap<String, String> = tags
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
     Ok(Some(util::observed(
         &desired,
         properties,
         [("arn", json!(arn))],
-        tags,
+        IndexMap::new(),
     )))
+}
+
+/// Every subscription of the region by topic ARN: one paged `ListSubscriptions` (100 a page)
+/// instead of one `ListSubscriptionsByTopic` per topic.
+async fn subscriptions_by_topic(
+    sns: &aws_sdk_sns::Client,
+) -> Result<HashMap<String, Vec<Subscription>>, ProviderError> {
+    let all: Vec<Subscription> = sns
+        .list_subscriptions()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify("ListSubscriptions", e))?;
+    let mut out: HashMap<String, Vec<Subscription>> = HashMap::new();
+    for s in all {
+        if let Some(topic) = s.topic_arn() {
+            out.entry(topic.to_string()).or_default().push(s);
+        }
+    }
+    Ok(out)
 }
 
 fn topic_arn(desired: &DesiredResource, observed: &Observed) -> Result<String, ProviderError> {
@@ -236,17 +286,44 @@ impl ResourceClient for TopicClient {
             .try_collect()
             .await
             .map_err(|e| classify("ListTopics", e))?;
-        let mut reads = Vec::new();
-        for topic in topics {
-            let Some(arn) = topic.topic_arn() else {
-                continue;
-            };
-            let name = arn.rsplit(':').next().unwrap_or_default();
-            if let Some(d) = by_name.get(name) {
-                reads.push(read_topic(sns.clone(), (*d).clone(), arn.to_string()));
-            }
+        let found: Vec<(&DesiredResource, String)> = topics
+            .iter()
+            .filter_map(|topic| {
+                let arn = topic.topic_arn()?;
+                let d = by_name.get(arn.rsplit(':').next().unwrap_or_default())?;
+                Some((*d, arn.to_string()))
+            })
+            .collect();
+        // Subscriptions: for several topics, one listing of the region's subscriptions costs
+        // fewer calls than one listing per topic.
+        let mut listed = if found.len() > 1 {
+            Some(subscriptions_by_topic(&sns).await?)
+        } else {
+            None
+        };
+        let reads = found
+            .iter()
+            .map(|(d, arn)| {
+                let subs = listed
+                    .as_mut()
+                    .map(|by_topic| by_topic.remove(arn).unwrap_or_default());
+                read_topic_untagged(sns.clone(), (*d).clone(), arn.clone(), subs)
+            })
+            .collect();
+        let mut observed: Vec<Observed> = read_all(reads).await?.into_iter().flatten().collect();
+        let objects: Vec<(&DesiredResource, String)> = found
+            .iter()
+            .filter(|(d, _)| observed.iter().any(|o| o.id == d.id))
+            .cloned()
+            .collect();
+        let tags = tagging::tags_of(&self.pool, region, &objects, |arn| {
+            read_tags(sns.clone(), arn)
+        })
+        .await?;
+        for (o, tags) in observed.iter_mut().zip(tags) {
+            o.tags = tags;
         }
-        Ok(read_all(reads).await?.into_iter().flatten().collect())
+        Ok(observed)
     }
 
     async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {

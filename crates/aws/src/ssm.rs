@@ -16,8 +16,9 @@ use reconciler_render::kinds;
 use serde_json::{json, Value};
 
 use crate::error::classify;
-use crate::iam::{read_all, updated};
+use crate::iam::updated;
 use crate::pool::ClientPool;
+use crate::tagging;
 use crate::tags::{ensure_managed, tag_delta};
 use crate::util::{self, touches, touches_tags};
 
@@ -169,20 +170,37 @@ impl ResourceClient for ParameterClient {
                     continue;
                 };
                 let value = p.value().and_then(decode_value).unwrap_or(Value::Null);
-                found.push((*d, value, p.version()));
+                found.push((
+                    *d,
+                    value,
+                    p.version(),
+                    p.arn().unwrap_or_default().to_string(),
+                ));
             }
         }
-        let tags = read_all(
-            found
-                .iter()
-                .map(|(d, _, _)| read_tags(ssm.clone(), d.name.clone()))
-                .collect(),
-        )
+        let objects: Vec<(&DesiredResource, String)> = found
+            .iter()
+            .map(|(d, _, _, arn)| (*d, arn.clone()))
+            .collect();
+        let names: HashMap<&str, &str> = found
+            .iter()
+            .map(|(d, _, _, arn)| (arn.as_str(), d.name.as_str()))
+            .collect();
+        let tags = tagging::tags_of(&self.pool, region, &objects, |arn| {
+            read_tags(
+                ssm.clone(),
+                names
+                    .get(arn.as_str())
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
         .await?;
         Ok(found
             .into_iter()
             .zip(tags)
-            .map(|((d, value, version), tags)| {
+            .map(|((d, value, version, _), tags)| {
                 util::observed(
                     d,
                     json!({ "value": value }),
@@ -299,21 +317,36 @@ pub async fn list_by_path(
         .map_err(|e| classify(&format!("GetParametersByPath {path}"), e))?;
     let params: Vec<&aws_sdk_ssm::types::Parameter> =
         pages.iter().flat_map(|p| p.parameters()).collect();
-    let found: Vec<(String, Option<Value>)> = params
+    let found: Vec<(String, Option<Value>, String)> = params
         .iter()
-        .filter_map(|p| Some((p.name()?.to_string(), p.value().and_then(decode_value))))
+        .filter_map(|p| {
+            Some((
+                p.name()?.to_string(),
+                p.value().and_then(decode_value),
+                p.arn().unwrap_or_default().to_string(),
+            ))
+        })
         .collect();
-    let tags = read_all(
-        found
-            .iter()
-            .map(|(name, _)| read_tags(ssm.clone(), name.clone()))
-            .collect(),
-    )
+    let arns: Vec<&str> = found.iter().map(|(_, _, arn)| arn.as_str()).collect();
+    let names: HashMap<&str, &str> = found
+        .iter()
+        .map(|(name, _, arn)| (arn.as_str(), name.as_str()))
+        .collect();
+    let tags = tagging::owned_tags_of(pool, region, &arns, |arn| {
+        read_tags(
+            ssm.clone(),
+            names
+                .get(arn.as_str())
+                .copied()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    })
     .await?;
     Ok(found
         .into_iter()
         .zip(tags)
-        .map(|((name, value), tags)| StoredParameter { name, value, tags })
+        .map(|((name, value, _), tags)| StoredParameter { name, value, tags })
         .collect())
 }
 

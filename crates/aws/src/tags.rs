@@ -48,6 +48,12 @@ pub fn tag_delta(
     (set, remove)
 }
 
+/// True when `current` leaves no tag to set or remove for `desired` (see [`tag_delta`]).
+pub fn tags_agree(desired: &IndexMap<String, String>, current: &IndexMap<String, String>) -> bool {
+    let (set, remove) = tag_delta(desired, current);
+    set.is_empty() && remove.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

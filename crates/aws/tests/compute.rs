@@ -71,6 +71,7 @@ impl Env {
             ClientPool::new(cfg.clone()).with_interceptor(SharedInterceptor::new(counter.clone())),
         );
         let mut provider = Provider::new();
+        provider.on_observation(reconciler_aws::observation_hook(&pool));
         for client in autoscaling::clients(&pool)
             .into_iter()
             .chain(ecs::clients(&pool))

@@ -56,6 +56,7 @@ fn harness(region: &str) -> Harness {
         ClientPool::new(config.clone()).with_interceptor(SharedInterceptor::new(counter.clone())),
     );
     let mut provider = Provider::new();
+    provider.on_observation(reconciler_aws::observation_hook(&pool));
     for client in reconciler_aws::ec2::clients(&pool) {
         provider.register(client);
     }

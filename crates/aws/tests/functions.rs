@@ -77,6 +77,8 @@ impl Harness {
                 ArtifactLocator::dir(&artifacts),
             )))
             .with(Arc::new(PermissionClient::new(pool.clone())));
+        let mut provider = provider;
+        provider.on_observation(reconciler_aws::observation_hook(&pool));
         let reconciler = Reconciler::new(provider, Options::default().with_retry(retry));
         Harness {
             account,
@@ -278,10 +280,12 @@ async fn function_and_permission_life_cycle() {
         json!(rule_arn)
     );
 
-    // Converged: one listing, one tag read, one policy read; nothing uploaded again.
+    // Converged: one listing, tags from the region's tag index (no per-function tag read), one
+    // policy read; nothing uploaded again.
     let again = h.assert_converged(&graph).await;
     assert_eq!(calls(&again, "ListFunctions"), 1);
-    assert_eq!(calls(&again, "ListTags"), 1);
+    assert_eq!(calls(&again, "GetResources"), 1);
+    assert_eq!(calls(&again, "ListTags"), 0);
     assert_eq!(calls(&again, "GetPolicy"), 1);
     assert_eq!(calls(&again, "UpdateFunctionCode"), 0);
 

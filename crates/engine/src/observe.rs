@@ -117,6 +117,7 @@ pub async fn observe_graph(
     call_timeout: Option<Duration>,
 ) -> Result<ObservedState, ObserveError> {
     check_kinds(provider, graph)?;
+    provider.observation_started();
     let semaphore = Arc::new(Semaphore::new(max_concurrency.max(1)));
     let mut tasks = FuturesUnordered::new();
     for ((kind, region), members) in graph.groups() {

@@ -261,10 +261,14 @@ pub trait ResourceClient: Send + Sync {
     ) -> Result<(), ProviderError>;
 }
 
+/// Called when an observation of a whole graph begins.
+pub type ObservationHook = Arc<dyn Fn() + Send + Sync>;
+
 /// The registry of clients by kind.
 #[derive(Clone, Default)]
 pub struct Provider {
     clients: HashMap<Kind, (Arc<dyn ResourceClient>, KindSpec)>,
+    on_observation: Option<ObservationHook>,
 }
 
 impl fmt::Debug for Provider {
@@ -303,6 +307,20 @@ impl Provider {
     /// The spec of `kind`.
     pub fn spec(&self, kind: &Kind) -> Option<&KindSpec> {
         self.clients.get(kind).map(|(_, s)| s)
+    }
+
+    /// Sets what runs when an observation of a whole graph begins: where clients that share
+    /// reads across kinds within one observation (a region's tag index) forget the last one's.
+    pub fn on_observation(&mut self, hook: ObservationHook) -> &mut Self {
+        self.on_observation = Some(hook);
+        self
+    }
+
+    /// Announces that an observation of a whole graph begins.
+    pub fn observation_started(&self) {
+        if let Some(hook) = &self.on_observation {
+            hook();
+        }
     }
 
     /// Registered kinds, sorted.

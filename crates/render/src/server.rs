@@ -361,9 +361,12 @@ pub fn render(
     let task_id = task.id.to_string();
     out.push(tagged(task, names.tags("compute")));
 
+    // The cluster by its known ARN rather than a reference: observation can then describe the
+    // service in its own cluster in one call, instead of searching every managed cluster.
     let service = DesiredResource::new(kinds::SERVICE, local, region, names.name(""))
+        .with_dependency(cluster_id.as_str())
         .with_properties(json!({
-            "cluster": reference(cluster_id.as_str(), "arn"),
+            "cluster": cluster_arn,
             "taskDefinition": reference(task_id.as_str(), "arn"),
             "launchType": "EC2",
             "schedulingStrategy": "DAEMON",

@@ -373,6 +373,72 @@ async fn event_patterns_see_fields_inside_arrays_of_objects() {
     }
 }
 
+/// The tagging API lists event rules with their tags, as AWS does (moto lists only buses).
+#[tokio::test]
+async fn tagged_event_rules_are_in_the_tag_index() {
+    let config = config();
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let tag = |k: &str, v: &str| {
+        aws_sdk_eventbridge::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .unwrap()
+    };
+    let arn = events
+        .put_rule()
+        .name("indexed")
+        .event_pattern(r#"{"source":["aws.ec2"]}"#)
+        .tags(tag("owner", "tests"))
+        .send()
+        .await
+        .unwrap()
+        .rule_arn()
+        .unwrap()
+        .to_string();
+    events
+        .put_rule()
+        .name("untagged")
+        .event_pattern(r#"{"source":["aws.ec2"]}"#)
+        .send()
+        .await
+        .unwrap();
+    events
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags(tag("later", "yes"))
+        .send()
+        .await
+        .unwrap();
+    let tagging = aws_sdk_resourcegroupstagging::Client::new(&config);
+    let out = tagging
+        .get_resources()
+        .resource_type_filters("events")
+        .tag_filters(
+            aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+                .key("owner")
+                .values("tests")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let found: Vec<(&str, Vec<(&str, &str)>)> = out
+        .resource_tag_mapping_list()
+        .iter()
+        .map(|m| {
+            let mut tags: Vec<(&str, &str)> =
+                m.tags().iter().map(|t| (t.key(), t.value())).collect();
+            tags.sort();
+            (m.resource_arn().unwrap(), tags)
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![(arn.as_str(), vec![("later", "yes"), ("owner", "tests")])]
+    );
+}
+
 /// A group whose launch template maps the root device with encryption and type only (the
 /// size comes from the AMI on AWS) gets its instance.
 #[tokio::test]

@@ -140,6 +140,13 @@ pub async fn plan_with(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> Res
         p.graph.iter(),
     )
     .await?;
+    // Without pruning, observe first: looking for orphans then reuses the observation's tag
+    // index instead of fetching its own.
+    let observed = if opts.prune {
+        None
+    } else {
+        Some(rec.observe(&p.graph).await?)
+    };
     let (orphans, unreadable) = crate::prune::find_orphans(p).await?;
     let mut planned = Planned {
         plan: Plan::default(),
@@ -149,7 +156,9 @@ pub async fn plan_with(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> Res
         pruned_owners: BTreeMap::new(),
         graph_len: p.graph.len(),
     };
-    if opts.prune && !planned.orphans.is_empty() {
+    if let Some(observed) = observed {
+        planned.plan = rec.plan(&p.graph, &observed, &[])?;
+    } else if !planned.orphans.is_empty() {
         let pg = crate::prune::prune_graph(p, &planned.orphans, opts.allow_data_loss).await?;
         let observed = rec.observe(&pg.graph).await?;
         let unowned = crate::prune::unowned(&pg.graph, &pg.delete, &observed);

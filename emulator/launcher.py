@@ -843,8 +843,38 @@ def patch_query_logging() -> None:
     Route53Backend.create_query_logging_config = create_query_logging_config
 
 
+def patch_tagging_pages() -> None:
+    """Gap: GetResources limits every page to 100 tags even when the caller
+    gives only ResourcesPerPage, so pages of resources with five tags hold
+    twenty. AWS limits tags per page only when TagsPerPage is given (its
+    documentation recommends ResourcesPerPage instead)."""
+    import threading
+
+    from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+    from moto.resourcegroupstaggingapi.responses import ResourceGroupsTaggingAPIResponse
+
+    original_response = ResourceGroupsTaggingAPIResponse.get_resources
+    original_backend = ResourceGroupsTaggingAPIBackend.get_resources
+    request = threading.local()
+
+    def backend_get_resources(self: ResourceGroupsTaggingAPIBackend, *args: Any, **kwargs: Any) -> Any:
+        if getattr(request, "tags_unlimited", False):
+            kwargs["tags_per_page"] = 1 << 31
+        return original_backend(self, *args, **kwargs)
+
+    def get_resources(self: ResourceGroupsTaggingAPIResponse) -> Any:
+        request.tags_unlimited = self._get_param("TagsPerPage") is None
+        try:
+            return original_response(self)
+        finally:
+            request.tags_unlimited = False
+
+    ResourceGroupsTaggingAPIBackend.get_resources = backend_get_resources
+    ResourceGroupsTaggingAPIResponse.get_resources = get_resources
+
+
 PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates, patch_ecs, patch_events,
-           patch_instances, patch_idempotency, patch_query_logging]
+           patch_instances, patch_idempotency, patch_query_logging, patch_tagging_pages]
 
 
 # ---------------------------------------------------------------------------

@@ -391,11 +391,12 @@ fn role_from_details(
 
 /// The roles' authorization details by role name: tags, inline policies with their documents,
 /// attached policies and instance profiles, for every role of the account in one paged call
-/// (up to 1000 roles a page).
+/// (up to 1000 roles a page). Empty when the caller may not read them: every role is then read
+/// one call at a time.
 async fn role_details(
     iam: &aws_sdk_iam::Client,
 ) -> Result<HashMap<String, RoleDetail>, ProviderError> {
-    let pages: Vec<_> = iam
+    let pages: Vec<_> = match iam
         .get_account_authorization_details()
         .filter(EntityType::Role)
         .max_items(1000)
@@ -403,7 +404,17 @@ async fn role_details(
         .send()
         .try_collect()
         .await
-        .map_err(|e| classify("GetAccountAuthorizationDetails", e))?;
+    {
+        Ok(pages) => pages,
+        Err(e) => {
+            let e = classify("GetAccountAuthorizationDetails", e);
+            if e.class == reconciler_engine::provider::ErrorClass::Terminal {
+                tracing::debug!(error = %e, "authorization details unavailable; reading roles one by one");
+                return Ok(HashMap::new());
+            }
+            return Err(e);
+        }
+    };
     Ok(pages
         .iter()
         .flat_map(|p| p.role_detail_list())

@@ -439,6 +439,40 @@ async fn tagged_event_rules_are_in_the_tag_index() {
     );
 }
 
+/// Without `TagsPerPage`, a page holds `ResourcesPerPage` resources however many tags they
+/// carry (moto limited every page to 100 tags).
+#[tokio::test]
+async fn tag_index_pages_are_limited_by_resources_only() {
+    let config = config();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    for i in 0..30 {
+        let tags: std::collections::HashMap<String, String> =
+            (0..8).map(|t| (format!("k{t}"), format!("v{i}"))).collect();
+        logs.create_log_group()
+            .log_group_name(format!("/pages/g{i}"))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .unwrap();
+    }
+    let tagging = aws_sdk_resourcegroupstagging::Client::new(&config);
+    let page = tagging
+        .get_resources()
+        .resources_per_page(25)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.resource_tag_mapping_list().len(), 25);
+    let limited = tagging
+        .get_resources()
+        .resources_per_page(25)
+        .tags_per_page(100)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.resource_tag_mapping_list().len(), 12);
+}
+
 /// A group whose launch template maps the root device with encryption and type only (the
 /// size comes from the AMI on AWS) gets its instance.
 #[tokio::test]

@@ -765,3 +765,28 @@ fn a_recorded_spec_renders_the_same_resources_again() {
         }
     }
 }
+
+/// `calibrate` reads a server's traffic through `IdleActivity::for_server`; it must describe
+/// exactly the metrics the rendered idle alarm reads, file systems included.
+#[test]
+fn the_idle_activity_of_a_server_is_its_alarms_metrics() {
+    let set = examples();
+    let g = graph();
+    for server in &set.servers {
+        let base = set
+            .bases
+            .iter()
+            .find(|b| Some(&b.doc.metadata.name) == server.doc.spec.base_ref.as_ref())
+            .or(set.bases.first())
+            .unwrap();
+        let local = &server.doc.metadata.name;
+        let alarm = get(&g, &format!("{}/{local}-idle", kinds::ALARM));
+        let activity = reconciler_render::wake::IdleActivity::for_server(&base.doc, &server.doc);
+        assert_eq!(
+            alarm.properties["metrics"],
+            Value::Array(activity.alarm_queries()),
+            "{local}"
+        );
+        assert_eq!(activity.volume_reads.len(), server.doc.spec.volumes.len());
+    }
+}

@@ -213,6 +213,18 @@ pub fn render(
         if v.kept_on_delete(spec.maturity) {
             fs = fs.retained();
         }
+        // An existing file system (adopted) or a recovery point (restored) instead of a new,
+        // empty one: the provider's create does that, everything downstream is the same.
+        if let Some(existing) = &v.adopt {
+            fs.properties["adopt"] = json!(existing);
+        }
+        if let Some(arn) = &v.restore_from {
+            fs.properties["restoreFrom"] = json!({
+                "recoveryPointArn": arn,
+                "backupVaultName": reference(base_refs.backup_vault.as_str(), "name"),
+                "iamRoleArn": reference(base_refs.backup_role.as_str(), "arn")
+            });
+        }
         let fs = tagged(fs, names.tags("storage"));
         let fs_id = fs.id.to_string();
         out.push(fs);

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import gzip
 import io
 import json
 import math
@@ -258,6 +259,9 @@ class RpcV2CborShim:
 
         raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         try:
+            # The SDKs gzip large bodies (PutMetricData over 10 KiB), as AWS accepts.
+            if environ.get("HTTP_CONTENT_ENCODING", "").lower() == "gzip":
+                raw = gzip.decompress(raw)
             decoded = cbor2.loads(raw) if raw else {}
         except Exception as exc:  # noqa: BLE001
             return self._error(start_response, 400, "SerializationException", f"bad CBOR: {exc}")
@@ -279,6 +283,7 @@ class RpcV2CborShim:
             "wsgi.input": io.BytesIO(body),
         })
         inner.pop("HTTP_SMITHY_PROTOCOL", None)
+        inner.pop("HTTP_CONTENT_ENCODING", None)
         if "awsQueryCompatible" in model.metadata:
             inner["HTTP_X_AMZN_QUERY_MODE"] = "true"
 

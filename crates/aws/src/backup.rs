@@ -837,6 +837,127 @@ fn merge_conditions(value: &Value) -> Value {
     Value::Object(out)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Restores (for `efs.file-system` with `restoreFrom`)
+// ---------------------------------------------------------------------------------------------
+
+/// Restores an EFS recovery point into a new file system and returns its id, once the restore
+/// job has completed. `restore` is the file system's `restoreFrom` property:
+/// `recoveryPointArn`, `backupVaultName` (where the recovery point lives) and `iamRoleArn`
+/// (the role AWS Backup restores with).
+///
+/// The restore metadata is the recovery point's own (`GetRecoveryPointRestoreMetadata`, which
+/// names the source file system) with `newFileSystem=true`, encryption and performance mode as
+/// the volume wants and the volume's name as `CreationToken`. The job's idempotency token is a
+/// function of the volume and the recovery point, so a create retried after an interruption
+/// (or after the wait ran out) follows the same job instead of starting a second restore.
+pub(crate) async fn restore_file_system(
+    pool: &ClientPool,
+    desired: &DesiredResource,
+    restore: &Value,
+    interval: std::time::Duration,
+    limit: std::time::Duration,
+) -> Result<String, ProviderError> {
+    let field = |key: &str| {
+        restore.get(key).and_then(Value::as_str).ok_or_else(|| {
+            ProviderError::terminal(format!("{}: restoreFrom.{key} is missing", desired.id))
+        })
+    };
+    let arn = field("recoveryPointArn")?;
+    let vault = field("backupVaultName")?;
+    let role = field("iamRoleArn")?;
+    let backup = pool.backup(&desired.region);
+    let what = format!("{}: restoring {arn}", desired.id);
+    let source = backup
+        .get_recovery_point_restore_metadata()
+        .backup_vault_name(vault)
+        .recovery_point_arn(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            let mut err = classify(&format!("GetRecoveryPointRestoreMetadata {arn}"), e);
+            if err.class == ErrorClass::NotFound {
+                err.class = ErrorClass::Terminal;
+                err.message = format!(
+                    "{what}: no such recovery point in vault {vault} ({})",
+                    err.message
+                );
+            }
+            err
+        })?;
+    let mut metadata: HashMap<String, String> =
+        source.restore_metadata().cloned().unwrap_or_default();
+    metadata.insert("newFileSystem".into(), "true".into());
+    metadata.insert("CreationToken".into(), desired.name.clone());
+    let encrypted = desired
+        .properties
+        .get("encrypted")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    metadata.insert("Encrypted".into(), encrypted.to_string());
+    if let Some(mode) = util::opt_str(desired, "performanceMode") {
+        metadata.insert("PerformanceMode".into(), mode.to_string());
+    }
+    let started = backup
+        .start_restore_job()
+        .recovery_point_arn(arn)
+        .iam_role_arn(role)
+        .resource_type("EFS")
+        .idempotency_token(bounded(&format!("{}|{arn}", desired.name), 64))
+        .set_metadata(Some(metadata))
+        .send()
+        .await
+        .map_err(|e| classify(&format!("StartRestoreJob {arn}"), e))?;
+    let job = started
+        .restore_job_id()
+        .ok_or_else(|| {
+            ProviderError::terminal(format!("{what}: StartRestoreJob returned no job id"))
+        })?
+        .to_string();
+    let started_at = tokio::time::Instant::now();
+    loop {
+        let out = backup
+            .describe_restore_job()
+            .restore_job_id(&job)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("DescribeRestoreJob {job}"), e))?;
+        let status = out
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        match status.as_str() {
+            "COMPLETED" => {
+                let created = out.created_resource_arn().unwrap_or_default();
+                return created
+                    .rsplit('/')
+                    .next()
+                    .filter(|id| id.starts_with("fs-"))
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        ProviderError::terminal(format!(
+                            "{what}: restore job {job} completed without a file system (created `{created}`)"
+                        ))
+                    });
+            }
+            "ABORTED" | "FAILED" => {
+                return Err(ProviderError::terminal(format!(
+                    "{what}: restore job {job} is {status}: {}",
+                    out.status_message().unwrap_or("no reason given")
+                )));
+            }
+            _ => {}
+        }
+        if started_at.elapsed() >= limit {
+            return Err(ProviderError::eventual_consistency(format!(
+                "{what}: restore job {job} still `{status}` after {}s",
+                limit.as_secs()
+            )));
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,12 @@
 //! idempotency key: a create interrupted after AWS accepted it answers
 //! `FileSystemAlreadyExists` on the next run, which the engine turns into adoption.
 //!
+//! A volume can also start from an existing file system (`adopt`) or from an AWS Backup
+//! recovery point (`restoreFrom`, see `backup::restore_file_system`). Then create makes
+//! nothing: it checks the file system (region, encryption, no other owner) and tags it as the
+//! volume's, `Name` included; since its creation token is not ours, observe finds it by that
+//! tag from then on. Mount targets, policy and backups follow as for a created one.
+//!
 //! Observation cost, per region: one paginated `DescribeFileSystems` lists every file system
 //! (tokens, settings and tags in one answer); EFS has no batch read of file system policies, so
 //! each existing file system whose policy is managed costs one `DescribeFileSystemPolicy`.
@@ -43,10 +49,10 @@ use serde_json::{json, Value};
 use crate::error::classify;
 use crate::iam::{align_policy, document_text, read_all, updated};
 use crate::pool::ClientPool;
-use crate::tags::ensure_managed;
-use crate::tags::tag_delta;
+use crate::tags::{ensure_managed, is_managed, tag_delta};
 use crate::util;
 use crate::util::{touches, touches_tags};
+use reconciler_render::naming::{TAG_BASE, TAG_SERVER};
 
 /// How often a create or delete polls the object's state.
 const POLL_INTERVAL: Duration = Duration::from_secs(3);
@@ -55,6 +61,9 @@ const FILE_SYSTEM_WAIT: Duration = Duration::from_secs(5 * 60);
 /// How long a mount target may take to become available or to go away (AWS documents about a
 /// minute and a half for either).
 const MOUNT_TARGET_WAIT: Duration = Duration::from_secs(8 * 60);
+/// How long a restore from a recovery point may take before the create gives up (the engine
+/// retries; the restore job's idempotency token makes the retry wait for the same job).
+const RESTORE_WAIT: Duration = Duration::from_secs(60 * 60);
 
 /// The clients of this service.
 pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
@@ -165,6 +174,37 @@ async fn list_file_systems(
         .collect())
 }
 
+/// Whether `fs` is the file system named `name` (a desired file system's name): created with
+/// that creation token, or adopted or restored and then tagged as ours with that `Name`. An
+/// adopted file system keeps the creation token it was made with, so the tag is how later runs
+/// (and the mount targets) find it.
+fn is_named(fs: &FileSystemDescription, name: &str) -> bool {
+    if fs.creation_token() == name {
+        return true;
+    }
+    let tags = tag_map(fs.tags());
+    is_managed(&tags) && tags.get("Name").map(String::as_str) == Some(name)
+}
+
+/// The file systems of `all` by desired name (see [`is_named`]); a creation-token match wins
+/// over a tag match.
+fn by_name<'a>(
+    all: &'a [FileSystemDescription],
+    names: impl IntoIterator<Item = &'a str>,
+) -> HashMap<&'a str, &'a FileSystemDescription> {
+    let mut out = HashMap::new();
+    for name in names {
+        let found = all
+            .iter()
+            .find(|fs| fs.creation_token() == name)
+            .or_else(|| all.iter().find(|fs| is_named(fs, name)));
+        if let Some(fs) = found {
+            out.insert(name, fs);
+        }
+    }
+    out
+}
+
 /// The region's availability zones in name order: the order `availabilityZoneIndex` counts in,
 /// the same rule as for subnets (zones proper only, not Local or Wavelength Zones).
 async fn zone_names(ec2: &aws_sdk_ec2::Client) -> Result<Vec<String>, ProviderError> {
@@ -256,6 +296,10 @@ fn file_system_observed(
     if let Some(policy) = policy {
         properties["fileSystemPolicy"] = policy;
     }
+    if desired.properties.get("adopt").is_some() {
+        // Which file system the volume is: a different `adopt` is a different volume.
+        properties["adopt"] = json!(fs.file_system_id());
+    }
     util::observed(
         desired,
         properties,
@@ -308,6 +352,9 @@ impl ResourceClient for FileSystemClient {
         KindSpec::new()
             .immutable("/encrypted")
             .immutable("/performanceMode")
+            .immutable("/adopt")
+            // Read only by the create that restores the volume.
+            .runtime_owned("/restoreFrom")
     }
 
     async fn observe(
@@ -319,14 +366,12 @@ impl ResourceClient for FileSystemClient {
             return Ok(Vec::new());
         }
         let efs = self.pool.efs(region);
-        let by_token: HashMap<&str, &DesiredResource> =
-            desired.iter().map(|d| (d.name.as_str(), d)).collect();
-        let mut found = Vec::new();
-        for fs in list_file_systems(&efs).await? {
-            if let Some(d) = by_token.get(fs.creation_token()) {
-                found.push((*d, fs));
-            }
-        }
+        let all = list_file_systems(&efs).await?;
+        let named = by_name(&all, desired.iter().map(|d| d.name.as_str()));
+        let found: Vec<(&DesiredResource, FileSystemDescription)> = desired
+            .iter()
+            .filter_map(|d| named.get(d.name.as_str()).map(|fs| (d, (*fs).clone())))
+            .collect();
         // Policies only where they are managed; EFS has no batch read for them.
         let reads = found
             .iter()
@@ -351,6 +396,21 @@ impl ResourceClient for FileSystemClient {
     }
 
     async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {
+        if let Some(id) = util::opt_str(desired, "adopt") {
+            return self.adopt(desired, id, true).await;
+        }
+        if let Some(restore) = desired.properties.get("restoreFrom") {
+            let id = crate::backup::restore_file_system(
+                &self.pool,
+                desired,
+                restore,
+                POLL_INTERVAL,
+                RESTORE_WAIT,
+            )
+            .await?;
+            // The new file system is ours whatever tags the backup carried over.
+            return self.adopt(desired, &id, false).await;
+        }
         let efs = self.pool.efs(&desired.region);
         let token = desired.name.as_str();
         let out = efs
@@ -472,6 +532,121 @@ impl ResourceClient for FileSystemClient {
     }
 }
 
+impl FileSystemClient {
+    /// Makes the existing file system `id` the desired one: checks that it is in the
+    /// resource's region, usable (encryption and performance mode as desired, which cannot
+    /// change later) and, with `check_owner`, not another volume's; then tags it as this volume
+    /// and puts its policy. Nothing is created, so its data stays as it is.
+    async fn adopt(
+        &self,
+        desired: &DesiredResource,
+        id: &str,
+        check_owner: bool,
+    ) -> Result<Observed, ProviderError> {
+        let efs = self.pool.efs(&desired.region);
+        let what = format!("{}: adopting file system {id}", desired.id);
+        let found = match efs.describe_file_systems().file_system_id(id).send().await {
+            Ok(out) => out.file_systems().first().cloned(),
+            Err(e) => {
+                let err = classify(&format!("DescribeFileSystems {id}"), e);
+                if err.class != ErrorClass::NotFound {
+                    return Err(err);
+                }
+                None
+            }
+        };
+        let Some(fs) = found.filter(|fs| !is_gone(fs.life_cycle_state())) else {
+            return Err(ProviderError::terminal(format!(
+                "{what}: there is no file system {id} in {}; `adopt` names a file system of the \
+                 Base's region",
+                desired.region
+            ))
+            .with_code("FileSystemNotFound"));
+        };
+        let tags = tag_map(fs.tags());
+        if check_owner {
+            if let Some(owner) = other_owner(desired, &tags) {
+                return Err(ProviderError::terminal(format!(
+                    "{what}: it belongs to {owner}; a file system serves one volume, so remove \
+                     `adopt` or free it in the other spec first"
+                )));
+            }
+        }
+        let want_encrypted = desired
+            .properties
+            .get("encrypted")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if want_encrypted && !fs.encrypted().unwrap_or(false) {
+            return Err(ProviderError::terminal(format!(
+                "{what}: it is not encrypted, and volumes must be (EFS cannot encrypt an \
+                 existing file system: copy the data into an encrypted one, e.g. with AWS \
+                 DataSync, and adopt that)"
+            )));
+        }
+        if let Some(mode) = util::opt_str(desired, "performanceMode") {
+            if fs.performance_mode().as_str() != mode {
+                return Err(ProviderError::terminal(format!(
+                    "{what}: its performance mode is `{}`, volumes use `{mode}` (fixed at \
+                     creation)",
+                    fs.performance_mode().as_str()
+                )));
+            }
+        }
+        wait_until(
+            &format!("file system {id} ({})", desired.name),
+            POLL_INTERVAL,
+            FILE_SYSTEM_WAIT,
+            || file_system_state(&efs, id),
+            |s| s == Some("available"),
+        )
+        .await?;
+        // Our tags, with `Name`: how later runs find it (its creation token is not ours).
+        let (set, _) = tag_delta(&desired.tags, &tags);
+        if !set.is_empty() {
+            efs.tag_resource()
+                .resource_id(id)
+                .set_tags(Some(efs_tags(&set)?))
+                .send()
+                .await
+                .map_err(|e| classify(&format!("TagResource {id}"), e))?;
+        }
+        let policy = desired.properties.get("fileSystemPolicy").cloned();
+        if let Some(policy) = policy.as_ref().filter(|p| !p.is_null()) {
+            put_policy(&efs, desired, id, policy).await?;
+        }
+        let mut merged = tags;
+        merged.extend(desired.tags.clone());
+        let mut observed = file_system_observed(desired, &fs, policy);
+        observed.tags = merged;
+        Ok(observed)
+    }
+}
+
+/// Who else owns a file system, by its ownership tags: another server, Base or volume. `None`
+/// when it carries no ownership tag or is already this volume's.
+fn other_owner(desired: &DesiredResource, tags: &IndexMap<String, String>) -> Option<String> {
+    if !is_managed(tags) {
+        return None;
+    }
+    let get = |map: &IndexMap<String, String>, key: &str| map.get(key).cloned();
+    let same = [TAG_BASE, TAG_SERVER]
+        .iter()
+        .all(|k| get(tags, k) == get(&desired.tags, k))
+        && tags.get("Name").map(String::as_str) == Some(desired.name.as_str());
+    if same {
+        return None;
+    }
+    Some(match (get(tags, TAG_SERVER), get(tags, TAG_BASE)) {
+        (Some(server), Some(base)) => format!(
+            "server `{server}` of Base `{base}` (volume `{}`)",
+            tags.get("Name").map(String::as_str).unwrap_or("?")
+        ),
+        (None, Some(base)) => format!("Base `{base}`"),
+        _ => "another reconciler-managed object".to_string(),
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // efs.mount-target
 // ---------------------------------------------------------------------------------------------
@@ -590,16 +765,10 @@ impl ResourceClient for MountTargetClient {
         }
         let efs = self.pool.efs(region);
         let tokens: HashSet<&str> = wanted.iter().map(|(_, t, _)| *t).collect();
-        let file_systems: HashMap<String, String> = list_file_systems(&efs)
-            .await?
+        let all = list_file_systems(&efs).await?;
+        let file_systems: HashMap<String, String> = by_name(&all, tokens)
             .into_iter()
-            .filter(|fs| tokens.contains(fs.creation_token()))
-            .map(|fs| {
-                (
-                    fs.creation_token().to_string(),
-                    fs.file_system_id().to_string(),
-                )
-            })
+            .map(|(name, fs)| (name.to_string(), fs.file_system_id().to_string()))
             .collect();
         if file_systems.is_empty() {
             return Ok(Vec::new());

@@ -18,11 +18,14 @@
 //!   plan with selections can be deleted (AWS refuses; the plan client deletes leftover
 //!   selections first anyway);
 //! - a vault's recovery points cannot be made here, so the "vault still holds recovery points"
-//!   message is not exercised.
+//!   message is not exercised;
+//! - restores (`GetRecoveryPointRestoreMetadata`, `StartRestoreJob`, `DescribeRestoreJob`) are
+//!   not implemented: the restore test gets them answered by the fault proxy's scripted
+//!   replies, in AWS's shapes, and everything else from the emulator.
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,8 +52,13 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        let account = fresh_account_id();
-        let config = Emulator::shared().sdk_config(REGION, &account);
+        Harness::at(fresh_account_id(), Emulator::shared().url())
+    }
+
+    /// A harness for `account` whose provider calls go to `endpoint` (the emulator, or a proxy
+    /// in front of it).
+    fn at(account: String, endpoint: &str) -> Self {
+        let config = reconciler_testkit::sdk_config(endpoint, REGION, &account);
         let counter = CallCounter::new();
         let pool = Arc::new(
             ClientPool::new(config).with_interceptor(SharedInterceptor::new(counter.clone())),
@@ -973,6 +981,380 @@ async fn a_retained_file_system_survives_destroy_and_is_adopted_again() {
     let efs = aws_sdk_efs::Client::new(&h.sdk(REGION));
     let all = efs.describe_file_systems().send().await.unwrap();
     assert_eq!(all.file_systems().len(), 1);
+}
+
+/// [`efs_graph`] with `extra` merged into the file system's properties (`adopt`,
+/// `restoreFrom`).
+fn efs_graph_with(
+    names: &ServerNames,
+    net: &Network,
+    retained: bool,
+    extra: Value,
+) -> DesiredGraph {
+    let resources: Vec<DesiredResource> = efs_graph(names, net, retained)
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            if r.kind.as_str() == kinds::FILE_SYSTEM {
+                for (k, v) in extra.as_object().unwrap() {
+                    r.properties[k] = v.clone();
+                }
+            }
+            r
+        })
+        .collect();
+    DesiredGraph::new(resources).unwrap()
+}
+
+/// A file system made directly with the SDK (outside the reconciler), with `tags`.
+async fn hand_made_file_system(
+    h: &Harness,
+    token: &str,
+    encrypted: bool,
+    tags: &[(String, String)],
+) -> String {
+    let efs = aws_sdk_efs::Client::new(&h.sdk(REGION));
+    let tags: Vec<aws_sdk_efs::types::Tag> = tags
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_efs::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    efs.create_file_system()
+        .creation_token(token)
+        .encrypted(encrypted)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .unwrap()
+        .file_system_id()
+        .to_string()
+}
+
+async fn file_system_tags(h: &Harness, id: &str) -> BTreeMap<String, String> {
+    let efs = aws_sdk_efs::Client::new(&h.sdk(REGION));
+    let out = efs
+        .describe_file_systems()
+        .file_system_id(id)
+        .send()
+        .await
+        .unwrap();
+    out.file_systems()[0]
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+async fn mount_target_file_systems(h: &Harness, id: &str) -> usize {
+    let efs = aws_sdk_efs::Client::new(&h.sdk(REGION));
+    efs.describe_mount_targets()
+        .file_system_id(id)
+        .send()
+        .await
+        .unwrap()
+        .mount_targets()
+        .len()
+}
+
+/// Applies a graph expected to fail; the failure messages.
+async fn apply_failures(h: &Harness, graph: &DesiredGraph) -> Vec<String> {
+    let plan = h.plan(graph).await;
+    let report = h.reconciler.apply(&plan, &NoEvents).await;
+    report
+        .failures()
+        .map(|(id, e)| format!("{id}: {e}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_existing_file_system_is_adopted_not_created() {
+    let h = Harness::new();
+    let names = ServerNames::new("main", "adopttest");
+    let net = network(&h).await;
+    let existing =
+        hand_made_file_system(&h, "made-by-hand", true, &[("team".into(), "games".into())]).await;
+    let graph = efs_graph_with(&names, &net, true, json!({ "adopt": existing }));
+
+    h.counter.reset();
+    let plan = h.apply(&graph).await;
+    assert_eq!(
+        plan.action(&"efs.file-system/data".into()),
+        Some(Action::Create)
+    );
+    let counts = h.counter.snapshot();
+    assert_eq!(calls(&counts, "CreateFileSystem"), 0);
+    assert_eq!(calls(&counts, "CreateMountTarget"), 2);
+    let efs = aws_sdk_efs::Client::new(&h.sdk(REGION));
+    assert_eq!(
+        efs.describe_file_systems()
+            .send()
+            .await
+            .unwrap()
+            .file_systems()
+            .len(),
+        1,
+        "no second file system"
+    );
+    let tags = file_system_tags(&h, &existing).await;
+    assert_eq!(tags["reconciler.dev/managed-by"], "reconciler");
+    assert_eq!(tags["reconciler.dev/server"], "adopttest");
+    assert_eq!(tags["Name"], names.efs_creation_token("Data"));
+    assert_eq!(tags["team"], "games", "other tags are left alone");
+    assert_eq!(mount_target_file_systems(&h, &existing).await, 2);
+    // Found again by its tags (its creation token is not ours): nothing to do.
+    h.assert_converged(&graph).await;
+
+    // Another `adopt` is another volume: a replacement, blocked as the data is kept.
+    let other = efs_graph_with(
+        &names,
+        &net,
+        true,
+        json!({ "adopt": "fs-0123456789abcdef0" }),
+    );
+    assert_eq!(
+        h.plan(&other).await.action(&"efs.file-system/data".into()),
+        Some(Action::Blocked)
+    );
+
+    // Destroy keeps the adopted file system.
+    h.counter.reset();
+    let plan = h.destroy(&graph).await;
+    let retained: Vec<&str> = plan.retained().map(|r| r.id.as_str()).collect();
+    assert_eq!(retained, vec!["efs.file-system/data"]);
+    assert_eq!(calls(&h.counter.snapshot(), "DeleteFileSystem"), 0);
+    assert_eq!(file_system_tags(&h, &existing).await["team"], "games");
+}
+
+#[tokio::test]
+async fn adoption_refuses_another_servers_a_missing_or_an_unencrypted_file_system() {
+    let h = Harness::new();
+    let names = ServerNames::new("main", "refusetest");
+    let net = network(&h).await;
+
+    // Owned by another server of the Base: left as it is.
+    let owner = ServerNames::new("main", "other");
+    let mut owner_tags: Vec<(String, String)> = owner.tags("storage").into_iter().collect();
+    owner_tags.push(("Name".into(), owner.efs_creation_token("Data")));
+    let owned = hand_made_file_system(&h, "rc-other-data", true, &owner_tags).await;
+    let failures = apply_failures(
+        &h,
+        &efs_graph_with(&names, &net, true, json!({ "adopt": owned })),
+    )
+    .await;
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.contains(&format!("adopting file system {owned}"))
+                && f.contains("belongs to server `other` of Base `main`")),
+        "{failures:?}"
+    );
+    let tags = file_system_tags(&h, &owned).await;
+    assert_eq!(tags["reconciler.dev/server"], "other");
+    assert_eq!(mount_target_file_systems(&h, &owned).await, 0);
+
+    // Not in this region (nor anywhere).
+    let failures = apply_failures(
+        &h,
+        &efs_graph_with(
+            &names,
+            &net,
+            true,
+            json!({ "adopt": "fs-0123456789abcdef0" }),
+        ),
+    )
+    .await;
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.contains("there is no file system fs-0123456789abcdef0 in eu-west-1")),
+        "{failures:?}"
+    );
+
+    // Unencrypted: volumes are encrypted, and EFS cannot encrypt in place.
+    let plain = hand_made_file_system(&h, "plain", false, &[]).await;
+    let failures = apply_failures(
+        &h,
+        &efs_graph_with(&names, &net, true, json!({ "adopt": plain })),
+    )
+    .await;
+    assert!(
+        failures.iter().any(|f| f.contains("is not encrypted")),
+        "{failures:?}"
+    );
+    assert!(!file_system_tags(&h, &plain)
+        .await
+        .contains_key("reconciler.dev/managed-by"));
+}
+
+#[tokio::test]
+async fn a_volume_is_restored_from_a_recovery_point_and_adopted() {
+    // Gap: the emulator has no AWS Backup restores. The proxy answers the three restore calls
+    // with AWS-shaped replies; the file system the restore job "creates" is made in the
+    // emulator beforehand, carrying the backed-up volume's tags (another server's, which a
+    // restore may bring along), and everything after the job is real emulator traffic.
+    let account = fresh_account_id();
+    let setup = Harness::at(account.clone(), Emulator::shared().url());
+    let names = ServerNames::new("main", "restoretest");
+    let net = network(&setup).await;
+    let source = ServerNames::new("main", "original");
+    let mut source_tags: Vec<(String, String)> = source.tags("storage").into_iter().collect();
+    source_tags.push(("Name".into(), source.efs_creation_token("Data")));
+    let restored = hand_made_file_system(&setup, "restore-job-output", true, &source_tags).await;
+
+    let arn = format!(
+        "arn:aws:backup:{REGION}:{account}:recovery-point:1EB3B5E7-9EB0-435A-A80B-108B488B0D45"
+    );
+    let reply = |method: &str, path: &str, body: Value| reconciler_testkit::proxy::Reply {
+        method: method.into(),
+        path_prefix: path.into(),
+        status: 200,
+        body: body.to_string(),
+    };
+    let proxy = reconciler_testkit::proxy::Proxy::start(
+        Emulator::shared().url(),
+        reconciler_testkit::proxy::FaultPlan {
+            replies: vec![
+                reply(
+                    "GET",
+                    "/backup-vaults/rc-main/recovery-points/",
+                    json!({
+                        "BackupVaultArn": format!("arn:aws:backup:{REGION}:{account}:backup-vault:rc-main"),
+                        "RecoveryPointArn": arn,
+                        "ResourceType": "EFS",
+                        "RestoreMetadata": {
+                            "file-system-id": "fs-5ce0ba5e",
+                            "Encrypted": "true",
+                            "PerformanceMode": "generalPurpose",
+                            "CreationToken": "rc-original-data",
+                            "newFileSystem": "false"
+                        }
+                    }),
+                ),
+                reply("PUT", "/restore-jobs", json!({ "RestoreJobId": "job-1" })),
+                reply(
+                    "GET",
+                    "/restore-jobs/job-1",
+                    json!({ "RestoreJobId": "job-1", "Status": "RUNNING" }),
+                ),
+                reply(
+                    "GET",
+                    "/restore-jobs/job-1",
+                    json!({
+                        "RestoreJobId": "job-1",
+                        "Status": "COMPLETED",
+                        "CreatedResourceArn": format!("arn:aws:elasticfilesystem:{REGION}:{account}:file-system/{restored}")
+                    }),
+                ),
+            ],
+            ..Default::default()
+        },
+    );
+    let h = Harness::at(account.clone(), proxy.url());
+    let role = format!("arn:aws:iam::{account}:role/rc-main-backup");
+    let graph = efs_graph_with(
+        &names,
+        &net,
+        true,
+        json!({ "restoreFrom": { "recoveryPointArn": arn, "backupVaultName": "rc-main", "iamRoleArn": role } }),
+    );
+
+    h.counter.reset();
+    let plan = h.apply(&graph).await;
+    assert_eq!(
+        plan.action(&"efs.file-system/data".into()),
+        Some(Action::Create)
+    );
+    assert_eq!(calls(&h.counter.snapshot(), "CreateFileSystem"), 0);
+    let replied = proxy.stats().replied;
+    assert_eq!(replied.len(), 4, "{replied:?}");
+    let (_, _, body) = &replied[1];
+    let start: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(start["RecoveryPointArn"], arn.as_str());
+    assert_eq!(start["IamRoleArn"], role.as_str());
+    assert_eq!(start["ResourceType"], "EFS");
+    assert!(start["IdempotencyToken"]
+        .as_str()
+        .is_some_and(|t| t.len() <= 64));
+    let metadata = &start["Metadata"];
+    assert_eq!(metadata["newFileSystem"], "true");
+    assert_eq!(metadata["CreationToken"], names.efs_creation_token("Data"));
+    assert_eq!(
+        metadata["file-system-id"], "fs-5ce0ba5e",
+        "the recovery point's own metadata"
+    );
+    assert_eq!(metadata["Encrypted"], "true");
+
+    // The restored file system is this volume's now, with its mount targets.
+    let tags = file_system_tags(&setup, &restored).await;
+    assert_eq!(tags["reconciler.dev/server"], "restoretest");
+    assert_eq!(tags["Name"], names.efs_creation_token("Data"));
+    assert_eq!(mount_target_file_systems(&setup, &restored).await, 2);
+    // From now on it is found by its tags and `restoreFrom` is not read again: converged, and
+    // no further restore call reached the proxy.
+    h.assert_converged(&graph).await;
+    assert_eq!(proxy.stats().replied.len(), 4);
+}
+
+#[tokio::test]
+async fn a_failed_restore_job_is_reported() {
+    // Gap as above: the restore calls are scripted replies.
+    let account = fresh_account_id();
+    let setup = Harness::at(account.clone(), Emulator::shared().url());
+    let names = ServerNames::new("main", "failtest");
+    let net = network(&setup).await;
+    let arn = format!("arn:aws:backup:{REGION}:{account}:recovery-point:abc");
+    let reply = |method: &str, path: &str, body: Value| reconciler_testkit::proxy::Reply {
+        method: method.into(),
+        path_prefix: path.into(),
+        status: 200,
+        body: body.to_string(),
+    };
+    let proxy = reconciler_testkit::proxy::Proxy::start(
+        Emulator::shared().url(),
+        reconciler_testkit::proxy::FaultPlan {
+            replies: vec![
+                reply(
+                    "GET",
+                    "/backup-vaults/rc-main/recovery-points/",
+                    json!({ "RestoreMetadata": { "file-system-id": "fs-5ce0ba5e" } }),
+                ),
+                reply("PUT", "/restore-jobs", json!({ "RestoreJobId": "job-2" })),
+                reply(
+                    "GET",
+                    "/restore-jobs/job-2",
+                    json!({ "RestoreJobId": "job-2", "Status": "FAILED", "StatusMessage": "Access denied to the KMS key" }),
+                ),
+            ],
+            ..Default::default()
+        },
+    );
+    let h = Harness::at(account.clone(), proxy.url());
+    let graph = efs_graph_with(
+        &names,
+        &net,
+        true,
+        json!({ "restoreFrom": { "recoveryPointArn": arn, "backupVaultName": "rc-main", "iamRoleArn": "arn:aws:iam::123456789012:role/r" } }),
+    );
+    let failures = apply_failures(&h, &graph).await;
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.contains("restore job job-2 is FAILED: Access denied to the KMS key")),
+        "{failures:?}"
+    );
+    let efs = aws_sdk_efs::Client::new(&setup.sdk(REGION));
+    assert!(efs
+        .describe_file_systems()
+        .send()
+        .await
+        .unwrap()
+        .file_systems()
+        .is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -83,6 +83,9 @@ enum Command {
     Sleep(ServerArgs),
     /// What each server costs: fixed per month and per running hour (offline price table).
     Cost(StatusArgs),
+    /// Propose a watchdog threshold from the server's traffic history in CloudWatch (its idle
+    /// peak plus a margin), with the data it is based on.
+    Calibrate(CalibrateArgs),
     /// Reconcile continuously, with a per-server backoff on failure; stops on SIGTERM or
     /// Ctrl-C between cycles.
     Watch(WatchArgs),
@@ -196,6 +199,33 @@ enum StatusFormat {
     Json,
     /// YAML.
     Yaml,
+}
+
+#[derive(Args, Debug)]
+struct CalibrateArgs {
+    /// Spec files or directories (recursing into *.yaml and *.yml); `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
+    files: Vec<PathBuf>,
+    /// The server.
+    name: String,
+    /// Days of history to read, ending now (CloudWatch keeps one-minute data 15 days).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=15))]
+    days: u32,
+    /// Margin over the idle peak, in percent (`20` or `20%`).
+    #[arg(long, default_value = "20", value_parser = parse_percent)]
+    margin: f64,
+    /// Output format: text, or one JSON object with every minute used.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+    output: Format,
+}
+
+/// `20` or `20%`: a percentage of 0 or more.
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a percentage such as 20 or 20%")),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -472,6 +502,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Watch(args) => runtime()?.block_on(watch_cmd(&args, &aws)),
         Command::Operator(args) => runtime()?.block_on(operator_cmd(args, aws)),
         Command::Cost(args) => runtime()?.block_on(cost_cmd(&args, &aws)),
+        Command::Calibrate(args) => runtime()?.block_on(calibrate_cmd(&args, &aws)),
     }
 }
 
@@ -608,6 +639,28 @@ async fn cost_cmd(args: &StatusArgs, aws: &AwsOptions) -> Result<u8> {
         StatusFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&report)?),
     }
     Ok(EXIT_OK)
+}
+
+async fn calibrate_cmd(args: &CalibrateArgs, aws: &AwsOptions) -> Result<u8> {
+    let Some(p) = prepare(&args.files, aws).await? else {
+        return Ok(EXIT_ERROR);
+    };
+    let rec = p.session.reconciler(aws);
+    let opts = reconciler_cli::calibrate::CalibrateOptions {
+        days: args.days,
+        margin_percent: args.margin,
+    };
+    let report = reconciler_cli::calibrate::calibrate(&p, &rec, &args.name, opts).await?;
+    match args.output {
+        Format::Text => print!("{}", reconciler_cli::calibrate::calibration_text(&report)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    // No proposal (nothing ran in the window) is a failure for scripts.
+    Ok(if report.proposed_threshold.is_some() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
 }
 
 async fn wake_cmd(args: &ServerArgs, aws: &AwsOptions, wake: bool) -> Result<u8> {

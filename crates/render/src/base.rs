@@ -25,6 +25,10 @@ pub struct BaseRefs {
     pub admin_topic_arn: String,
     /// The key pair's name when SSH is on.
     pub key_pair: Option<String>,
+    /// The backup vault (where recovery points to restore volumes from live).
+    pub backup_vault: String,
+    /// The role AWS Backup backs up and restores with.
+    pub backup_role: String,
 }
 
 /// Renders a Base.
@@ -161,6 +165,8 @@ pub fn render(cx: &Context, doc: &BaseDocument) -> (Vec<DesiredResource>, BaseRe
         admin_topic,
         admin_topic_arn: topic_arn,
         key_pair,
+        backup_vault: vault_id,
+        backup_role: role_id,
     };
     (out, refs)
 }

@@ -54,8 +54,11 @@ pub mod kinds {
     pub const INSTANCE_PROFILE: &str = "iam.instance-profile";
     /// CloudWatch Logs log group: `retentionInDays`. Outputs `arn`, `name`.
     pub const LOG_GROUP: &str = "logs.log-group";
-    /// EFS file system, found by creation token (its name): `encrypted`, `performanceMode`,
-    /// `throughputMode`, `fileSystemPolicy`. Outputs `id`, `arn`.
+    /// EFS file system, found by creation token (its name), or by its `Name` tag when adopted
+    /// or restored: `encrypted`, `performanceMode`, `throughputMode`, `fileSystemPolicy`;
+    /// optional `adopt` (an existing file system id, used instead of creating one) or
+    /// `restoreFrom` {`recoveryPointArn`, `backupVaultName`, `iamRoleArn`} (create by restoring
+    /// a recovery point; read at create only). Outputs `id`, `arn`.
     pub const FILE_SYSTEM: &str = "efs.file-system";
     /// EFS mount target: `fileSystemId`, `subnetId`, `securityGroups`. Outputs `id`.
     pub const MOUNT_TARGET: &str = "efs.mount-target";

@@ -36,6 +36,12 @@ pub struct ServerRefs {
     pub file_systems: Vec<(String, String)>,
 }
 
+/// The local part of a volume's file system resource id (`<server>-<volume, lower case>`).
+/// Others that read a server's file systems (the idle alarm, `calibrate`) name them with it.
+pub fn file_system_local(server: &str, volume: &str) -> String {
+    format!("{server}-{}", volume.to_ascii_lowercase())
+}
+
 /// Renders a server's compute and storage.
 pub fn render(
     cx: &Context,
@@ -192,7 +198,7 @@ pub fn render(
     let mut fs_refs = Vec::new();
     for (volume, v) in &spec.volumes {
         let token = names.efs_creation_token(volume);
-        let fs_local = format!("{local}-{}", volume.to_ascii_lowercase());
+        let fs_local = file_system_local(local, volume);
         let mut fs = DesiredResource::new(kinds::FILE_SYSTEM, &fs_local, region, &token)
             .with_properties(json!({
                 "encrypted": true,
@@ -206,6 +212,18 @@ pub fn render(
         }
         if v.kept_on_delete(spec.maturity) {
             fs = fs.retained();
+        }
+        // An existing file system (adopted) or a recovery point (restored) instead of a new,
+        // empty one: the provider's create does that, everything downstream is the same.
+        if let Some(existing) = &v.adopt {
+            fs.properties["adopt"] = json!(existing);
+        }
+        if let Some(arn) = &v.restore_from {
+            fs.properties["restoreFrom"] = json!({
+                "recoveryPointArn": arn,
+                "backupVaultName": reference(base_refs.backup_vault.as_str(), "name"),
+                "iamRoleArn": reference(base_refs.backup_role.as_str(), "arn")
+            });
         }
         let fs = tagged(fs, names.tags("storage"));
         let fs_id = fs.id.to_string();

@@ -68,6 +68,178 @@ pub fn route53_log_policy(cx: &Context) -> DesiredResource {
         }))
 }
 
+/// Period of every query of the idle alarm, in seconds: one minute, the resolution EC2
+/// detailed monitoring (on in the launch template) gives.
+pub const IDLE_PERIOD_SECONDS: u32 = 60;
+
+/// One metric the idle alarm reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdleMetric {
+    /// The query id in the alarm's metric math.
+    pub id: String,
+    /// CloudWatch namespace.
+    pub namespace: String,
+    /// Metric name.
+    pub metric_name: String,
+    /// Dimensions, name and value. A file system's id is a reference until it is resolved
+    /// ([`IdleActivity::resolve`]).
+    pub dimensions: Vec<(String, Value)>,
+    /// The statistic over each period.
+    pub stat: &'static str,
+}
+
+impl IdleMetric {
+    fn query(&self) -> Value {
+        let dimensions: Vec<Value> = self
+            .dimensions
+            .iter()
+            .map(|(name, value)| json!({ "name": name, "value": value }))
+            .collect();
+        json!({
+            "id": self.id,
+            "metric": { "namespace": self.namespace, "metricName": self.metric_name, "dimensions": dimensions },
+            "period": IDLE_PERIOD_SECONDS, "stat": self.stat, "returnData": false
+        })
+    }
+}
+
+/// The raw values of the idle alarm's metrics in one period (`None`: no datapoint).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActivitySample {
+    /// Bytes received by the group's instances in the period (`Sum`).
+    pub network_in: Option<f64>,
+    /// The DNS wake metric (`Maximum`).
+    pub dns_hits: Option<f64>,
+    /// Bytes read from each volume in the period (`Sum`), in [`IdleActivity::volume_reads`]
+    /// order.
+    pub volume_reads: Vec<Option<f64>>,
+}
+
+/// What the idle alarm measures: bytes in per second, minus bytes read from the server's
+/// volumes per second (EFS reads arrive as network traffic but are not players), plus DNS
+/// hits (a lookup is a player on the way). The alarm's metric math and [`Self::activity`], the
+/// same arithmetic for one period, live side by side here so `reconciler calibrate` computes
+/// exactly what the alarm compares with its threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdleActivity {
+    /// `NetworkIn` of the server's Auto Scaling group.
+    pub network_in: IdleMetric,
+    /// The DNS wake metric the start Lambda pushes.
+    pub dns_hits: IdleMetric,
+    /// `DataReadIOBytes` of each volume, in spec order.
+    pub volume_reads: Vec<IdleMetric>,
+}
+
+impl IdleActivity {
+    /// The idle alarm's metrics for a server whose file systems are `file_systems` (volume id,
+    /// file system resource id).
+    pub fn new(names: &ServerNames, file_systems: &[(String, String)]) -> Self {
+        let local = names.server.as_str();
+        let network_in = IdleMetric {
+            id: "b_in".into(),
+            namespace: "AWS/EC2".into(),
+            metric_name: "NetworkIn".into(),
+            dimensions: vec![("AutoScalingGroupName".into(), json!(names.name("")))],
+            stat: "Sum",
+        };
+        let dns_hits = IdleMetric {
+            id: "dns_hit".into(),
+            namespace: metric_namespace(local),
+            metric_name: DNS_METRIC.into(),
+            dimensions: vec![("ServerName".into(), json!(local))],
+            stat: "Maximum",
+        };
+        let volume_reads = file_systems
+            .iter()
+            .map(|(volume, fs_id)| IdleMetric {
+                id: format!("efs_out_{}", volume.to_ascii_lowercase()),
+                namespace: "AWS/EFS".into(),
+                metric_name: "DataReadIOBytes".into(),
+                dimensions: vec![("FileSystemId".into(), reference(fs_id.as_str(), "id"))],
+                stat: "Sum",
+            })
+            .collect();
+        IdleActivity {
+            network_in,
+            dns_hits,
+            volume_reads,
+        }
+    }
+
+    /// The idle alarm's metrics for a server of `base`, as [`render`] builds them.
+    pub fn for_server(base: &BaseDocument, doc: &ContainerSpecDocument) -> Self {
+        let local = doc.metadata.name.as_str();
+        let file_systems: Vec<(String, String)> = doc
+            .spec
+            .volumes
+            .keys()
+            .map(|volume| {
+                let local = crate::server::file_system_local(local, volume);
+                (volume.clone(), format!("{}/{local}", kinds::FILE_SYSTEM))
+            })
+            .collect();
+        IdleActivity::new(&ServerNames::new(&base.metadata.name, local), &file_systems)
+    }
+
+    /// Every raw metric: network in, DNS hits, then the volumes.
+    pub fn metrics(&self) -> impl Iterator<Item = &IdleMetric> {
+        [&self.network_in, &self.dns_hits]
+            .into_iter()
+            .chain(self.volume_reads.iter())
+    }
+
+    /// Substitutes the references in the dimensions (file system ids) with what `lookup`
+    /// answers; returns those it could not answer.
+    pub fn resolve(
+        &mut self,
+        lookup: &dyn Fn(&reconciler_engine::model::Reference) -> Option<Value>,
+    ) -> Vec<reconciler_engine::model::Reference> {
+        let mut unresolved = Vec::new();
+        for metric in self.volume_reads.iter_mut() {
+            for (_, value) in metric.dimensions.iter_mut() {
+                unresolved.extend(reconciler_engine::model::resolve_refs(value, lookup));
+            }
+        }
+        unresolved
+    }
+
+    /// The alarm's `metrics`: the raw queries and the math over them, `activity` returned.
+    pub fn alarm_queries(&self) -> Vec<Value> {
+        let mut metrics = vec![
+            json!({ "id": "activity", "expression": "IF(traffic_in - volumes_out > 0, traffic_in - volumes_out, 0) + FILL(dns_hit, 0)", "label": "Traffic that counts as players", "returnData": true }),
+            json!({ "id": "traffic_in", "expression": "b_in / PERIOD(b_in)", "label": "Bytes in per second", "returnData": false }),
+            self.network_in.query(),
+            self.dns_hits.query(),
+        ];
+        let mut efs_terms = Vec::new();
+        for read in &self.volume_reads {
+            metrics.push(read.query());
+            efs_terms.push(format!("FILL({}, 0)", read.id));
+        }
+        let volumes_out = if efs_terms.is_empty() {
+            "0".to_string()
+        } else {
+            format!("({}) / {IDLE_PERIOD_SECONDS}", efs_terms.join(" + "))
+        };
+        metrics.push(json!({ "id": "volumes_out", "expression": volumes_out, "label": "EFS bytes read per second", "returnData": false }));
+        metrics
+    }
+
+    /// [`Self::alarm_queries`]' `activity` for one period: `None` when the group reported no
+    /// network traffic (no instance ran), as the metric math yields no value then and the
+    /// alarm treats the period as missing.
+    pub fn activity(&self, sample: &ActivitySample) -> Option<f64> {
+        let period = f64::from(IDLE_PERIOD_SECONDS);
+        // traffic_in = b_in / PERIOD(b_in)
+        let traffic_in = sample.network_in? / period;
+        // volumes_out = (FILL(efs_out_a, 0) + ...) / 60, or 0 without volumes
+        let volumes_out = sample.volume_reads.iter().flatten().sum::<f64>() / period;
+        // IF(traffic_in - volumes_out > 0, traffic_in - volumes_out, 0) + FILL(dns_hit, 0)
+        let players = traffic_in - volumes_out;
+        Some(if players > 0.0 { players } else { 0.0 } + sample.dns_hits.unwrap_or(0.0))
+    }
+}
+
 /// Ids of the resources of the wake path that others refer to.
 #[derive(Debug, Clone)]
 pub struct WakeRefs {
@@ -378,28 +550,7 @@ pub fn render(
     out.push(policy);
 
     let asg_dim = json!([{ "name": "AutoScalingGroupName", "value": asg_name }]);
-    let mut metrics = vec![
-        json!({ "id": "activity", "expression": "IF(traffic_in - volumes_out > 0, traffic_in - volumes_out, 0) + FILL(dns_hit, 0)", "label": "Traffic that counts as players", "returnData": true }),
-        json!({ "id": "traffic_in", "expression": "b_in / PERIOD(b_in)", "label": "Bytes in per second", "returnData": false }),
-        json!({ "id": "b_in", "metric": { "namespace": "AWS/EC2", "metricName": "NetworkIn", "dimensions": asg_dim }, "period": 60, "stat": "Sum", "returnData": false }),
-        json!({ "id": "dns_hit", "metric": { "namespace": namespace, "metricName": DNS_METRIC, "dimensions": [{ "name": "ServerName", "value": local }] }, "period": 60, "stat": "Maximum", "returnData": false }),
-    ];
-    let mut efs_terms = Vec::new();
-    for (volume, fs_id) in &server_refs.file_systems {
-        let id = format!("efs_out_{}", volume.to_ascii_lowercase());
-        metrics.push(json!({
-            "id": id,
-            "metric": { "namespace": "AWS/EFS", "metricName": "DataReadIOBytes", "dimensions": [{ "name": "FileSystemId", "value": reference(fs_id.as_str(), "id") }] },
-            "period": 60, "stat": "Sum", "returnData": false
-        }));
-        efs_terms.push(format!("FILL({id}, 0)"));
-    }
-    let volumes_out = if efs_terms.is_empty() {
-        "0".to_string()
-    } else {
-        format!("({}) / 60", efs_terms.join(" + "))
-    };
-    metrics.push(json!({ "id": "volumes_out", "expression": volumes_out, "label": "EFS bytes read per second", "returnData": false }));
+    let metrics = IdleActivity::new(&names, &server_refs.file_systems).alarm_queries();
 
     // With a boot grace the idle alarm invokes the idle-stop Lambda, which checks the
     // instance's launch time before it scales in; without one it triggers the policy directly.
@@ -805,4 +956,74 @@ fn dashboard(
             }
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activity(volumes: &[&str]) -> IdleActivity {
+        let fs: Vec<(String, String)> = volumes
+            .iter()
+            .map(|v| (v.to_string(), format!("{}/mc-{v}", kinds::FILE_SYSTEM)))
+            .collect();
+        IdleActivity::new(&ServerNames::new("main", "mc"), &fs)
+    }
+
+    #[test]
+    fn activity_is_bytes_in_per_second_minus_volume_reads_plus_dns_hits() {
+        let a = activity(&["data", "mods"]);
+        let sample = ActivitySample {
+            network_in: Some(60_000.0),
+            dns_hits: None,
+            volume_reads: vec![Some(6_000.0), None],
+        };
+        // 1000 B/s in, 100 B/s of it EFS reads.
+        assert_eq!(a.activity(&sample), Some(900.0));
+        // Reads above the traffic clamp at zero; a DNS hit counts on top.
+        let sample = ActivitySample {
+            network_in: Some(600.0),
+            dns_hits: Some(5.0),
+            volume_reads: vec![Some(6_000.0), Some(6_000.0)],
+        };
+        assert_eq!(a.activity(&sample), Some(5.0));
+        // No network datapoint: no instance ran, no value (as the alarm's math).
+        let sample = ActivitySample {
+            network_in: None,
+            dns_hits: Some(5.0),
+            volume_reads: vec![],
+        };
+        assert_eq!(a.activity(&sample), None);
+        assert_eq!(
+            activity(&[]).activity(&ActivitySample {
+                network_in: Some(120.0),
+                ..ActivitySample::default()
+            }),
+            Some(2.0)
+        );
+    }
+
+    #[test]
+    fn the_alarm_math_names_every_query_it_reads() {
+        let a = activity(&["Data"]);
+        let queries = a.alarm_queries();
+        let ids: Vec<&str> = queries.iter().filter_map(|q| q["id"].as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "activity",
+                "traffic_in",
+                "b_in",
+                "dns_hit",
+                "efs_out_data",
+                "volumes_out"
+            ]
+        );
+        assert_eq!(queries[5]["expression"], "(FILL(efs_out_data, 0)) / 60");
+        assert_eq!(queries[0]["returnData"], true);
+        let mut a = a;
+        let unresolved = a.resolve(&|_| Some(json!("fs-123")));
+        assert!(unresolved.is_empty());
+        assert_eq!(a.volume_reads[0].dimensions[0].1, json!("fs-123"));
+    }
 }

@@ -765,3 +765,78 @@ fn a_recorded_spec_renders_the_same_resources_again() {
         }
     }
 }
+
+/// `calibrate` reads a server's traffic through `IdleActivity::for_server`; it must describe
+/// exactly the metrics the rendered idle alarm reads, file systems included.
+#[test]
+fn the_idle_activity_of_a_server_is_its_alarms_metrics() {
+    let set = examples();
+    let g = graph();
+    for server in &set.servers {
+        let base = set
+            .bases
+            .iter()
+            .find(|b| Some(&b.doc.metadata.name) == server.doc.spec.base_ref.as_ref())
+            .or(set.bases.first())
+            .unwrap();
+        let local = &server.doc.metadata.name;
+        let alarm = get(&g, &format!("{}/{local}-idle", kinds::ALARM));
+        let activity = reconciler_render::wake::IdleActivity::for_server(&base.doc, &server.doc);
+        assert_eq!(
+            alarm.properties["metrics"],
+            Value::Array(activity.alarm_queries()),
+            "{local}"
+        );
+        assert_eq!(activity.volume_reads.len(), server.doc.spec.volumes.len());
+    }
+}
+
+/// `adopt` and `restoreFrom` reach the file system as properties; a restore names the Base's
+/// vault and backup role, which it then depends on.
+#[test]
+fn adopted_and_restored_volumes_are_carried_to_the_file_system() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs");
+    let mut inputs = collect_inputs(&[root]).unwrap();
+    for input in inputs.iter_mut() {
+        let text = String::from_utf8(input.bytes.clone()).unwrap();
+        let text = if input.name.ends_with("minecraft.yaml") {
+            text.replace(
+                "        - path: /data\n",
+                "        - path: /data\n      adopt: fs-0123456789abcdef0\n",
+            )
+        } else if input.name.ends_with("palworld.yaml") {
+            text.replace(
+                "        - path: /palworld\n",
+                "        - path: /palworld\n      restoreFrom: arn:aws:backup:us-west-2:123456789012:recovery-point:abc\n",
+            )
+        } else {
+            text
+        };
+        input.bytes = text.into_bytes();
+    }
+    let (set, diags) = check(&inputs, &|_| None, &InstanceCatalog::offline());
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let g = render(
+        &Context::new("123456789012"),
+        &set,
+        &InstanceCatalog::offline(),
+    )
+    .unwrap();
+    let mc = get(&g, &format!("{}/minecraft-data", kinds::FILE_SYSTEM));
+    assert_eq!(mc.properties["adopt"], "fs-0123456789abcdef0");
+    assert!(mc.properties.get("restoreFrom").is_none());
+    let pw = get(&g, &format!("{}/palworld-palworld", kinds::FILE_SYSTEM));
+    let restore = &pw.properties["restoreFrom"];
+    assert_eq!(
+        restore["recoveryPointArn"],
+        "arn:aws:backup:us-west-2:123456789012:recovery-point:abc"
+    );
+    assert_eq!(restore["backupVaultName"]["$ref"], "backup.vault/main");
+    assert_eq!(restore["iamRoleArn"]["$ref"], "iam.role/main-backup");
+    assert!(g
+        .dependencies(&pw.id)
+        .contains(&"iam.role/main-backup".into()));
+    // Without either, nothing changes: the examples' snapshot covers that.
+    let vh = get(&g, &format!("{}/valheim-config", kinds::FILE_SYSTEM));
+    assert!(vh.properties.get("adopt").is_none() && vh.properties.get("restoreFrom").is_none());
+}

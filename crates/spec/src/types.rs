@@ -457,6 +457,19 @@ pub struct Volume {
     /// confirmation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_on_delete: Option<bool>,
+    /// An existing EFS file system (`fs-...`, in the Base's region) to use for this volume
+    /// instead of creating one: `apply` checks that it exists and belongs to no other server,
+    /// then tags it as this volume's. Its data stays; like any volume it is kept on delete
+    /// unless `keepOnDelete` is off and the command line allows data loss. Not with
+    /// `restoreFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<String>,
+    /// An AWS Backup recovery point of an EFS file system (its ARN, in the Base's region) to
+    /// start this volume from: `apply` restores it into a new file system and uses that. Read
+    /// only while the volume does not exist yet; once restored, the volume is like any other.
+    /// Not with `adopt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<String>,
 }
 
 impl Volume {

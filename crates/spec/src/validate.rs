@@ -40,6 +40,12 @@ static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static ENV_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z_][A-Za-z0-9_]*$"));
 static VOLUME_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z][A-Za-z0-9_]{0,31}$"));
+/// EFS file system ids: `fs-` and 8 or 17 hexadecimal digits.
+static FILE_SYSTEM_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^fs-([0-9a-f]{8}|[0-9a-f]{17})$"));
+/// AWS Backup recovery point ARNs (region in group 1).
+static RECOVERY_POINT_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^arn:aws[a-z-]*:backup:([a-z0-9-]+):[0-9]{12}:recovery-point:[A-Za-z0-9_.-]+$")
+});
 static CONTAINER_PATH: LazyLock<Regex> = LazyLock::new(|| re(r"^/[A-Za-z0-9._@+/-]*$"));
 static SSM_PARAMETER: LazyLock<Regex> = LazyLock::new(|| {
     re(
@@ -82,6 +88,8 @@ pub fn validate(set: &SpecSet, catalog: &InstanceCatalog) -> Vec<Diagnostic> {
     }
     for server in &set.servers {
         validate_server(server, catalog, &mut out);
+        let region = base_of(set, &server.doc).map(|b| b.doc.spec.region.as_str());
+        validate_volume_sources(&server.source, &server.doc, region, &mut out);
     }
     check_unique_names(
         set.bases.iter().map(|b| (&b.doc.metadata.name, &b.source)),
@@ -685,6 +693,50 @@ fn validate_volumes(
     }
 }
 
+/// `adopt` and `restoreFrom`: one or the other, well formed, and in the Base's region (EFS
+/// and AWS Backup calls are regional).
+fn validate_volume_sources(
+    src: &DocSource,
+    doc: &ContainerSpecDocument,
+    region: Option<&str>,
+    out: &mut Vec<Diagnostic>,
+) {
+    for (id, volume) in &doc.spec.volumes {
+        let at = join_key("spec.volumes", id);
+        if let (Some(_), Some(_)) = (&volume.adopt, &volume.restore_from) {
+            out.push(
+                src.error_at_key(&join_key(&at, "restoreFrom"), "`adopt` and `restoreFrom` exclude each other")
+                    .with_hint("`adopt` uses an existing file system as it is; `restoreFrom` creates a new one from a backup. Keep one"),
+            );
+        }
+        if let Some(fs) = &volume.adopt {
+            if !FILE_SYSTEM_ID.is_match(fs) {
+                out.push(
+                    src.error_at(&join_key(&at, "adopt"), format!("`{fs}` is not an EFS file system id"))
+                        .with_hint("for example `fs-0123456789abcdef0`, as the EFS console or `aws efs describe-file-systems` shows it"),
+                );
+            }
+        }
+        if let Some(arn) = &volume.restore_from {
+            let rp_at = join_key(&at, "restoreFrom");
+            match RECOVERY_POINT_ARN.captures(arn) {
+                None => out.push(
+                    src.error_at(&rp_at, format!("`{arn}` is not an AWS Backup recovery point ARN"))
+                        .with_hint("for example `arn:aws:backup:us-west-2:123456789012:recovery-point:1EB3B5E7-9EB0-435A-A80B-108B488B0D45`, as `aws backup list-recovery-points-by-backup-vault` shows it"),
+                ),
+                Some(c) => {
+                    if let Some(region) = region.filter(|r| *r != &c[1]) {
+                        out.push(
+                            src.error_at(&rp_at, format!("the recovery point is in `{}`, the server in `{region}`", &c[1]))
+                                .with_hint("a restore happens in the recovery point's region; copy the recovery point to the server's region first (AWS Backup copy job)"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -786,6 +838,55 @@ mod tests {
         );
         assert!(
             e.iter().any(|m| m.contains("`/data` is mounted twice")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn adopt_and_restore_from_are_checked_and_located() {
+        let volume = |extra: &str| {
+            SERVER.replace(
+                "        - path: /data\n",
+                &format!("        - path: /data\n{extra}"),
+            )
+        };
+        let ok = volume("      adopt: fs-0123456789abcdef0\n");
+        assert!(check(&[BASE, &ok]).is_empty());
+        let ok = volume("      restoreFrom: arn:aws:backup:us-west-2:123456789012:recovery-point:1EB3B5E7-9EB0-435A-A80B-108B488B0D45\n");
+        assert!(check(&[BASE, &ok]).is_empty());
+
+        let e = errors(&check(&[BASE, &volume("      adopt: fs-xyz\n")]));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "f1.yaml:16:14 spec.volumes.Data.adopt: `fs-xyz` is not an EFS file system id"
+            ),
+            "{e:?}"
+        );
+        let e = errors(&check(&[
+            BASE,
+            &volume(
+                "      restoreFrom: arn:aws:backup:eu-west-1:123456789012:recovery-point:abc\n",
+            ),
+        ]));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("f1.yaml:16:20 spec.volumes.Data.restoreFrom: the recovery point is in `eu-west-1`, the server in `us-west-2`"),
+            "{e:?}"
+        );
+        let e = errors(&check(&[
+            BASE,
+            &volume("      restoreFrom: fs-0123456789abcdef0\n"),
+        ]));
+        assert!(
+            e[0].contains("is not an AWS Backup recovery point ARN"),
+            "{e:?}"
+        );
+        let both = volume("      adopt: fs-01234567\n      restoreFrom: arn:aws:backup:us-west-2:123456789012:recovery-point:abc\n");
+        let e = errors(&check(&[BASE, &both]));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("f1.yaml:17:7 spec.volumes.Data.restoreFrom: `adopt` and `restoreFrom` exclude each other"),
             "{e:?}"
         );
     }

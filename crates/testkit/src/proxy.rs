@@ -1,7 +1,9 @@
 //! A loopback HTTP proxy in front of the emulator that misbehaves on purpose, the way AWS
 //! does: throttling and server errors in each protocol's real error shape, connections reset
 //! before or after the request reached the service, stalled answers, added latency, and
-//! scripted errors for one operation. It also counts requests by operation and can run a hook
+//! scripted errors for one operation. It can also answer chosen requests itself with scripted
+//! successful replies, for operations the emulator does not implement (the tests that use them
+//! name the gap). It also counts requests by operation and can run a hook
 //! after the k-th mutating call (the interruption tests kill a `reconciler` process there).
 //!
 //! Being a proxy rather than an SDK layer, it serves in-process tests and the `reconciler`
@@ -69,6 +71,21 @@ pub struct Scripted {
     pub message: String,
 }
 
+/// A successful answer given instead of forwarding, for an operation the emulator lacks.
+/// Replies matching a request are used once each, in order; once used up, requests are
+/// forwarded again.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP method of the request (`PUT`).
+    pub method: String,
+    /// The request path starts with this (`/restore-jobs`).
+    pub path_prefix: String,
+    /// HTTP status of the answer.
+    pub status: u16,
+    /// The answer's body (JSON for the REST-JSON services).
+    pub body: String,
+}
+
 /// What the proxy does to traffic.
 #[derive(Debug, Clone)]
 pub struct FaultPlan {
@@ -85,6 +102,8 @@ pub struct FaultPlan {
     pub stall: Duration,
     /// Scripted errors, checked before the dice.
     pub scripted: Vec<Scripted>,
+    /// Scripted successful replies, checked first.
+    pub replies: Vec<Reply>,
     /// Account header to stamp on requests that carry none (for binaries).
     pub account: Option<String>,
 }
@@ -98,6 +117,7 @@ impl Default for FaultPlan {
             latency: Duration::ZERO,
             stall: Duration::from_secs(3),
             scripted: Vec::new(),
+            replies: Vec::new(),
             account: None,
         }
     }
@@ -114,6 +134,8 @@ pub struct ProxyStats {
     pub injected: BTreeMap<String, u64>,
     /// Requests by `service:operation`.
     pub operations: BTreeMap<String, u64>,
+    /// Requests answered with a scripted [`Reply`]: method, path and body, in order.
+    pub replied: Vec<(String, String, String)>,
 }
 
 type Hook = Box<dyn Fn() + Send + Sync>;
@@ -125,6 +147,7 @@ struct State {
     mutations: AtomicU64,
     stats: Mutex<ProxyStats>,
     scripted_used: Mutex<BTreeMap<String, u64>>,
+    replies_used: Mutex<Vec<bool>>,
     hook: Mutex<Option<(u64, Hook)>>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
@@ -146,6 +169,7 @@ impl Proxy {
             .set_nonblocking(true)
             .expect("non-blocking listener");
         let addr: SocketAddr = listener.local_addr().expect("local address");
+        let replies = plan.replies.len();
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_string(),
             plan,
@@ -153,6 +177,7 @@ impl Proxy {
             mutations: AtomicU64::new(0),
             stats: Mutex::new(ProxyStats::default()),
             scripted_used: Mutex::new(BTreeMap::new()),
+            replies_used: Mutex::new(vec![false; replies]),
             hook: Mutex::new(None),
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
@@ -446,7 +471,37 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
             .or_default() += 1;
     };
 
-    // Scripted errors first.
+    // Scripted replies first.
+    let reply = {
+        let mut used = state.replies_used.lock().expect("replies");
+        plan.replies
+            .iter()
+            .enumerate()
+            .find(|(i, r)| {
+                !used[*i]
+                    && req.method().as_str() == r.method
+                    && req.uri().path().starts_with(&r.path_prefix)
+            })
+            .map(|(i, r)| {
+                used[i] = true;
+                r.clone()
+            })
+    };
+    if let Some(r) = reply {
+        state.stats.lock().expect("stats").replied.push((
+            r.method.clone(),
+            req.uri().path().to_string(),
+            String::from_utf8_lossy(req.body()).into_owned(),
+        ));
+        return Ok(Response::builder()
+            .status(StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK))
+            .header("content-type", "application/json")
+            .header("x-amzn-requestid", "00000000-0000-4000-8000-000000000001")
+            .body(Full::new(Bytes::from(r.body)))
+            .expect("response"));
+    }
+
+    // Scripted errors next.
     for s in &plan.scripted {
         if s.operation == operation {
             let mut used = state.scripted_used.lock().expect("scripted");

@@ -1323,9 +1323,11 @@ mod tests {
             change_error(e).class
         };
         assert_eq!(
-            err("RRSet of type A with DNS name mc.example.com. is not permitted because a \
+            err(
+                "RRSet of type A with DNS name mc.example.com. is not permitted because a \
                  conflicting RRSet of type NS with the same DNS name already exists in zone \
-                 example.com."),
+                 example.com."
+            ),
             ErrorClass::EventualConsistency
         );
         assert_eq!(

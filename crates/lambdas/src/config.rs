@@ -482,8 +482,7 @@ impl WakeDispatcherConfig {
 /// as the query log's are compared ([`crate::events::normalise_query_name`]); two spellings of
 /// one name are refused, since only one function could win.
 fn parse_routes(raw: &str) -> Result<BTreeMap<String, String>, String> {
-    const EXPECTED: &str =
-        r#"expected a JSON object of DNS name to function name, e.g. {"mc.example.com":"rc-mc-start-system"}"#;
+    const EXPECTED: &str = r#"expected a JSON object of DNS name to function name, e.g. {"mc.example.com":"rc-mc-start-system"}"#;
     let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| EXPECTED.to_owned())?;
     let object = value.as_object().ok_or_else(|| EXPECTED.to_owned())?;
     if object.is_empty() {

@@ -197,7 +197,11 @@ impl LogBatch {
             subscription_filters: value
                 .get("subscriptionFilters")
                 .and_then(Value::as_array)
-                .map(|f| f.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default(),
             log_events: Vec::new(),
         };
@@ -349,15 +353,19 @@ mod tests {
             log_events: vec![LogLine {
                 id: "1".into(),
                 timestamp: 5,
-                message: "1.0 2026-01-01T00:00:00Z Z1 MC.Example.com. A NOERROR UDP IAD 192.0.2.1 -"
-                    .into(),
+                message:
+                    "1.0 2026-01-01T00:00:00Z Z1 MC.Example.com. A NOERROR UDP IAD 192.0.2.1 -"
+                        .into(),
             }],
             ..LogBatch::default()
         };
         let decoded = LogBatch::decode(&batch.encode()).unwrap();
         assert_eq!(decoded, batch);
         let q = QueryLine::parse(&decoded.log_events[0].message).unwrap();
-        assert_eq!((q.name.as_str(), q.record_type.as_str()), ("mc.example.com", "A"));
+        assert_eq!(
+            (q.name.as_str(), q.record_type.as_str()),
+            ("mc.example.com", "A")
+        );
         assert_eq!(QueryLine::parse("1.0 t Z1"), None);
         // Lines of another shape are dropped, not fatal.
         let odd = json!({"logEvents": [{"message": 5}, {"message": "x"}]});

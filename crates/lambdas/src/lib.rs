@@ -66,6 +66,4 @@ pub use start_system::{
     decide_wake, start_system, start_system_at, MetricPushed, StartSystemClients,
     StartSystemOutcome, WakeDecision, WAKES_TAG,
 };
-pub use wake_dispatcher::{
-    wake_dispatcher, Dispatched, LambdaWaker, WakeDispatcherOutcome, Waker,
-};
+pub use wake_dispatcher::{wake_dispatcher, Dispatched, LambdaWaker, WakeDispatcherOutcome, Waker};

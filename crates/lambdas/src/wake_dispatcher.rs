@@ -26,7 +26,7 @@ use aws_sdk_lambda::types::InvocationType;
 use aws_types::SdkConfig;
 use serde::Serialize;
 use serde_json::Value;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::config::WakeDispatcherConfig;
 use crate::error::HandlerError;
@@ -150,7 +150,9 @@ pub async fn wake_dispatcher(
     })?;
     let routing = route(config, &batch);
     if !routing.unknown_names.is_empty() {
-        warn!(
+        // Info, not a warning: the filter passes every A lookup of the zone, so a domain that
+        // also serves a website sees these all the time.
+        info!(
             names = ?routing.unknown_names,
             "lookups of names that are no server's; ignored"
         );
@@ -235,7 +237,9 @@ mod tests {
     }
 
     fn line(name: &str, record_type: &str) -> String {
-        format!("1.0 2026-11-23T10:00:00.000Z Z1 {name} {record_type} NOERROR UDP IAD89-C1 192.0.2.1 -")
+        format!(
+            "1.0 2026-11-23T10:00:00.000Z Z1 {name} {record_type} NOERROR UDP IAD89-C1 192.0.2.1 -"
+        )
     }
 
     fn batch(lines: &[String]) -> LogBatch {
@@ -280,7 +284,10 @@ mod tests {
         );
         assert_eq!(
             out.unknown_names,
-            ["_minecraft._tcp.mc.games.example.com", "nope.games.example.com"]
+            [
+                "_minecraft._tcp.mc.games.example.com",
+                "nope.games.example.com"
+            ]
         );
         assert_eq!(out.ignored_lines, 2);
         let calls = waker.calls.lock().unwrap();

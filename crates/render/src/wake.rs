@@ -200,10 +200,12 @@ pub fn render_shared(
         )
         .with_properties(json!({
             "logGroupName": query_log_name,
-            // A quoted term: a name under the domain followed by the record type A. The
-            // dispatcher matches the exact names; the filter only keeps other lookups (AAAA,
-            // TXT, the apex) from invoking it.
-            "filterPattern": format!("\".{root} A \""),
+            // The record type A as a quoted term with a space on each side: every A lookup of
+            // the zone, whatever the spelling of its name. Filter terms are case-sensitive, and
+            // resolvers may randomise the case of a name (DNS 0x20) or keep its trailing dot;
+            // the dispatcher matches names without regard to either, so the filter only keeps
+            // the other types (AAAA, TXT, ...) from invoking it.
+            "filterPattern": "\" A \"",
             "destinationArn": reference(dispatcher_id.as_str(), "arn")
         }))
         .with_dependency(format!("{}/{local}-{statement}", kinds::LAMBDA_PERMISSION).as_str())

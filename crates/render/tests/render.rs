@@ -817,14 +817,26 @@ fn a_shared_wake_zone_has_one_query_log_filter_and_dispatcher_per_base_whatever_
             .filter(|l| l.name.starts_with("/aws/route53/"))
             .collect();
         for (what, n) in [
-            ("query logging configs", of_kind(&g, kinds::QUERY_LOGGING_CONFIG).len()),
-            ("subscription filters", of_kind(&g, kinds::SUBSCRIPTION_FILTER).len()),
+            (
+                "query logging configs",
+                of_kind(&g, kinds::QUERY_LOGGING_CONFIG).len(),
+            ),
+            (
+                "subscription filters",
+                of_kind(&g, kinds::SUBSCRIPTION_FILTER).len(),
+            ),
             ("query log groups", route53_groups.len()),
-            ("log resource policies", of_kind(&g, kinds::LOG_RESOURCE_POLICY).len()),
+            (
+                "log resource policies",
+                of_kind(&g, kinds::LOG_RESOURCE_POLICY).len(),
+            ),
         ] {
             assert_eq!(n, 1, "{what} with {servers} servers");
         }
-        assert!(of_kind(&g, kinds::HOSTED_ZONE).is_empty(), "no zone per server");
+        assert!(
+            of_kind(&g, kinds::HOSTED_ZONE).is_empty(),
+            "no zone per server"
+        );
         // The root zone logs to the Base's group, under the prefix the one policy covers.
         let config = get(&g, "route53.query-logging-config/main.wake");
         assert_eq!(config.name, "games.example.com.");
@@ -841,8 +853,11 @@ fn a_shared_wake_zone_has_one_query_log_filter_and_dispatcher_per_base_whatever_
         assert!(route53_groups[0].name.starts_with(covered), "{covered}");
         // The filter feeds the dispatcher, which logs may invoke from that group only.
         let filter = get(&g, "logs.subscription-filter/main.wake-queries");
-        assert_eq!(filter.properties["logGroupName"], "/aws/route53/rc-main/queries");
-        assert_eq!(filter.properties["filterPattern"], "\".games.example.com A \"");
+        assert_eq!(
+            filter.properties["logGroupName"],
+            "/aws/route53/rc-main/queries"
+        );
+        assert_eq!(filter.properties["filterPattern"], "\" A \"");
         assert_eq!(
             filter.properties["destinationArn"]["$ref"],
             "lambda.function/main-wake-dispatcher"
@@ -852,7 +867,10 @@ fn a_shared_wake_zone_has_one_query_log_filter_and_dispatcher_per_base_whatever_
             .filter(|p| p.properties["principal"] == "logs.amazonaws.com")
             .collect();
         assert_eq!(permissions.len(), 1);
-        assert_eq!(permissions[0].properties["functionName"], "rc-main-wake-dispatcher");
+        assert_eq!(
+            permissions[0].properties["functionName"],
+            "rc-main-wake-dispatcher"
+        );
         assert_eq!(
             permissions[0].properties["sourceArn"]["$ref"],
             "logs.log-group/main.wake-queries"
@@ -865,26 +883,42 @@ fn a_shared_wake_zone_has_one_query_log_filter_and_dispatcher_per_base_whatever_
         let routes: serde_json::Map<String, Value> =
             serde_json::from_str(env["ROUTES"].as_str().unwrap()).unwrap();
         assert_eq!(routes.len(), servers);
-        assert_eq!(routes["minecraft.games.example.com"], "rc-minecraft-start-system");
+        assert_eq!(
+            routes["minecraft.games.example.com"],
+            "rc-minecraft-start-system"
+        );
         let role = get(&g, "iam.role/main-wake-dispatcher");
         let statements = role.properties["inlinePolicies"]["wake-dispatcher"]["Statement"]
             .as_array()
             .unwrap();
-        let invoke = statements.iter().find(|s| s["Sid"] == "WakeBaseServers").unwrap();
+        let invoke = statements
+            .iter()
+            .find(|s| s["Sid"] == "WakeBaseServers")
+            .unwrap();
         assert_eq!(invoke["Action"], "lambda:InvokeFunction");
         let mut allowed: Vec<&str> = strings(&invoke["Resource"]);
         allowed.sort();
         let mut expected: Vec<String> = routes
             .values()
-            .map(|f| format!("arn:aws:lambda:us-east-1:123456789012:function:{}", f.as_str().unwrap()))
+            .map(|f| {
+                format!(
+                    "arn:aws:lambda:us-east-1:123456789012:function:{}",
+                    f.as_str().unwrap()
+                )
+            })
             .collect();
         expected.sort();
         assert_eq!(allowed, expected);
         for f in routes.values() {
-            assert!(g.iter().any(|r| r.kind.as_str() == kinds::FUNCTION
-                && r.name == f.as_str().unwrap()));
+            assert!(g
+                .iter()
+                .any(|r| r.kind.as_str() == kinds::FUNCTION && r.name == f.as_str().unwrap()));
         }
-        assert_eq!(statements.len(), 2, "its own logs and the invokes: {statements:?}");
+        assert_eq!(
+            statements.len(),
+            2,
+            "its own logs and the invokes: {statements:?}"
+        );
         // The Base's record covers the shared resources.
         let record = get(&g, "ssm.parameter/main.base-record");
         for id in [
@@ -903,10 +937,19 @@ fn in_a_shared_wake_zone_each_server_writes_only_its_own_record_in_the_root_zone
     let a = get(&g, "route53.record-set/minecraft.address");
     assert_eq!(a.properties["hostedZoneId"], "Z0123456789EXAMPLE");
     assert_eq!(a.properties["name"], "minecraft.games.example.com.");
-    assert_eq!(a.properties["initialValues"], serde_json::json!(["0.0.0.0"]));
-    assert!(g.get(&"route53.record-set/minecraft-delegation".into()).is_none());
-    assert!(g.get(&"route53.record-set/minecraft-address".into()).is_none());
-    assert!(g.get(&"lambda.permission/minecraft-query-log-invoke".into()).is_none());
+    assert_eq!(
+        a.properties["initialValues"],
+        serde_json::json!(["0.0.0.0"])
+    );
+    assert!(g
+        .get(&"route53.record-set/minecraft-delegation".into())
+        .is_none());
+    assert!(g
+        .get(&"route53.record-set/minecraft-address".into())
+        .is_none());
+    assert!(g
+        .get(&"lambda.permission/minecraft-query-log-invoke".into())
+        .is_none());
     let state = get(&g, "lambda.function/minecraft-instance-state-change");
     assert_eq!(
         state.properties["environment"]["HOSTED_ZONE_ID"],
@@ -929,9 +972,17 @@ fn in_a_shared_wake_zone_each_server_writes_only_its_own_record_in_the_root_zone
         only["route53:ChangeResourceRecordSetsNormalizedRecordNames"],
         serde_json::json!(["minecraft.games.example.com"])
     );
-    assert_eq!(only["route53:ChangeResourceRecordSetsRecordTypes"], serde_json::json!(["A"]));
-    assert_eq!(only["route53:ChangeResourceRecordSetsActions"], serde_json::json!(["UPSERT"]));
+    assert_eq!(
+        only["route53:ChangeResourceRecordSetsRecordTypes"],
+        serde_json::json!(["A"])
+    );
+    assert_eq!(
+        only["route53:ChangeResourceRecordSetsActions"],
+        serde_json::json!(["UPSERT"])
+    );
     // The dashboard reads the Base's query log.
     let dashboard = get(&g, "cloudwatch.dashboard/minecraft");
-    assert!(dashboard.properties["body"].to_string().contains("/aws/route53/rc-main/queries"));
+    assert!(dashboard.properties["body"]
+        .to_string()
+        .contains("/aws/route53/rc-main/queries"));
 }

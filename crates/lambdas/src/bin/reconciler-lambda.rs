@@ -17,10 +17,10 @@ use aws_config::{BehaviorVersion, Region};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use reconciler_lambdas::{
     break_crash_loop, idle_stop, instance_state_change, start_system, wake_dispatcher,
-    AutoScalingEvent,
-    BreakCrashLoopClients, BreakCrashLoopConfig, ConfigError, HandlerError, HandlerKind,
-    IdleStopClients, IdleStopConfig, InstanceStateChangeClients, InstanceStateChangeConfig,
-    LambdaWaker, StartSystemClients, StartSystemConfig, WakeDispatcherConfig,
+    AutoScalingEvent, BreakCrashLoopClients, BreakCrashLoopConfig, ConfigError, HandlerError,
+    HandlerKind, IdleStopClients, IdleStopConfig, InstanceStateChangeClients,
+    InstanceStateChangeConfig, LambdaWaker, StartSystemClients, StartSystemConfig,
+    WakeDispatcherConfig,
 };
 use serde::Serialize;
 use serde_json::Value;

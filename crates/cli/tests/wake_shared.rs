@@ -384,8 +384,13 @@ async fn a_shared_zone_wakes_only_the_server_a_lookup_names() {
         .to_string();
     assert_eq!(
         a_record(&route53, &root_zone, &format!("minecraft.{DOMAIN}.")).await,
-        [ip]
+        [ip.clone()]
     );
+    // `status` reads the record where it lives: in the root zone.
+    let status = reconciler_cli::day2::status(&p, &["minecraft".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(status[0].dns_record, [ip]);
     assert_eq!(
         a_record(&route53, &root_zone, &format!("valheim.{DOMAIN}.")).await,
         [reconciler_render::wake::UNAVAILABLE_IP]

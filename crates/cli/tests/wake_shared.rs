@@ -384,7 +384,7 @@ async fn a_shared_zone_wakes_only_the_server_a_lookup_names() {
         .to_string();
     assert_eq!(
         a_record(&route53, &root_zone, &format!("minecraft.{DOMAIN}.")).await,
-        [ip.clone()]
+        std::slice::from_ref(&ip)
     );
     // `status` reads the record where it lives: in the root zone.
     let status = reconciler_cli::day2::status(&p, &["minecraft".to_string()])

@@ -750,7 +750,10 @@ mod tests {
             e[0].starts_with("f0.yaml:10:15 spec.domain.wakeZone: unknown value `root`"),
             "{e:?}"
         );
-        assert!(e[0].contains("perServer") && e[0].contains("shared"), "{e:?}");
+        assert!(
+            e[0].contains("perServer") && e[0].contains("shared"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //!   to be found by name), then one `ListResourceRecordSets` per zone involved (narrowed with
 //!   `StartRecordName`/`StartRecordType` when one record of the zone is wanted); the API has no
 //!   read across zones;
-//! - query logging configs: one paginated `ListHostedZones` and one paginated
-//!   `ListQueryLoggingConfigs` for the whole account.
+//! - query logging configs: one paginated `ListHostedZones` (only when some config's zone is a
+//!   reference to be found by name) and one paginated `ListQueryLoggingConfigs` for the whole
+//!   account. A config on a zone given by id (a shared wake zone's root zone) counts as the
+//!   reconciler's only when it logs to one of its query log groups.
 //!
 //! Zones are found by name. AWS lets several public zones share a name; the reconciler then
 //! uses the one tagged as its own and logs a warning. Finding the zone of a record or logging
@@ -839,7 +841,12 @@ async fn change_record(
 fn change_error(mut err: ProviderError) -> ProviderError {
     if err.code.as_deref() == Some("InvalidChangeBatch") {
         let m = err.message.to_ascii_lowercase();
-        if m.contains("already exists") {
+        if m.contains("conflicting rrset") {
+            // A record at a name another record set excludes: when a Base switches to a shared
+            // wake zone, the server's A record joins the root zone while the delegation NS
+            // record of its old zone is still being deleted by the same apply. Waits for it.
+            err.class = ErrorClass::EventualConsistency;
+        } else if m.contains("already exists") {
             err.class = ErrorClass::Conflict;
         } else if m.contains("not found") {
             err.class = ErrorClass::NotFound;
@@ -1098,6 +1105,21 @@ fn config_observed(desired: &DesiredResource, id: &str, zone_id: &str, arn: &str
     )
 }
 
+/// The zone id of a config whose `hostedZoneId` is written out (not a reference).
+fn literal_zone_id(desired: &DesiredResource) -> Option<String> {
+    desired
+        .properties
+        .get("hostedZoneId")
+        .and_then(Value::as_str)
+        .map(bare_zone_id)
+}
+
+/// Whether a config logs to one of the reconciler's query log groups.
+fn is_own_query_log(arn: &str) -> bool {
+    arn.split_once(":log-group:")
+        .is_some_and(|(_, group)| group.starts_with(reconciler_render::wake::QUERY_LOG_PREFIX))
+}
+
 #[async_trait]
 impl ResourceClient for QueryLoggingConfigClient {
     fn kind(&self) -> Kind {
@@ -1119,9 +1141,20 @@ impl ResourceClient for QueryLoggingConfigClient {
             return Ok(Vec::new());
         }
         let r53 = self.pool.route53(region);
-        let index = ZoneIndex::load(&r53).await?;
-        let names: HashSet<String> = desired.iter().map(|d| normalise_name(&d.name)).collect();
-        let zones = index.owned(&r53, &names).await?;
+        // A config whose zone is a reference lives in the reconciler's own zone of that name; a
+        // config on a zone given by id (a Base's root zone, shared by its servers) is found by
+        // that id.
+        let by_name: Vec<&DesiredResource> = desired
+            .iter()
+            .filter(|d| literal_zone_id(d).is_none())
+            .collect();
+        let zones = if by_name.is_empty() {
+            HashMap::new()
+        } else {
+            let index = ZoneIndex::load(&r53).await?;
+            let names: HashSet<String> = by_name.iter().map(|d| normalise_name(&d.name)).collect();
+            index.owned(&r53, &names).await?
+        };
         // One listing of every config of the account, filtered here. (The `HostedZoneId`
         // filter would also cost a call per zone; the emulator even rejects it with
         // `NoSuchHostedZone` for a zone that exists.)
@@ -1136,16 +1169,21 @@ impl ResourceClient for QueryLoggingConfigClient {
         Ok(desired
             .iter()
             .filter_map(|d| {
-                let zone = zones.get(&normalise_name(&d.name))?;
+                let zone_id = match literal_zone_id(d) {
+                    Some(id) => id,
+                    None => zones.get(&normalise_name(&d.name))?.id.clone(),
+                };
                 let config = configs
                     .iter()
-                    .find(|c| bare_zone_id(c.hosted_zone_id()) == zone.id)?;
-                Some(config_observed(
-                    d,
-                    config.id(),
-                    &zone.id,
-                    config.cloud_watch_logs_log_group_arn(),
-                ))
+                    .find(|c| bare_zone_id(c.hosted_zone_id()) == zone_id)?;
+                let arn = config.cloud_watch_logs_log_group_arn();
+                if !is_own_query_log(arn) {
+                    // Somebody else's logging of a zone the reconciler does not own (AWS allows
+                    // one config per zone): not ours to replace. The create then fails with
+                    // an error that says so.
+                    return None;
+                }
+                Some(config_observed(d, config.id(), &zone_id, arn))
             })
             .collect())
     }
@@ -1162,7 +1200,21 @@ impl ResourceClient for QueryLoggingConfigClient {
             .cloud_watch_logs_log_group_arn(format!("{arn}:*"))
             .send()
             .await
-            .map_err(|e| classify(&format!("CreateQueryLoggingConfig {}", desired.name), e))?;
+            .map_err(|e| {
+                let mut err = classify(&format!("CreateQueryLoggingConfig {}", desired.name), e);
+                if err.code.as_deref() == Some("QueryLoggingConfigAlreadyExists") {
+                    // Observe found no config of ours on the zone, so this one is somebody
+                    // else's: waiting or re-observing cannot help.
+                    err.class = ErrorClass::Terminal;
+                    err.message = format!(
+                        "{}; the zone {zone_id} already logs its queries elsewhere and AWS \
+                         allows one query logging config per zone: delete that config, or use \
+                         `spec.domain.wakeZone: perServer`",
+                        err.message
+                    );
+                }
+                err
+            })?;
         let config = out.query_logging_config().ok_or_else(|| {
             ProviderError::transient(format!(
                 "CreateQueryLoggingConfig {}: no config in the answer",
@@ -1261,6 +1313,33 @@ mod tests {
             bare_log_group_arn("arn:aws:logs:us-east-1:1:log-group:/aws/route53/x:*"),
             "arn:aws:logs:us-east-1:1:log-group:/aws/route53/x"
         );
+    }
+
+    #[test]
+    fn conflicting_record_sets_wait_and_duplicates_conflict() {
+        let err = |message: &str| {
+            let mut e = ProviderError::terminal(message);
+            e.code = Some("InvalidChangeBatch".into());
+            change_error(e).class
+        };
+        assert_eq!(
+            err(
+                "RRSet of type A with DNS name mc.example.com. is not permitted because a \
+                 conflicting RRSet of type NS with the same DNS name already exists in zone \
+                 example.com."
+            ),
+            ErrorClass::EventualConsistency
+        );
+        assert_eq!(
+            err("Tried to create resource record set [name='mc.example.com.', type='A'] but it already exists"),
+            ErrorClass::Conflict
+        );
+        assert!(is_own_query_log(
+            "arn:aws:logs:us-east-1:1:log-group:/aws/route53/rc-main/queries:*"
+        ));
+        assert!(!is_own_query_log(
+            "arn:aws:logs:us-east-1:1:log-group:/aws/route53/example.com"
+        ));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `reconciler cost`: what each server costs, from an offline price table.
 //!
 //! A server has two kinds of cost: a fixed monthly part that runs whether anybody plays (its
-//! hosted zone, its alarms, the data on EFS and in AWS Backup) and an hourly part that runs
+//! hosted zone, none with a shared wake zone; its alarms, the data on EFS and in AWS Backup) and an hourly part that runs
 //! only while its instance is up (the instance, its root volume, its public IPv4 address). The
 //! prices come from `data/prices.json`, checked into the repository with its source and date,
 //! so the command works without a pricing API and gives the same answer twice; the date is
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 use reconciler_render::kinds;
-use reconciler_spec::{base_of, Capacity, ContainerSpecDocument};
+use reconciler_spec::{base_of, Capacity, ContainerSpecDocument, WakeZone};
 use serde::{Deserialize, Serialize};
 
 use crate::deploy::Prepared;
@@ -160,6 +160,7 @@ pub fn estimate(
     doc: &ContainerSpecDocument,
     region: &str,
     alarm_metrics: usize,
+    wake_zone: WakeZone,
     sizes: &BTreeMap<String, VolumeSize>,
 ) -> Result<ServerCost> {
     let spec = &doc.spec;
@@ -171,12 +172,22 @@ pub fn estimate(
         )
     })?;
     let mut notes = Vec::new();
-    let mut fixed = vec![
-        CostLine {
+    let zone = match wake_zone {
+        WakeZone::PerServer => CostLine {
             item: "hosted zone".into(),
             amount: table.hosted_zone_monthly,
             detail: format!("the server's own zone, {}/month", table.hosted_zone_monthly),
         },
+        // The root zone exists (and is paid for) whatever the reconciler does.
+        WakeZone::Shared => CostLine {
+            item: "hosted zone".into(),
+            amount: 0.0,
+            detail: "none of its own: its record lives in the Base's root zone (wakeZone: shared)"
+                .into(),
+        },
+    };
+    let mut fixed = vec![
+        zone,
         CostLine {
             item: "alarms".into(),
             amount: alarm_metrics as f64 * table.alarm_metric_monthly,
@@ -369,6 +380,7 @@ pub async fn cost(p: &Prepared, names: &[String]) -> Result<CostReport> {
             doc,
             &base.doc.spec.region,
             alarm_metrics(p, &doc.metadata.name),
+            base.doc.spec.domain.wake_zone,
             &sizes,
         )?);
     }

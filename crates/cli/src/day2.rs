@@ -139,13 +139,21 @@ pub async fn status(p: &Prepared, names: &[String]) -> Result<Vec<ServerStatus>>
 async fn server_status(p: &Prepared, name: &str) -> Result<ServerStatus> {
     let group = resource(p, &format!("{}/{name}", kinds::AUTO_SCALING_GROUP))?;
     let region = group.region.clone();
-    let record = resource(p, &format!("{}/{name}-address", kinds::RECORD_SET))?;
+    // The A record: in the server's own zone, or (shared wake zone) in the Base's root zone,
+    // whose id the record names outright.
+    let record = resource(p, &format!("{}/{name}-address", kinds::RECORD_SET))
+        .or_else(|_| resource(p, &format!("{}/{name}.address", kinds::RECORD_SET)))?;
     let dns_name = record
         .name
         .split(' ')
         .next()
         .unwrap_or_default()
         .to_string();
+    let record_zone = record
+        .properties
+        .get("hostedZoneId")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
     let pool = &p.session.pool;
 
     let autoscaling = pool.autoscaling(&region);
@@ -204,7 +212,7 @@ async fn server_status(p: &Prepared, name: &str) -> Result<ServerStatus> {
         }
     }
 
-    let dns_record = a_record(p, &dns_name).await?;
+    let dns_record = a_record(p, &dns_name, record_zone.as_deref()).await?;
     let alarm_names: Vec<String> = p
         .graph
         .iter()
@@ -256,23 +264,29 @@ async fn server_status(p: &Prepared, name: &str) -> Result<ServerStatus> {
     })
 }
 
-/// The values of the A record `name` (`<dns>.`) in the server's own zone.
-async fn a_record(p: &Prepared, name: &str) -> Result<Vec<String>> {
+/// The values of the A record `name` (`<dns>.`) in `zone`, or else in the server's own zone.
+async fn a_record(p: &Prepared, name: &str, zone: Option<&str>) -> Result<Vec<String>> {
     let route53 = p
         .session
         .pool
         .route53(reconciler_render::naming::GLOBAL_REGION);
-    let zones = route53
-        .list_hosted_zones_by_name()
-        .dns_name(name)
-        .max_items(1)
-        .send()
-        .await
-        .with_context(|| format!("ListHostedZonesByName {name}"))?;
-    let Some(zone) = zones.hosted_zones().iter().find(|z| z.name() == name) else {
-        return Ok(Vec::new());
+    let zone_id = match zone {
+        Some(id) => id.to_string(),
+        None => {
+            let zones = route53
+                .list_hosted_zones_by_name()
+                .dns_name(name)
+                .max_items(1)
+                .send()
+                .await
+                .with_context(|| format!("ListHostedZonesByName {name}"))?;
+            let Some(zone) = zones.hosted_zones().iter().find(|z| z.name() == name) else {
+                return Ok(Vec::new());
+            };
+            zone.id().trim_start_matches("/hostedzone/").to_string()
+        }
     };
-    let zone_id = zone.id().trim_start_matches("/hostedzone/");
+    let zone_id = zone_id.as_str();
     let records = route53
         .list_resource_record_sets()
         .hosted_zone_id(zone_id)

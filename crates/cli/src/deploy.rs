@@ -8,11 +8,11 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use reconciler_engine::execute::{ApplyEvent, EventKind, Operation};
 use reconciler_engine::model::{DesiredGraph, DesiredResource, ResourceId};
-use reconciler_engine::{Action, ApplyReport, ChangeCause, Plan, Reconciler};
+use reconciler_engine::{Action, ApplyReport, ChangeCause, ObservedState, Plan, Reconciler};
 use reconciler_render::naming::TAG_SERVER;
 use reconciler_render::record::ApplyRecord;
 use reconciler_render::{kinds, render_resources, Context};
-use reconciler_spec::{InstanceCatalog, SpecSet};
+use reconciler_spec::{InstanceCatalog, SpecSet, WakeZone};
 
 use crate::prune::{Orphan, Unreadable};
 use crate::session::{home_region, Session};
@@ -169,10 +169,59 @@ pub async fn plan_with(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> Res
         planned.graph_len = graph.len();
     } else {
         let observed = rec.observe(&p.graph).await?;
-        planned.plan = rec.plan(&p.graph, &observed, &[])?;
+        let retired = retired(p, &observed)?;
+        if retired.is_empty() {
+            planned.plan = rec.plan(&p.graph, &observed, &[])?;
+        } else {
+            // A Base changed its wake zone: what the other mode made goes, in the same apply.
+            let ids: Vec<ResourceId> = retired.iter().map(|r| r.id.clone()).collect();
+            let graph = DesiredGraph::new(p.graph.iter().cloned().chain(retired))?;
+            let observed = rec.observe(&graph).await?;
+            planned.plan = rec.plan(&graph, &observed, &ids)?;
+            planned.graph_len = graph.len();
+        }
     }
     attribute(&mut planned.plan);
     Ok(planned)
+}
+
+/// The resources an earlier apply made for the other wake zone mode of a Base
+/// (`spec.domain.wakeZone`) that the input no longer renders: after a switch from per-server
+/// zones to a shared one, each server's zone, delegation, A record, query log, logging config,
+/// filter and invoke permission; after a switch back, the Base's dispatcher, its query log and
+/// filter and the servers' A records in the root zone. Found from the apply records observed
+/// with `observed` (what was applied last) and the input rendered in the other mode (how to
+/// find and delete it), so a plan without a switch costs no extra call.
+pub fn retired(p: &Prepared, observed: &ObservedState) -> Result<Vec<DesiredResource>> {
+    let mut recorded: BTreeSet<String> = BTreeSet::new();
+    for r in p.graph.iter() {
+        if r.kind.as_str() != kinds::PARAMETER {
+            continue;
+        }
+        let record = observed
+            .get(&r.id)
+            .and_then(|o| o.properties.get("value"))
+            .and_then(ApplyRecord::from_value);
+        if let Some(record) = record {
+            recorded.extend(record.resources.into_keys());
+        }
+    }
+    let stale = |id: &ResourceId| recorded.contains(id.as_str()) && p.graph.get(id).is_none();
+    if !recorded.iter().any(|id| stale(&id.as_str().into())) {
+        return Ok(Vec::new());
+    }
+    let mut other = p.set.clone();
+    for base in &mut other.bases {
+        let zone = &mut base.doc.spec.domain.wake_zone;
+        *zone = match zone {
+            WakeZone::PerServer => WakeZone::Shared,
+            WakeZone::Shared => WakeZone::PerServer,
+        };
+    }
+    Ok(render_resources(&p.session.context, &other, &p.catalog)?
+        .into_iter()
+        .filter(|r| stale(&r.id))
+        .collect())
 }
 
 /// Labels each change to an existing resource as a spec change or drift, from the apply

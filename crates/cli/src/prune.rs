@@ -147,11 +147,20 @@ pub async fn prune_graph(
             }
         }
     }
-    let mut resources = render_resources(&p.session.context, &combined, &catalog)?;
+    let resources = render_resources(&p.session.context, &combined, &catalog)?;
     let orphan_names: BTreeSet<&str> = orphans.iter().map(|o| o.server.as_str()).collect();
     let owners: BTreeMap<ResourceId, String> = crate::deploy::server_owners(&resources)
         .into_iter()
         .filter(|(_, server)| orphan_names.contains(server.as_str()))
+        .collect();
+    // What the orphans do not own stays as the input renders it: a shared wake zone's
+    // dispatcher, say, must not gain routes to the servers being deleted.
+    let mut resources: Vec<DesiredResource> = resources
+        .into_iter()
+        .map(|r| match p.graph.get(&r.id) {
+            Some(input) if !owners.contains_key(&r.id) => input.clone(),
+            _ => r,
+        })
         .collect();
     let records: BTreeMap<String, ResourceId> = owners
         .iter()

@@ -9,7 +9,7 @@ use common::{prepared, reconciler};
 use reconciler_cli::cost::{cost, cost_table, estimate, PriceTable, StoredBytes, VolumeSize};
 use reconciler_cli::deploy;
 use reconciler_engine::NoEvents;
-use reconciler_spec::Capacity;
+use reconciler_spec::{Capacity, WakeZone};
 use reconciler_testkit::fresh_account_id;
 
 #[test]
@@ -91,7 +91,7 @@ fn storage_classes_backups_and_spot_are_priced() {
             archive: 0,
         }),
     )]);
-    let c = estimate(&table, &doc, "us-east-1", 5, &sizes).unwrap();
+    let c = estimate(&table, &doc, "us-east-1", 5, WakeZone::PerServer, &sizes).unwrap();
     let us = &table.regions["us-east-1"];
     let volume = c
         .fixed_monthly
@@ -113,5 +113,29 @@ fn storage_classes_backups_and_spot_are_priced() {
     let instance = &c.running_hourly[0];
     assert!((instance.amount - us.instances["m5.large"] * table.spot_factor).abs() < 1e-9);
     assert!(instance.detail.contains("spot"));
-    assert!(estimate(&table, &doc, "sa-east-9", 5, &sizes).is_err());
+    assert!(estimate(&table, &doc, "sa-east-9", 5, WakeZone::PerServer, &sizes).is_err());
+}
+
+#[test]
+fn a_shared_wake_zone_costs_no_zone_per_server() {
+    let table = PriceTable::offline().unwrap();
+    let yaml = "apiVersion: reconciler.dev/v1alpha1\nkind: ContainerSpec\nmetadata:\n  name: mc\nspec:\n  ec2:\n    instanceType: m5.large\n  container:\n    image: x\n  watchdog:\n    threshold: 10\n";
+    let doc: reconciler_spec::ContainerSpecDocument = serde_yaml_ng::from_str(yaml).unwrap();
+    let sizes = BTreeMap::new();
+    let zone = |mode| {
+        let c = estimate(&table, &doc, "us-east-1", 5, mode, &sizes).unwrap();
+        let line = c
+            .fixed_monthly
+            .iter()
+            .find(|l| l.item == "hosted zone")
+            .unwrap()
+            .clone();
+        (line, c.fixed_monthly_total)
+    };
+    let (own, own_total) = zone(WakeZone::PerServer);
+    let (shared, shared_total) = zone(WakeZone::Shared);
+    assert_eq!(own.amount, table.hosted_zone_monthly);
+    assert_eq!(shared.amount, 0.0);
+    assert!(shared.detail.contains("root zone"), "{}", shared.detail);
+    assert!((own_total - shared_total - table.hosted_zone_monthly).abs() < 1e-9);
 }

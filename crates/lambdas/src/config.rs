@@ -1,4 +1,4 @@
-//! Environment configuration of the three handlers.
+//! Environment configuration of the handlers.
 //!
 //! Each handler reads its settings once, at cold start, and refuses to start
 //! when any of them is missing or malformed. Every problem is collected before
@@ -9,14 +9,16 @@
 //! environment directly: tests can then check the validation without
 //! `std::env::set_var`, which races with other test threads.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use serde::Serialize;
 
-/// Chooses the handler the binary runs (`start-system`, `instance-state-change`
-/// or `break-crash-loop`): one artifact serves all three functions.
+/// Chooses the handler the binary runs (`start-system`, `instance-state-change`,
+/// `break-crash-loop`, `idle-stop` or `wake-dispatcher`): one artifact serves
+/// every function.
 pub const HANDLER_VAR: &str = "RECONCILER_HANDLER";
 
 /// Auto Scaling group the handler scales.
@@ -51,6 +53,11 @@ pub const BOOT_GRACE_MINUTES: &str = "BOOT_GRACE_MINUTES";
 /// Name of the idle alarm that invokes idle-stop (reset to OK while the
 /// instance is in its boot grace, so it can fire again).
 pub const ALARM_NAME: &str = "ALARM_NAME";
+/// The wake dispatcher's routes: a JSON object of DNS name to the start
+/// function that wakes its server, e.g. `{"mc.example.com":"rc-mc-start-system"}`.
+pub const ROUTES: &str = "ROUTES";
+/// Region of the start functions the wake dispatcher invokes.
+pub const FUNCTION_REGION: &str = "FUNCTION_REGION";
 
 /// One second, so resolvers ask again almost every time and each connection
 /// attempt reaches the query log that starts the system.
@@ -203,7 +210,7 @@ fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Which of the three handlers the binary runs.
+/// Which handler the binary runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HandlerKind {
@@ -215,15 +222,18 @@ pub enum HandlerKind {
     BreakCrashLoop,
     /// The idle alarm fired: stop the instance unless it is still booting.
     IdleStop,
+    /// A DNS query under a shared root zone arrived: wake the server it names.
+    WakeDispatcher,
 }
 
 impl HandlerKind {
     /// All handlers, in the order their names are listed in errors.
-    pub const ALL: [HandlerKind; 4] = [
+    pub const ALL: [HandlerKind; 5] = [
         HandlerKind::StartSystem,
         HandlerKind::InstanceStateChange,
         HandlerKind::BreakCrashLoop,
         HandlerKind::IdleStop,
+        HandlerKind::WakeDispatcher,
     ];
 
     /// The value of [`HANDLER_VAR`] that selects this handler.
@@ -233,6 +243,7 @@ impl HandlerKind {
             HandlerKind::InstanceStateChange => "instance-state-change",
             HandlerKind::BreakCrashLoop => "break-crash-loop",
             HandlerKind::IdleStop => "idle-stop",
+            HandlerKind::WakeDispatcher => "wake-dispatcher",
         }
     }
 
@@ -439,6 +450,58 @@ impl IdleStopConfig {
     }
 }
 
+/// Configuration of the wake-dispatcher handler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WakeDispatcherConfig {
+    /// [`ROUTES`], keyed by the normalised name (lower case, no trailing dot).
+    pub routes: BTreeMap<String, String>,
+    /// [`FUNCTION_REGION`]
+    pub function_region: String,
+}
+
+impl WakeDispatcherConfig {
+    /// Reads and validates the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(process_env)
+    }
+
+    /// Reads and validates the variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut r = EnvReader::new(lookup);
+        let routes = r.required_parsed(ROUTES, parse_routes);
+        let function_region = r.required_parsed(FUNCTION_REGION, parse_region);
+        r.finish()?;
+        Ok(WakeDispatcherConfig {
+            routes: routes.unwrap_or_default(),
+            function_region: function_region.unwrap_or_default(),
+        })
+    }
+}
+
+/// A JSON object of DNS name to function name, both non-empty strings. Names are normalised
+/// as the query log's are compared ([`crate::events::normalise_query_name`]); two spellings of
+/// one name are refused, since only one function could win.
+fn parse_routes(raw: &str) -> Result<BTreeMap<String, String>, String> {
+    const EXPECTED: &str = r#"expected a JSON object of DNS name to function name, e.g. {"mc.example.com":"rc-mc-start-system"}"#;
+    let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| EXPECTED.to_owned())?;
+    let object = value.as_object().ok_or_else(|| EXPECTED.to_owned())?;
+    if object.is_empty() {
+        return Err("expected at least one route".to_owned());
+    }
+    let mut routes = BTreeMap::new();
+    for (name, function) in object {
+        let key = crate::events::normalise_query_name(name);
+        let function = match function.as_str() {
+            Some(f) if !key.is_empty() && !f.is_empty() && !key.contains(char::is_whitespace) => f,
+            _ => return Err(EXPECTED.to_owned()),
+        };
+        if routes.insert(key.clone(), function.to_owned()).is_some() {
+            return Err(format!("the name {key} is listed twice"));
+        }
+    }
+    Ok(routes)
+}
+
 /// A whole number from 0 to `max`.
 fn parse_minutes(raw: &str, max: u32) -> Result<u32, String> {
     match raw.parse::<u32>() {
@@ -600,6 +663,28 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(e.missing, [BOOT_GRACE_MINUTES, ALARM_NAME]);
+    }
+
+    #[test]
+    fn routes_are_normalised_and_checked() {
+        let c = WakeDispatcherConfig::from_lookup(|name| match name {
+            ROUTES => Some(r#"{"MC.Example.com.":"rc-mc-start-system"}"#.to_owned()),
+            FUNCTION_REGION => Some("us-east-1".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.routes["mc.example.com"], "rc-mc-start-system");
+        for bad in [
+            "{}",
+            "[]",
+            r#"{"a.example.com": 1}"#,
+            r#"{"a.example.com": ""}"#,
+            r#"{"A.example.com": "f", "a.example.com.": "g"}"#,
+        ] {
+            assert!(parse_routes(bad).is_err(), "{bad}");
+        }
+        let e = WakeDispatcherConfig::from_lookup(|_| None).unwrap_err();
+        assert_eq!(e.missing, [ROUTES, FUNCTION_REGION]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! crash loop from being broken.
 
 use std::collections::BTreeSet;
-use std::io::Read;
+use std::io::{Read, Write};
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -116,44 +116,155 @@ impl LogBatchReading {
 }
 
 fn summarize_log_batch(event: &Value) -> Result<LogBatchSummary, String> {
-    let data = event
-        .pointer("/awslogs/data")
-        .and_then(Value::as_str)
-        .ok_or("no awslogs.data string")?;
-    let compressed = base64::engine::general_purpose::STANDARD
-        .decode(data.trim())
-        .map_err(|err| format!("awslogs.data is not base64: {err}"))?;
-    let mut json = Vec::new();
-    flate2::read::MultiGzDecoder::new(compressed.as_slice())
-        .take(MAX_BATCH_BYTES)
-        .read_to_end(&mut json)
-        .map_err(|err| format!("awslogs.data is not gzip: {err}"))?;
-    let batch: Value = serde_json::from_slice(&json)
-        .map_err(|err| format!("awslogs.data is not a JSON document: {err}"))?;
-
-    let text = |key: &str| batch.get(key).and_then(Value::as_str).map(str::to_owned);
-    let lines: Vec<&str> = batch
-        .get("logEvents")
-        .and_then(Value::as_array)
-        .map(|events| {
-            events
-                .iter()
-                .filter_map(|e| e.get("message").and_then(Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default();
-    // Query-log fields: version, time, zone id, queried name, type, rcode, ...
-    let names: BTreeSet<String> = lines
+    let batch = LogBatch::decode(event)?;
+    let names: BTreeSet<String> = batch
+        .log_events
         .iter()
-        .filter_map(|line| line.split_whitespace().nth(3))
-        .map(|name| name.trim_end_matches('.').to_ascii_lowercase())
+        .filter_map(|e| QueryLine::parse(&e.message))
+        .map(|q| q.name)
         .collect();
     Ok(LogBatchSummary {
-        message_type: text("messageType"),
-        log_group: text("logGroup"),
-        log_events: lines.len(),
+        message_type: batch.message_type,
+        log_group: batch.log_group,
+        log_events: batch.log_events.len(),
         queried_names: names.len(),
     })
+}
+
+/// A CloudWatch Logs subscription batch, decoded: what Logs hands a Lambda destination as
+/// `awslogs.data` (base64 of gzip of this JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogBatch {
+    /// `DATA_MESSAGE`, or `CONTROL_MESSAGE` for the probe sent when a subscription is created.
+    #[serde(default)]
+    pub message_type: Option<String>,
+    /// The account that owns the log group.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The log group the lines come from.
+    #[serde(default)]
+    pub log_group: Option<String>,
+    /// The log stream the lines come from.
+    #[serde(default)]
+    pub log_stream: Option<String>,
+    /// The subscription filters that matched.
+    #[serde(default)]
+    pub subscription_filters: Vec<String>,
+    /// The matching lines.
+    #[serde(default)]
+    pub log_events: Vec<LogLine>,
+}
+
+/// One line of a subscription batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LogLine {
+    /// CloudWatch Logs' id of the event.
+    #[serde(default)]
+    pub id: String,
+    /// Milliseconds since the epoch.
+    #[serde(default)]
+    pub timestamp: i64,
+    /// The log line itself.
+    #[serde(default)]
+    pub message: String,
+}
+
+impl LogBatch {
+    /// Decodes `awslogs.data` (base64 of gzip of JSON).
+    pub fn decode(event: &Value) -> Result<LogBatch, String> {
+        let data = event
+            .pointer("/awslogs/data")
+            .and_then(Value::as_str)
+            .ok_or("no awslogs.data string")?;
+        let compressed = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|err| format!("awslogs.data is not base64: {err}"))?;
+        let mut json = Vec::new();
+        flate2::read::MultiGzDecoder::new(compressed.as_slice())
+            .take(MAX_BATCH_BYTES)
+            .read_to_end(&mut json)
+            .map_err(|err| format!("awslogs.data is not gzip: {err}"))?;
+        let value: Value = serde_json::from_slice(&json)
+            .map_err(|err| format!("awslogs.data is not a JSON document: {err}"))?;
+        // Lines without a message (or of another shape) are dropped rather than failing the
+        // batch: one odd line must not keep the others from waking their server.
+        let mut batch = LogBatch {
+            message_type: text(&value, "messageType"),
+            owner: text(&value, "owner"),
+            log_group: text(&value, "logGroup"),
+            log_stream: text(&value, "logStream"),
+            subscription_filters: value
+                .get("subscriptionFilters")
+                .and_then(Value::as_array)
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            log_events: Vec::new(),
+        };
+        if let Some(events) = value.get("logEvents").and_then(Value::as_array) {
+            batch.log_events = events
+                .iter()
+                .filter_map(|e| {
+                    Some(LogLine {
+                        id: text(e, "id").unwrap_or_default(),
+                        timestamp: e.get("timestamp").and_then(Value::as_i64).unwrap_or(0),
+                        message: text(e, "message")?,
+                    })
+                })
+                .collect();
+        }
+        Ok(batch)
+    }
+
+    /// The event a Lambda destination receives for this batch: `{"awslogs": {"data": ...}}`.
+    pub fn encode(&self) -> Value {
+        let json = serde_json::to_vec(self).expect("a log batch serializes");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        // Writing to a Vec cannot fail.
+        gz.write_all(&json).expect("gzip into memory");
+        let bytes = gz.finish().expect("gzip into memory");
+        serde_json::json!({
+            "awslogs": { "data": base64::engine::general_purpose::STANDARD.encode(bytes) }
+        })
+    }
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The fields of a Route 53 query-log line the wake path uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryLine {
+    /// The queried name: lower case, without the trailing dot.
+    pub name: String,
+    /// The record type asked for, upper case (`A`, `AAAA`, ...).
+    pub record_type: String,
+}
+
+impl QueryLine {
+    /// Reads a query-log line: version, time, zone id, queried name, type, rcode, protocol,
+    /// edge location, resolver address, EDNS client subnet, separated by spaces. `None` for a
+    /// line with fewer fields.
+    pub fn parse(line: &str) -> Option<QueryLine> {
+        let mut fields = line.split_whitespace().skip(3);
+        let name = fields.next()?;
+        let record_type = fields.next()?;
+        Some(QueryLine {
+            name: normalise_query_name(name),
+            record_type: record_type.to_ascii_uppercase(),
+        })
+    }
+}
+
+/// A DNS name as compared: lower case, without the trailing dot. Route 53 logs names as they
+/// were asked (`MC.Example.COM.` reaches the same record as `mc.example.com`).
+pub fn normalise_query_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// What an ECS `Task State Change` event says about why the task stopped.
@@ -232,6 +343,37 @@ mod tests {
                 "{event}"
             );
         }
+    }
+
+    #[test]
+    fn batches_round_trip_and_query_lines_parse() {
+        let batch = LogBatch {
+            message_type: Some("DATA_MESSAGE".into()),
+            log_group: Some("/aws/route53/rc-main/queries".into()),
+            log_events: vec![LogLine {
+                id: "1".into(),
+                timestamp: 5,
+                message:
+                    "1.0 2026-01-01T00:00:00Z Z1 MC.Example.com. A NOERROR UDP IAD 192.0.2.1 -"
+                        .into(),
+            }],
+            ..LogBatch::default()
+        };
+        let decoded = LogBatch::decode(&batch.encode()).unwrap();
+        assert_eq!(decoded, batch);
+        let q = QueryLine::parse(&decoded.log_events[0].message).unwrap();
+        assert_eq!(
+            (q.name.as_str(), q.record_type.as_str()),
+            ("mc.example.com", "A")
+        );
+        assert_eq!(QueryLine::parse("1.0 t Z1"), None);
+        // Lines of another shape are dropped, not fatal.
+        let odd = json!({"logEvents": [{"message": 5}, {"message": "x"}]});
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(odd.to_string().as_bytes()).unwrap();
+        let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        let decoded = LogBatch::decode(&json!({"awslogs": {"data": data}})).unwrap();
+        assert_eq!(decoded.log_events.len(), 1);
     }
 
     #[test]

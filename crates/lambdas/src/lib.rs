@@ -8,7 +8,10 @@
 //!   instance, or at the "unavailable" address once it terminates;
 //! - [`break_crash_loop()`]: the container keeps failing, so scale to zero;
 //! - [`idle_stop()`]: the idle alarm fired, so scale to zero unless the
-//!   instance is still in its boot grace (only deployed with a grace).
+//!   instance is still in its boot grace (only deployed with a grace);
+//! - [`wake_dispatcher()`]: a DNS query arrived in a Base's shared root zone,
+//!   so invoke the start-system function of the server it names (only
+//!   deployed with `spec.domain.wakeZone: shared`).
 //!
 //! The handler logic lives here, apart from the Lambda runtime, so tests call
 //! it directly with SDK clients built for the local emulator (where Lambda
@@ -23,7 +26,7 @@
 //! # Environment contract
 //!
 //! What the reconciler must set on each function (all clients use
-//! `ASG_REGION`; blank counts as unset):
+//! `ASG_REGION`, the dispatcher's `FUNCTION_REGION`; blank counts as unset):
 //!
 //! | handler (`RECONCILER_HANDLER`) | required | optional (default) |
 //! |---|---|---|
@@ -31,6 +34,7 @@
 //! | `instance-state-change` | `ASG_REGION`, `HOSTED_ZONE_ID`, `RECORD_NAME` | `RECORD_TTL` (1), `UNAVAILABLE_IP` (0.0.0.0) |
 //! | `break-crash-loop` | `ASG_NAME`, `ASG_REGION` | |
 //! | `idle-stop` | `ASG_NAME`, `ASG_REGION`, `BOOT_GRACE_MINUTES`, `ALARM_NAME` | |
+//! | `wake-dispatcher` | `ROUTES` (JSON object of DNS name to start function), `FUNCTION_REGION` | |
 //!
 //! The binary also honours `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`) for its
 //! log level and the standard SDK variables such as `AWS_ENDPOINT_URL`.
@@ -42,14 +46,18 @@ pub mod events;
 pub mod idle_stop;
 pub mod instance_state_change;
 pub mod start_system;
+pub mod wake_dispatcher;
 
 pub use break_crash_loop::{break_crash_loop, BreakCrashLoopClients, BreakCrashLoopOutcome};
 pub use config::{
     BreakCrashLoopConfig, ConfigError, HandlerKind, IdleStopConfig, InstanceStateChangeConfig,
-    InvalidVariable, MetricDimension, StartSystemConfig,
+    InvalidVariable, MetricDimension, StartSystemConfig, WakeDispatcherConfig,
 };
 pub use error::HandlerError;
-pub use events::{AutoScalingEvent, LogBatchReading, LogBatchSummary, TaskStopSummary};
+pub use events::{
+    AutoScalingEvent, LogBatch, LogBatchReading, LogBatchSummary, LogLine, QueryLine,
+    TaskStopSummary,
+};
 pub use idle_stop::{idle_stop, idle_stop_at, IdleStopClients, IdleStopOutcome};
 pub use instance_state_change::{
     instance_state_change, InstanceStateChangeClients, InstanceStateChangeOutcome, Trigger,
@@ -58,3 +66,4 @@ pub use start_system::{
     decide_wake, start_system, start_system_at, MetricPushed, StartSystemClients,
     StartSystemOutcome, WakeDecision, WAKES_TAG,
 };
+pub use wake_dispatcher::{wake_dispatcher, Dispatched, LambdaWaker, WakeDispatcherOutcome, Waker};

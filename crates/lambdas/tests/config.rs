@@ -152,6 +152,6 @@ fn handler_selection() {
             .unwrap_err()
             .to_string(),
         "invalid environment variable: RECONCILER_HANDLER (expected one of start-system, \
-         instance-state-change, break-crash-loop, idle-stop)"
+         instance-state-change, break-crash-loop, idle-stop, wake-dispatcher)"
     );
 }

@@ -15,7 +15,7 @@ pub mod user_data;
 pub mod wake;
 
 use reconciler_engine::model::{DesiredGraph, DesiredResource, GraphErrors};
-use reconciler_spec::{base_of, Alerts, InstanceCatalog, Lookup, SpecSet};
+use reconciler_spec::{base_of, Alerts, ContainerSpecDocument, InstanceCatalog, Lookup, SpecSet};
 use serde_json::{json, Value};
 
 /// Resource kinds (`<service>.<type>`) and the provider client each maps to.
@@ -188,7 +188,18 @@ pub fn render_resources(
     let mut out = Vec::new();
     let mut base_refs = std::collections::HashMap::new();
     for base in &set.bases {
-        let (resources, refs) = base::render(cx, &base.doc);
+        let (mut resources, refs) = base::render(cx, &base.doc);
+        // A shared wake zone's query log, filter and dispatcher belong to the Base, and its
+        // record covers them.
+        let servers: Vec<&ContainerSpecDocument> = set
+            .servers
+            .iter()
+            .filter(|s| {
+                base_of(set, &s.doc).is_some_and(|b| b.doc.metadata.name == base.doc.metadata.name)
+            })
+            .map(|s| &s.doc)
+            .collect();
+        resources.extend(wake::render_shared(cx, &base.doc, &servers));
         out.push(record::base_record(&base.doc, &resources));
         out.extend(resources);
         base_refs.insert(base.doc.metadata.name.clone(), refs);

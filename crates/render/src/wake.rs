@@ -3,7 +3,10 @@
 //! In `us-east-1` (where Route 53 writes query logs): the server's hosted zone, delegated from
 //! the root zone; its A record, created once with the unavailable address and then owned by
 //! the running system; the query log group and logging config; a subscription filter matching
-//! only this server's A queries; and the start Lambda it invokes.
+//! only this server's A queries; and the start Lambda it invokes. With a shared wake zone
+//! (`spec.domain.wakeZone: shared`) the A record lives in the root zone instead, and the zone,
+//! query log and filter are the Base's, once ([`render_shared`]): one dispatcher Lambda
+//! invokes the start Lambda of the server a lookup names.
 //!
 //! In the server's region: the scale-to-zero policy; the idle alarm (network in, minus EFS
 //! reads, plus DNS hits, at or below the threshold for the configured minutes); the
@@ -15,11 +18,11 @@
 //! touches, and its own log group with a short retention. Lambdas stay out of the VPC.
 
 use reconciler_engine::model::{reference, DesiredResource};
-use reconciler_spec::{dns_name_of, BaseDocument, ContainerSpecDocument};
+use reconciler_spec::{dns_name_of, BaseDocument, ContainerSpecDocument, WakeZone};
 use serde_json::{json, Value};
 
 use crate::base::{tagged, BaseRefs};
-use crate::naming::{ServerNames, GLOBAL_REGION};
+use crate::naming::{BaseNames, ServerNames, GLOBAL_REGION};
 use crate::server::ServerRefs;
 use crate::{kinds, policies, Context};
 
@@ -240,13 +243,156 @@ impl IdleActivity {
     }
 }
 
+/// The handler of the Base's wake dispatcher (shared wake zone).
+pub const DISPATCHER_HANDLER: &str = "wake-dispatcher";
+
+/// The query log group of a Base whose servers share its root zone. Under
+/// [`QUERY_LOG_PREFIX`], so the one log resource policy covers it; the `/` keeps it apart from
+/// every server's group (`rc-<server>` never holds one).
+pub fn shared_query_log_name(base: &str) -> String {
+    format!("{QUERY_LOG_PREFIX}{base}/queries")
+}
+
+/// The name of a server's start function, which the dispatcher invokes.
+pub fn start_function_name(server: &str) -> String {
+    ServerNames::new("", server).name("start-system")
+}
+
+/// The Base-level wake path of a shared wake zone (`spec.domain.wakeZone: shared`), rendered
+/// once per Base however many servers it has: the root zone's query logging config, its log
+/// group, one subscription filter taking the A lookups under the domain, and the dispatcher
+/// Lambda that routes each lookup to the server it names by invoking that server's start
+/// function. The start function keeps doing the wake (metric, cooldown, rate limit), so the
+/// dispatcher's role needs nothing but `lambda:InvokeFunction` on exactly those functions.
+///
+/// `servers` are the Base's servers in the input; with none, nothing is rendered (the
+/// dispatcher would have nobody to wake, and IAM refuses a statement without resources).
+pub fn render_shared(
+    cx: &Context,
+    base: &BaseDocument,
+    servers: &[&ContainerSpecDocument],
+) -> Vec<DesiredResource> {
+    if base.spec.domain.wake_zone != WakeZone::Shared || servers.is_empty() {
+        return Vec::new();
+    }
+    let names = BaseNames::new(&base.metadata.name);
+    let local = base.metadata.name.as_str();
+    let root = base
+        .spec
+        .domain
+        .name
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let root_zone = base.spec.domain.hosted_zone_id.as_str();
+    let mut out = Vec::new();
+
+    let query_log_name = shared_query_log_name(local);
+    let query_logs = DesiredResource::new(
+        kinds::LOG_GROUP,
+        &format!("{local}.wake-queries"),
+        GLOBAL_REGION,
+        &query_log_name,
+    )
+    .with_properties(json!({ "retentionInDays": QUERY_LOG_RETENTION_DAYS }));
+    let query_logs_id = query_logs.id.to_string();
+    out.push(tagged(query_logs, names.tags("wake")));
+    out.push(
+        DesiredResource::new(
+            kinds::QUERY_LOGGING_CONFIG,
+            &format!("{local}.wake"),
+            GLOBAL_REGION,
+            format!("{root}."),
+        )
+        .with_properties(json!({
+            "hostedZoneId": root_zone,
+            "cloudWatchLogsLogGroupArn": reference(query_logs_id.as_str(), "arn")
+        }))
+        .with_dependency(format!("{}/route53-query-logging", kinds::LOG_RESOURCE_POLICY).as_str()),
+    );
+
+    // Routes: each server's DNS name to its start function, in name order for a stable
+    // environment.
+    let mut routes = std::collections::BTreeMap::new();
+    for doc in servers {
+        routes.insert(
+            dns_name_of(doc, base),
+            start_function_name(&doc.metadata.name),
+        );
+    }
+    let function_arns: Vec<String> = routes
+        .values()
+        .map(|f| {
+            format!(
+                "arn:{}:lambda:{GLOBAL_REGION}:{}:function:{f}",
+                cx.partition, cx.account_id
+            )
+        })
+        .collect();
+    let dispatcher = owned_function(
+        cx,
+        Owner {
+            local: local.to_string(),
+            fn_name: names.name(DISPATCHER_HANDLER),
+            what: format!("Base {local}"),
+            tags: names.tags("wake"),
+        },
+        GLOBAL_REGION,
+        DISPATCHER_HANDLER,
+        format!("Wakes the server of Base {local} whose name under {root} is looked up"),
+        json!({
+            "ROUTES": serde_json::to_string(&routes).expect("a map of strings serializes"),
+            "FUNCTION_REGION": GLOBAL_REGION
+        }),
+        vec![json!({
+            "Sid": "WakeBaseServers",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": function_arns
+        })],
+    );
+    let dispatcher_id = dispatcher.id.clone();
+    out.extend(dispatcher.resources.iter().cloned());
+    // Names that no server's objects can take: servers never have a `dispatcher` handler.
+    let statement = "wake-dispatcher-invoke";
+    out.push(owned_permission(
+        local,
+        names.name(statement),
+        &dispatcher,
+        GLOBAL_REGION,
+        "logs.amazonaws.com",
+        reference(query_logs_id.as_str(), "arn"),
+        statement,
+    ));
+    out.push(
+        DesiredResource::new(
+            kinds::SUBSCRIPTION_FILTER,
+            &format!("{local}.wake-queries"),
+            GLOBAL_REGION,
+            names.name(DISPATCHER_HANDLER),
+        )
+        .with_properties(json!({
+            "logGroupName": query_log_name,
+            // The record type A as a quoted term with a space on each side: every A lookup of
+            // the zone, whatever the spelling of its name. Filter terms are case-sensitive, and
+            // resolvers may randomise the case of a name (DNS 0x20) or keep its trailing dot;
+            // the dispatcher matches names without regard to either, so the filter only keeps
+            // the other types (AAAA, TXT, ...) from invoking it.
+            "filterPattern": "\" A \"",
+            "destinationArn": reference(dispatcher_id.as_str(), "arn")
+        }))
+        .with_dependency(format!("{}/{local}-{statement}", kinds::LAMBDA_PERMISSION).as_str())
+        .with_dependency(query_logs_id.as_str()),
+    );
+    out
+}
+
 /// Ids of the resources of the wake path that others refer to.
 #[derive(Debug, Clone)]
 pub struct WakeRefs {
-    /// The server's hosted zone.
-    pub zone: String,
-    /// The query log group.
-    pub query_log_group: String,
+    /// The server's hosted zone (none in shared mode: the record lives in the root zone).
+    pub zone: Option<String>,
+    /// The server's query log group (none in shared mode: the Base's group is used).
+    pub query_log_group: Option<String>,
     /// The idle alarm, the instance-left-up alarm and the crash-loop alarm.
     pub alarms: Vec<String>,
     /// The state-change Lambda.
@@ -260,6 +406,29 @@ struct Function {
     name: String,
 }
 
+/// Whose a function is: a server's, or (the wake dispatcher) a Base's.
+struct Owner {
+    /// Prefix of the resource ids (the server's or the Base's `metadata.name`).
+    local: String,
+    /// `rc-<owner>-<handler>`.
+    fn_name: String,
+    /// What the role's description says it belongs to (`server mc`, `Base main`).
+    what: String,
+    /// Ownership tags.
+    tags: indexmap::IndexMap<String, String>,
+}
+
+impl Owner {
+    fn server(names: &ServerNames, handler: &str, component: &str) -> Owner {
+        Owner {
+            local: names.server.clone(),
+            fn_name: names.name(handler),
+            what: format!("server {}", names.server),
+            tags: names.tags(component),
+        }
+    }
+}
+
 fn function(
     cx: &Context,
     names: &ServerNames,
@@ -269,8 +438,28 @@ fn function(
     environment: Value,
     policy_statements: Vec<Value>,
 ) -> Function {
-    let local = &names.server;
-    let fn_name = names.name(handler);
+    owned_function(
+        cx,
+        Owner::server(names, handler, "wake"),
+        region,
+        handler,
+        description,
+        environment,
+        policy_statements,
+    )
+}
+
+fn owned_function(
+    cx: &Context,
+    owner: Owner,
+    region: &str,
+    handler: &str,
+    description: String,
+    environment: Value,
+    policy_statements: Vec<Value>,
+) -> Function {
+    let local = &owner.local;
+    let fn_name = owner.fn_name.clone();
     let log_group = format!("/aws/lambda/{fn_name}");
     let log_arn = format!(
         "arn:{}:logs:{region}:{}:log-group:{log_group}:*",
@@ -297,7 +486,7 @@ fn function(
         &fn_name,
     )
     .with_properties(json!({
-        "description": format!("{handler} Lambda of server {local}"),
+        "description": format!("{handler} Lambda of {}", owner.what),
         "assumeRolePolicyDocument": policies::assume_role("lambda.amazonaws.com"),
         "managedPolicyArns": [],
         "inlinePolicies": { handler: { "Version": "2012-10-17", "Statement": statements } }
@@ -324,12 +513,11 @@ fn function(
     }))
     .with_dependency(logs.id.as_str());
     let id = function.id.to_string();
-    let component = "wake";
     Function {
         resources: vec![
-            tagged(logs, names.tags(component)),
-            tagged(role, names.tags(component)),
-            tagged(function, names.tags(component)),
+            tagged(logs, owner.tags.clone()),
+            tagged(role, owner.tags.clone()),
+            tagged(function, owner.tags),
         ],
         id,
         name: fn_name,
@@ -346,11 +534,31 @@ fn permission(
     source_arn: Value,
     statement: &str,
 ) -> DesiredResource {
+    owned_permission(
+        &names.server,
+        names.name(statement),
+        function,
+        region,
+        principal,
+        source_arn,
+        statement,
+    )
+}
+
+fn owned_permission(
+    local: &str,
+    statement_id: String,
+    function: &Function,
+    region: &str,
+    principal: &str,
+    source_arn: Value,
+    statement: &str,
+) -> DesiredResource {
     DesiredResource::new(
         kinds::LAMBDA_PERMISSION,
-        &format!("{}-{statement}", names.server),
+        &format!("{local}-{statement}"),
         region,
-        names.name(statement),
+        statement_id,
     )
     .with_properties(json!({
         "functionName": function.name,
@@ -384,71 +592,102 @@ pub fn render(
         wd.wake_cooldown_minutes.unwrap_or(0) > 0 || wd.max_wakes_per_hour.unwrap_or(0) > 0;
     let mut out = Vec::new();
 
-    // DNS: the server's own zone, delegated from the root zone.
-    let zone = DesiredResource::new(kinds::HOSTED_ZONE, local, GLOBAL_REGION, format!("{dns}."))
-        .with_properties(
-            json!({ "comment": format!("Wakes server {local} when {dns} is looked up") }),
+    // DNS. Per server: the server's own zone, delegated from the root zone, with its own query
+    // log. Shared: the A record in the root zone, whose query log the Base renders once.
+    let shared = base.spec.domain.wake_zone == WakeZone::Shared;
+    let root_zone = base.spec.domain.hosted_zone_id.as_str();
+    let mut zone_ref: Option<String> = None;
+    let mut query_logs_ref: Option<String> = None;
+    let query_log_name;
+    if shared {
+        query_log_name = shared_query_log_name(&base.metadata.name);
+        out.push(
+            DesiredResource::new(
+                kinds::RECORD_SET,
+                &format!("{local}.address"),
+                GLOBAL_REGION,
+                format!("{dns}. A in {root_zone}"),
+            )
+            .with_properties(json!({
+                "hostedZoneId": root_zone,
+                "name": format!("{dns}."),
+                "type": "A",
+                "ttl": RECORD_TTL,
+                // Written once; from then on the instance-state-change Lambda owns the value.
+                "initialValues": [UNAVAILABLE_IP]
+            })),
         );
-    let zone_id = zone.id.to_string();
-    out.push(tagged(zone, names.tags("wake")));
+    } else {
+        let zone =
+            DesiredResource::new(kinds::HOSTED_ZONE, local, GLOBAL_REGION, format!("{dns}."))
+                .with_properties(
+                    json!({ "comment": format!("Wakes server {local} when {dns} is looked up") }),
+                );
+        let zone_id = zone.id.to_string();
+        out.push(tagged(zone, names.tags("wake")));
 
-    out.push(
-        DesiredResource::new(
-            kinds::RECORD_SET,
-            &format!("{local}-delegation"),
-            GLOBAL_REGION,
-            format!("{dns}. NS"),
-        )
-        .with_properties(json!({
-            "hostedZoneId": base.spec.domain.hosted_zone_id,
-            "name": format!("{dns}."),
-            "type": "NS",
-            "ttl": DELEGATION_TTL,
-            "values": reference(zone_id.as_str(), "nameServers")
-        })),
-    );
-    out.push(
-        DesiredResource::new(
-            kinds::RECORD_SET,
-            &format!("{local}-address"),
-            GLOBAL_REGION,
-            format!("{dns}. A"),
-        )
-        .with_properties(json!({
-            "hostedZoneId": reference(zone_id.as_str(), "id"),
-            "name": format!("{dns}."),
-            "type": "A",
-            "ttl": RECORD_TTL,
-            // Written once; from then on the instance-state-change Lambda owns the value.
-            "initialValues": [UNAVAILABLE_IP]
-        })),
-    );
+        out.push(
+            DesiredResource::new(
+                kinds::RECORD_SET,
+                &format!("{local}-delegation"),
+                GLOBAL_REGION,
+                format!("{dns}. NS"),
+            )
+            .with_properties(json!({
+                "hostedZoneId": root_zone,
+                "name": format!("{dns}."),
+                "type": "NS",
+                "ttl": DELEGATION_TTL,
+                "values": reference(zone_id.as_str(), "nameServers")
+            })),
+        );
+        out.push(
+            DesiredResource::new(
+                kinds::RECORD_SET,
+                &format!("{local}-address"),
+                GLOBAL_REGION,
+                format!("{dns}. A"),
+            )
+            .with_properties(json!({
+                "hostedZoneId": reference(zone_id.as_str(), "id"),
+                "name": format!("{dns}."),
+                "type": "A",
+                "ttl": RECORD_TTL,
+                // Written once; from then on the instance-state-change Lambda owns the value.
+                "initialValues": [UNAVAILABLE_IP]
+            })),
+        );
 
-    // Query logging: the log group must exist, and Route 53 be allowed to write to it, before
-    // the logging config is created.
-    let query_log_name = format!("{QUERY_LOG_PREFIX}{local}");
-    let query_logs = DesiredResource::new(
-        kinds::LOG_GROUP,
-        &format!("{local}-queries"),
-        GLOBAL_REGION,
-        &query_log_name,
-    )
-    .with_properties(json!({ "retentionInDays": QUERY_LOG_RETENTION_DAYS }));
-    let query_logs_id = query_logs.id.to_string();
-    out.push(tagged(query_logs, names.tags("wake")));
-    out.push(
-        DesiredResource::new(
-            kinds::QUERY_LOGGING_CONFIG,
-            local,
+        // Query logging: the log group must exist, and Route 53 be allowed to write to it,
+        // before the logging config is created.
+        query_log_name = format!("{QUERY_LOG_PREFIX}{local}");
+        let query_logs = DesiredResource::new(
+            kinds::LOG_GROUP,
+            &format!("{local}-queries"),
             GLOBAL_REGION,
-            format!("{dns}."),
+            &query_log_name,
         )
-        .with_properties(json!({
-            "hostedZoneId": reference(zone_id.as_str(), "id"),
-            "cloudWatchLogsLogGroupArn": reference(query_logs_id.as_str(), "arn")
-        }))
-        .with_dependency(format!("{}/route53-query-logging", kinds::LOG_RESOURCE_POLICY).as_str()),
-    );
+        .with_properties(json!({ "retentionInDays": QUERY_LOG_RETENTION_DAYS }));
+        let query_logs_id = query_logs.id.to_string();
+        out.push(tagged(query_logs, names.tags("wake")));
+        out.push(
+            DesiredResource::new(
+                kinds::QUERY_LOGGING_CONFIG,
+                local,
+                GLOBAL_REGION,
+                format!("{dns}."),
+            )
+            .with_properties(json!({
+                "hostedZoneId": reference(zone_id.as_str(), "id"),
+                "cloudWatchLogsLogGroupArn": reference(query_logs_id.as_str(), "arn")
+            }))
+            .with_dependency(
+                format!("{}/route53-query-logging", kinds::LOG_RESOURCE_POLICY).as_str(),
+            ),
+        );
+        zone_ref = Some(zone_id);
+        query_logs_ref = Some(query_logs_id);
+    }
 
     // The start Lambda, invoked by the query log's subscription filter. With wake limits it
     // reads the group and records its wakes in a tag on it.
@@ -503,31 +742,37 @@ pub fn render(
     );
     let start_id = start.id.clone();
     out.extend(start.resources.iter().cloned());
-    out.push(permission(
-        &names,
-        &start,
-        GLOBAL_REGION,
-        "logs.amazonaws.com",
-        reference(query_logs_id.as_str(), "arn"),
-        "query-log-invoke",
-    ));
-    out.push(
-        DesiredResource::new(
-            kinds::SUBSCRIPTION_FILTER,
-            &format!("{local}-queries"),
+    // In shared mode the Base's dispatcher invokes the start function (its role allows exactly
+    // that), so the function needs no permission or filter of its own.
+    if let Some(query_logs_id) = &query_logs_ref {
+        out.push(permission(
+            &names,
+            &start,
             GLOBAL_REGION,
-            names.name("a-queries"),
-        )
-        .with_properties(json!({
-            "logGroupName": query_log_name,
-            // A quoted term with a space on each side: the exact name followed by the
-            // record type, so `_tcp.<name>` and AAAA-only lookups do not wake the server.
-            "filterPattern": format!("\" {dns} A \""),
-            "destinationArn": reference(start_id.as_str(), "arn")
-        }))
-        .with_dependency(format!("{}/{local}-query-log-invoke", kinds::LAMBDA_PERMISSION).as_str())
-        .with_dependency(query_logs_id.as_str()),
-    );
+            "logs.amazonaws.com",
+            reference(query_logs_id.as_str(), "arn"),
+            "query-log-invoke",
+        ));
+        out.push(
+            DesiredResource::new(
+                kinds::SUBSCRIPTION_FILTER,
+                &format!("{local}-queries"),
+                GLOBAL_REGION,
+                names.name("a-queries"),
+            )
+            .with_properties(json!({
+                "logGroupName": query_log_name,
+                // A quoted term with a space on each side: the exact name followed by the
+                // record type, so `_tcp.<name>` and AAAA-only lookups do not wake the server.
+                "filterPattern": format!("\" {dns} A \""),
+                "destinationArn": reference(start_id.as_str(), "arn")
+            }))
+            .with_dependency(
+                format!("{}/{local}-query-log-invoke", kinds::LAMBDA_PERMISSION).as_str(),
+            )
+            .with_dependency(query_logs_id.as_str()),
+        );
+    }
 
     // Sleep: one policy that sets the group to exactly zero, whatever triggers it.
     let policy = DesiredResource::new(
@@ -728,6 +973,35 @@ pub fn render(
 
     // The A record follows the instance: its public IP on launch, the unavailable address on
     // termination. Both topics hear about it.
+    let (state_zone, update_record) = match &zone_ref {
+        Some(zone_id) => (
+            reference(zone_id.as_str(), "id"),
+            json!({
+                "Sid": "UpdateServerRecord",
+                "Effect": "Allow",
+                "Action": "route53:ChangeResourceRecordSets",
+                "Resource": { "$join": [format!("arn:{partition}:route53:::hostedzone/"), reference(zone_id.as_str(), "id")] }
+            }),
+        ),
+        // The root zone holds other records (the user's, the other servers'): the conditions
+        // narrow the grant to upserts of this server's A record.
+        None => (
+            json!(root_zone),
+            json!({
+                "Sid": "UpdateServerRecord",
+                "Effect": "Allow",
+                "Action": "route53:ChangeResourceRecordSets",
+                "Resource": format!("arn:{partition}:route53:::hostedzone/{root_zone}"),
+                "Condition": {
+                    "ForAllValues:StringEquals": {
+                        "route53:ChangeResourceRecordSetsNormalizedRecordNames": [dns],
+                        "route53:ChangeResourceRecordSetsRecordTypes": ["A"],
+                        "route53:ChangeResourceRecordSetsActions": ["UPSERT"]
+                    }
+                }
+            }),
+        ),
+    };
     let state = function(
         cx,
         &names,
@@ -736,18 +1010,13 @@ pub fn render(
         format!("Points {dns} at server {local}'s instance, or at {UNAVAILABLE_IP} when it stops"),
         json!({
             "ASG_REGION": region,
-            "HOSTED_ZONE_ID": reference(zone_id.as_str(), "id"),
+            "HOSTED_ZONE_ID": state_zone,
             "RECORD_NAME": dns,
             "RECORD_TTL": RECORD_TTL.to_string(),
             "UNAVAILABLE_IP": UNAVAILABLE_IP
         }),
         vec![
-            json!({
-                "Sid": "UpdateServerRecord",
-                "Effect": "Allow",
-                "Action": "route53:ChangeResourceRecordSets",
-                "Resource": { "$join": [format!("arn:{partition}:route53:::hostedzone/"), reference(zone_id.as_str(), "id")] }
-            }),
+            update_record,
             json!({
                 "Sid": "ReadInstances",
                 "Effect": "Allow",
@@ -811,8 +1080,8 @@ pub fn render(
     }
 
     let refs = WakeRefs {
-        zone: zone_id,
-        query_log_group: query_logs_id,
+        zone: zone_ref,
+        query_log_group: query_logs_ref,
         alarms: vec![idle_id, left_up_id, crash_alarm_id],
         state_change_function: state_id,
     };

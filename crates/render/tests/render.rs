@@ -46,6 +46,46 @@ fn graph_with_ssh() -> DesiredGraph {
     .unwrap()
 }
 
+/// The examples with the Base in shared wake zone mode and `extra` more copies of the
+/// minecraft server (`mc-0`, `mc-1`, ...).
+fn graph_shared(extra: usize) -> DesiredGraph {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs");
+    let mut inputs = collect_inputs(&[root]).unwrap();
+    let base = inputs
+        .iter_mut()
+        .find(|i| i.name.ends_with("base.yaml"))
+        .unwrap();
+    let text = String::from_utf8(base.bytes.clone()).unwrap();
+    let zone = "    hostedZoneId: ${HOSTED_ZONE_ID:-Z0123456789EXAMPLE}\n";
+    assert!(text.contains(zone));
+    base.bytes = text
+        .replace(zone, &format!("{zone}    wakeZone: shared\n"))
+        .into_bytes();
+    let minecraft = inputs
+        .iter()
+        .find(|i| i.name.ends_with("minecraft.yaml"))
+        .unwrap()
+        .clone();
+    for i in 0..extra {
+        let mut copy = minecraft.clone();
+        copy.name = format!("mc-{i}.yaml");
+        copy.bytes = String::from_utf8(copy.bytes)
+            .unwrap()
+            .replace("name: minecraft\n", &format!("name: mc-{i}\n"))
+            .into_bytes();
+        inputs.push(copy);
+    }
+    let (set, diags) = check(&inputs, &|_| None, &InstanceCatalog::offline());
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    assert_eq!(set.servers.len(), 3 + extra);
+    render(
+        &Context::new("123456789012"),
+        &set,
+        &InstanceCatalog::offline(),
+    )
+    .unwrap()
+}
+
 /// Every IAM-style policy document in the graph (inline policies, trust policies, topic, file
 /// system and log resource policies), found by shape: an object with a `Statement` list.
 fn policy_statements(g: &DesiredGraph) -> Vec<(String, Value)> {
@@ -168,7 +208,7 @@ fn every_resource_is_owned_and_named_deterministically() {
 
 #[test]
 fn every_policy_grants_no_wildcard_action_and_trusts_one_service() {
-    for g in [graph(), graph_with_ssh()] {
+    for g in [graph(), graph_with_ssh(), graph_shared(0)] {
         let statements = policy_statements(&g);
         assert!(statements.len() > 40, "{}", statements.len());
         for (at, st) in &statements {
@@ -205,9 +245,10 @@ fn every_policy_grants_no_wildcard_action_and_trusts_one_service() {
 
 #[test]
 fn wildcard_resources_are_exactly_the_documented_ones() {
-    let g = graph();
+    let (g, shared) = (graph(), graph_shared(0));
     let mut found: Vec<String> = policy_statements(&g)
         .into_iter()
+        .chain(policy_statements(&shared))
         .filter(|(_, st)| st["Effect"] == "Allow" && strings(&st["Resource"]).contains(&"*"))
         .map(|(at, st)| {
             st["Sid"]
@@ -839,4 +880,184 @@ fn adopted_and_restored_volumes_are_carried_to_the_file_system() {
     // Without either, nothing changes: the examples' snapshot covers that.
     let vh = get(&g, &format!("{}/valheim-config", kinds::FILE_SYSTEM));
     assert!(vh.properties.get("adopt").is_none() && vh.properties.get("restoreFrom").is_none());
+}
+
+#[test]
+fn a_shared_wake_zone_has_one_query_log_filter_and_dispatcher_per_base_whatever_the_servers() {
+    for extra in [0, 5] {
+        let g = graph_shared(extra);
+        let servers = 3 + extra;
+        let route53_groups: Vec<&DesiredResource> = of_kind(&g, kinds::LOG_GROUP)
+            .into_iter()
+            .filter(|l| l.name.starts_with("/aws/route53/"))
+            .collect();
+        for (what, n) in [
+            (
+                "query logging configs",
+                of_kind(&g, kinds::QUERY_LOGGING_CONFIG).len(),
+            ),
+            (
+                "subscription filters",
+                of_kind(&g, kinds::SUBSCRIPTION_FILTER).len(),
+            ),
+            ("query log groups", route53_groups.len()),
+            (
+                "log resource policies",
+                of_kind(&g, kinds::LOG_RESOURCE_POLICY).len(),
+            ),
+        ] {
+            assert_eq!(n, 1, "{what} with {servers} servers");
+        }
+        assert!(
+            of_kind(&g, kinds::HOSTED_ZONE).is_empty(),
+            "no zone per server"
+        );
+        // The root zone logs to the Base's group, under the prefix the one policy covers.
+        let config = get(&g, "route53.query-logging-config/main.wake");
+        assert_eq!(config.name, "games.example.com.");
+        assert_eq!(config.properties["hostedZoneId"], "Z0123456789EXAMPLE");
+        assert_eq!(route53_groups[0].name, "/aws/route53/rc-main/queries");
+        let policy = &of_kind(&g, kinds::LOG_RESOURCE_POLICY)[0];
+        let covered = policy.properties["policyDocument"]["Statement"][0]["Resource"]
+            .as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('*');
+        assert!(route53_groups[0].name.starts_with(covered), "{covered}");
+        // The filter feeds the dispatcher, which logs may invoke from that group only.
+        let filter = get(&g, "logs.subscription-filter/main.wake-queries");
+        assert_eq!(
+            filter.properties["logGroupName"],
+            "/aws/route53/rc-main/queries"
+        );
+        assert_eq!(filter.properties["filterPattern"], "\" A \"");
+        assert_eq!(
+            filter.properties["destinationArn"]["$ref"],
+            "lambda.function/main-wake-dispatcher"
+        );
+        let permissions: Vec<&DesiredResource> = of_kind(&g, kinds::LAMBDA_PERMISSION)
+            .into_iter()
+            .filter(|p| p.properties["principal"] == "logs.amazonaws.com")
+            .collect();
+        assert_eq!(permissions.len(), 1);
+        assert_eq!(
+            permissions[0].properties["functionName"],
+            "rc-main-wake-dispatcher"
+        );
+        assert_eq!(
+            permissions[0].properties["sourceArn"]["$ref"],
+            "logs.log-group/main.wake-queries"
+        );
+        // The dispatcher routes every server's name to its start function, and may invoke
+        // exactly those functions.
+        let dispatcher = get(&g, "lambda.function/main-wake-dispatcher");
+        let env = &dispatcher.properties["environment"];
+        assert_eq!(env["RECONCILER_HANDLER"], "wake-dispatcher");
+        let routes: serde_json::Map<String, Value> =
+            serde_json::from_str(env["ROUTES"].as_str().unwrap()).unwrap();
+        assert_eq!(routes.len(), servers);
+        assert_eq!(
+            routes["minecraft.games.example.com"],
+            "rc-minecraft-start-system"
+        );
+        let role = get(&g, "iam.role/main-wake-dispatcher");
+        let statements = role.properties["inlinePolicies"]["wake-dispatcher"]["Statement"]
+            .as_array()
+            .unwrap();
+        let invoke = statements
+            .iter()
+            .find(|s| s["Sid"] == "WakeBaseServers")
+            .unwrap();
+        assert_eq!(invoke["Action"], "lambda:InvokeFunction");
+        let mut allowed: Vec<&str> = strings(&invoke["Resource"]);
+        allowed.sort();
+        let mut expected: Vec<String> = routes
+            .values()
+            .map(|f| {
+                format!(
+                    "arn:aws:lambda:us-east-1:123456789012:function:{}",
+                    f.as_str().unwrap()
+                )
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(allowed, expected);
+        for f in routes.values() {
+            assert!(g
+                .iter()
+                .any(|r| r.kind.as_str() == kinds::FUNCTION && r.name == f.as_str().unwrap()));
+        }
+        assert_eq!(
+            statements.len(),
+            2,
+            "its own logs and the invokes: {statements:?}"
+        );
+        // The Base's record covers the shared resources.
+        let record = get(&g, "ssm.parameter/main.base-record");
+        for id in [
+            "lambda.function/main-wake-dispatcher",
+            "logs.subscription-filter/main.wake-queries",
+            "route53.query-logging-config/main.wake",
+        ] {
+            assert!(record.depends_on.iter().any(|d| d.as_str() == id), "{id}");
+        }
+    }
+}
+
+#[test]
+fn in_a_shared_wake_zone_each_server_writes_only_its_own_record_in_the_root_zone() {
+    let g = graph_shared(0);
+    let a = get(&g, "route53.record-set/minecraft.address");
+    assert_eq!(a.properties["hostedZoneId"], "Z0123456789EXAMPLE");
+    assert_eq!(a.properties["name"], "minecraft.games.example.com.");
+    assert_eq!(
+        a.properties["initialValues"],
+        serde_json::json!(["0.0.0.0"])
+    );
+    assert!(g
+        .get(&"route53.record-set/minecraft-delegation".into())
+        .is_none());
+    assert!(g
+        .get(&"route53.record-set/minecraft-address".into())
+        .is_none());
+    assert!(g
+        .get(&"lambda.permission/minecraft-query-log-invoke".into())
+        .is_none());
+    let state = get(&g, "lambda.function/minecraft-instance-state-change");
+    assert_eq!(
+        state.properties["environment"]["HOSTED_ZONE_ID"],
+        "Z0123456789EXAMPLE"
+    );
+    let role = get(&g, "iam.role/minecraft-instance-state-change");
+    let record = role.properties["inlinePolicies"]["instance-state-change"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "UpdateServerRecord")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        record["Resource"],
+        "arn:aws:route53:::hostedzone/Z0123456789EXAMPLE"
+    );
+    let only = &record["Condition"]["ForAllValues:StringEquals"];
+    assert_eq!(
+        only["route53:ChangeResourceRecordSetsNormalizedRecordNames"],
+        serde_json::json!(["minecraft.games.example.com"])
+    );
+    assert_eq!(
+        only["route53:ChangeResourceRecordSetsRecordTypes"],
+        serde_json::json!(["A"])
+    );
+    assert_eq!(
+        only["route53:ChangeResourceRecordSetsActions"],
+        serde_json::json!(["UPSERT"])
+    );
+    // The dashboard reads the Base's query log.
+    let dashboard = get(&g, "cloudwatch.dashboard/minecraft");
+    assert!(dashboard.properties["body"]
+        .to_string()
+        .contains("/aws/route53/rc-main/queries"));
 }

@@ -126,6 +126,35 @@ pub struct Domain {
     pub name: String,
     /// Id of the existing public Route 53 hosted zone of `name`, for example `Z0123456789ABC`.
     pub hosted_zone_id: String,
+    /// Where the servers' DNS names live, which decides how a lookup reaches the server it
+    /// wakes. `perServer` (the default): each server gets its own hosted zone, delegated from
+    /// this one, with its own query log and subscription filter; that costs one hosted zone
+    /// (USD 0.50 a month) per server. `shared`: the servers' A records live in this zone, whose
+    /// query log feeds one subscription filter and one dispatcher Lambda that wakes the server
+    /// a lookup names; no zone per server. In `shared` mode the zone's query log holds every
+    /// lookup of the domain, and the zone must not already have a query logging config (AWS
+    /// allows one per zone).
+    #[serde(default, skip_serializing_if = "WakeZone::is_per_server")]
+    pub wake_zone: WakeZone,
+}
+
+/// Where a Base's servers' DNS names live (see `spec.domain.wakeZone`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum WakeZone {
+    /// One hosted zone per server, delegated from the root zone, each with its own query log.
+    #[default]
+    PerServer,
+    /// The root zone holds every server's record; one query log, filter and dispatcher Lambda
+    /// per Base.
+    Shared,
+}
+
+impl WakeZone {
+    /// True for the default, which is left out when a spec is written back.
+    pub fn is_per_server(&self) -> bool {
+        *self == WakeZone::PerServer
+    }
 }
 
 /// SSH access to server hosts.

@@ -741,6 +741,7 @@ fn validate_volume_sources(
 mod tests {
     use super::*;
     use crate::load::{load, Input};
+    use crate::WakeZone;
 
     const BASE: &str = "apiVersion: reconciler.dev/v1alpha1\nkind: Base\nmetadata:\n  name: main\nspec:\n  region: us-west-2\n  domain:\n    name: example.com\n    hostedZoneId: Z0123456789ABC\n";
 
@@ -766,6 +767,45 @@ mod tests {
             .filter(|d| d.is_error())
             .map(|d| format!("{}:{}:{} {}: {}", d.file, d.line, d.col, d.path, d.message))
             .collect()
+    }
+
+    #[test]
+    fn wake_zone_defaults_to_per_server_and_takes_only_its_two_values() {
+        let shared = BASE.replace(
+            "    hostedZoneId: Z0123456789ABC\n",
+            "    hostedZoneId: Z0123456789ABC\n    wakeZone: shared\n",
+        );
+        assert!(check(&[&shared, SERVER]).is_empty());
+        let (set, _) = load(
+            &[Input {
+                name: "b.yaml".into(),
+                bytes: shared.into_bytes(),
+            }],
+            &|_| None,
+        );
+        assert_eq!(set.bases[0].doc.spec.domain.wake_zone, WakeZone::Shared);
+        let (set, _) = load(
+            &[Input {
+                name: "b.yaml".into(),
+                bytes: BASE.as_bytes().to_vec(),
+            }],
+            &|_| None,
+        );
+        assert_eq!(set.bases[0].doc.spec.domain.wake_zone, WakeZone::PerServer);
+        let bad = BASE.replace(
+            "    hostedZoneId: Z0123456789ABC\n",
+            "    hostedZoneId: Z0123456789ABC\n    wakeZone: root\n",
+        );
+        let e = errors(&check(&[&bad, SERVER]));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("f0.yaml:10:15 spec.domain.wakeZone: unknown value `root`"),
+            "{e:?}"
+        );
+        assert!(
+            e[0].contains("perServer") && e[0].contains("shared"),
+            "{e:?}"
+        );
     }
 
     #[test]

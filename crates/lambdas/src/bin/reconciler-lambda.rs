@@ -1,7 +1,7 @@
-//! `reconciler-lambda`: the `bootstrap` of all four run-time functions on the
+//! `reconciler-lambda`: the `bootstrap` of all five run-time functions on the
 //! `provided.al2023` custom runtime.
 //!
-//! One artifact serves the four functions, so there is one build, one
+//! One artifact serves the five functions, so there is one build, one
 //! packaging check and one code hash to compare; `RECONCILER_HANDLER` picks
 //! the handler. The configuration is validated before the runtime loop
 //! starts: a broken deploy fails at init with one log line listing every bad
@@ -16,10 +16,11 @@ use std::process::ExitCode;
 use aws_config::{BehaviorVersion, Region};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use reconciler_lambdas::{
-    break_crash_loop, idle_stop, instance_state_change, start_system, AutoScalingEvent,
-    BreakCrashLoopClients, BreakCrashLoopConfig, ConfigError, HandlerError, HandlerKind,
-    IdleStopClients, IdleStopConfig, InstanceStateChangeClients, InstanceStateChangeConfig,
-    StartSystemClients, StartSystemConfig,
+    break_crash_loop, idle_stop, instance_state_change, start_system, wake_dispatcher,
+    AutoScalingEvent, BreakCrashLoopClients, BreakCrashLoopConfig, ConfigError, HandlerError,
+    HandlerKind, IdleStopClients, IdleStopConfig, InstanceStateChangeClients,
+    InstanceStateChangeConfig, LambdaWaker, StartSystemClients, StartSystemConfig,
+    WakeDispatcherConfig,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -142,6 +143,18 @@ async fn serve() -> Result<(), Failure> {
             let (config, clients) = (&config, &clients);
             lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
                 finish(idle_stop(config, clients, &event.payload).await)
+            }))
+            .await
+            .map_err(Failure::Runtime)
+        }
+        HandlerKind::WakeDispatcher => {
+            let config = WakeDispatcherConfig::from_env()?;
+            check_lambda_environment()?;
+            let waker = LambdaWaker::new(&sdk_config(&config.function_region).await);
+            ready(kind, &config);
+            let (config, waker) = (&config, &waker);
+            lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+                finish(wake_dispatcher(config, waker, &event.payload).await)
             }))
             .await
             .map_err(Failure::Runtime)

@@ -482,14 +482,14 @@ pub struct Volume {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_backups: Option<bool>,
     /// Keep the file system (and its backups) when the server is deleted. Default: on for
-    /// `prod`, off for `devel`. Even when off, deleting data needs an explicit command-line
-    /// confirmation.
+    /// `prod` and for an adopted file system (its data was there before the reconciler), off for
+    /// `devel`. Even when off, deleting data needs an explicit command-line confirmation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_on_delete: Option<bool>,
     /// An existing EFS file system (`fs-...`, in the Base's region) to use for this volume
     /// instead of creating one: `apply` checks that it exists and belongs to no other server,
-    /// then tags it as this volume's. Its data stays; like any volume it is kept on delete
-    /// unless `keepOnDelete` is off and the command line allows data loss. Not with
+    /// then tags it as this volume's. Its data stays: it is kept on delete unless
+    /// `keepOnDelete: false` is set and the command line allows data loss. Not with
     /// `restoreFrom`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt: Option<String>,
@@ -507,9 +507,11 @@ impl Volume {
         self.enable_backups.unwrap_or(maturity == Maturity::Prod)
     }
 
-    /// Whether the file system is kept on delete, after maturity defaults.
+    /// Whether the file system is kept on delete, after the defaults: kept for `prod`, and for
+    /// an adopted file system whatever the maturity.
     pub fn kept_on_delete(&self, maturity: Maturity) -> bool {
-        self.keep_on_delete.unwrap_or(maturity == Maturity::Prod)
+        self.keep_on_delete
+            .unwrap_or(maturity == Maturity::Prod || self.adopt.is_some())
     }
 }
 
@@ -649,4 +651,28 @@ pub enum AnyDocument {
     Base(BaseDocument),
     /// A ContainerSpec.
     ContainerSpec(ContainerSpecDocument),
+}
+
+#[cfg(test)]
+mod volume_defaults {
+    use super::*;
+
+    fn volume(adopt: Option<&str>, keep: Option<bool>) -> Volume {
+        Volume {
+            kind: VolumeType::default(),
+            paths: Vec::new(),
+            enable_backups: None,
+            keep_on_delete: keep,
+            adopt: adopt.map(str::to_string),
+            restore_from: None,
+        }
+    }
+
+    #[test]
+    fn an_adopted_file_system_is_kept_unless_said_otherwise() {
+        assert!(!volume(None, None).kept_on_delete(Maturity::Devel));
+        assert!(volume(None, None).kept_on_delete(Maturity::Prod));
+        assert!(volume(Some("fs-12345678"), None).kept_on_delete(Maturity::Devel));
+        assert!(!volume(Some("fs-12345678"), Some(false)).kept_on_delete(Maturity::Devel));
+    }
 }

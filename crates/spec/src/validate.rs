@@ -11,7 +11,7 @@ use crate::diag::Diagnostic;
 use crate::instance_types::{InstanceCatalog, Lookup, MIN_INSTANCE_MEMORY_MIB};
 use crate::load::{DocSource, Loaded, SpecSet};
 use crate::resolve::{join_index, join_key};
-use crate::types::{Alerts, BaseDocument, ContainerSpecDocument};
+use crate::types::{Alerts, BaseDocument, ContainerSpecDocument, WakeZone};
 
 fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("validation patterns are valid")
@@ -104,7 +104,53 @@ pub fn validate(set: &SpecSet, catalog: &InstanceCatalog) -> Vec<Diagnostic> {
         &mut out,
     );
     check_references(set, &mut out);
+    check_shared_wake_routes(set, &mut out);
     out
+}
+
+/// Bytes of the dispatcher's environment the routes may take: Lambda allows 4 KB for all
+/// variables, keys included, and the dispatcher has two more small ones.
+const ROUTES_BUDGET: usize = 3800;
+
+/// A Base in the shared wake mode routes every server's DNS name to its start function through
+/// one environment variable of its dispatcher (`{"name":"rc-<server>-start-system",...}`), so
+/// the number of servers such a Base can hold is bounded by Lambda's 4 KB environment.
+fn check_shared_wake_routes(set: &SpecSet, out: &mut Vec<Diagnostic>) {
+    for base in &set.bases {
+        if base.doc.spec.domain.wake_zone != WakeZone::Shared {
+            continue;
+        }
+        let servers: Vec<&ContainerSpecDocument> = set
+            .servers
+            .iter()
+            .filter(|s| {
+                base_of(set, &s.doc).map(|b| b.doc.metadata.name.as_str())
+                    == Some(base.doc.metadata.name.as_str())
+            })
+            .map(|s| &s.doc)
+            .collect();
+        // `"<dns>":"rc-<server>-start-system",` per server, and the braces.
+        let bytes: usize = 2 + servers
+            .iter()
+            .map(|s| {
+                dns_name_of(s, &base.doc).len() + s.metadata.name.len() + "rc--start-system".len() + 6
+            })
+            .sum::<usize>();
+        if bytes > ROUTES_BUDGET {
+            out.push(
+                base.source
+                    .error_at(
+                        "spec.domain.wakeZone",
+                        format!(
+                            "the shared wake zone's routes for {} servers take {bytes} bytes of \
+                             the dispatcher's environment; Lambda allows 4 KB in all",
+                            servers.len()
+                        ),
+                    )
+                    .with_hint("split the servers over two Bases, or use `wakeZone: perServer`"),
+            );
+        }
+    }
 }
 
 fn check_unique_names<'a>(
@@ -767,6 +813,37 @@ mod tests {
             .filter(|d| d.is_error())
             .map(|d| format!("{}:{}:{} {}: {}", d.file, d.line, d.col, d.path, d.message))
             .collect()
+    }
+
+    #[test]
+    fn a_shared_wake_zone_refuses_more_routes_than_the_dispatcher_environment_holds() {
+        let shared = BASE.replace(
+            "    hostedZoneId: Z0123456789ABC\n",
+            "    hostedZoneId: Z0123456789ABC\n    wakeZone: shared\n",
+        );
+        let servers = |n: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| SERVER.replace("name: mc\n", &format!("name: server{i:03}\n")))
+                .collect()
+        };
+        let fits = servers(40);
+        let mut docs: Vec<&str> = vec![&shared];
+        docs.extend(fits.iter().map(String::as_str));
+        assert!(errors(&check(&docs)).is_empty(), "{:?}", errors(&check(&docs)));
+
+        let too_many = servers(80);
+        let mut docs: Vec<&str> = vec![&shared];
+        docs.extend(too_many.iter().map(String::as_str));
+        let e = errors(&check(&docs));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("f0.yaml:10:15 spec.domain.wakeZone: the shared wake zone's routes for 80 servers"),
+            "{e:?}"
+        );
+        // The same servers per server: no limit.
+        let mut docs: Vec<&str> = vec![BASE];
+        docs.extend(too_many.iter().map(String::as_str));
+        assert!(errors(&check(&docs)).is_empty());
     }
 
     #[test]

@@ -488,17 +488,17 @@ async fn watchdog_lifecycle() {
     env.apply(&graph).await;
     let counts = env.counter.snapshot();
     assert_eq!(counts.mutations, 0, "{:?}", counts.mutating_operations());
-    // Observation is batched: one list/describe per kind; per object only what has no batch
-    // form (alarm and rule tags, rule targets, dashboard bodies).
+    // Observation is batched: one list/describe per kind, the tags of alarms and rules from
+    // one tag index call; per object only what has no batch form (rule targets, dashboard
+    // bodies).
     let expected: Vec<(&str, u64)> = vec![
         ("Auto Scaling.DescribePolicies", 1),
         ("CloudWatch.DescribeAlarms", 1),
         ("CloudWatch.GetDashboard", 1),
         ("CloudWatch.ListDashboards", 1),
-        ("CloudWatch.ListTagsForResource", 2),
         ("EventBridge.ListRules", 1),
-        ("EventBridge.ListTagsForResource", 1),
         ("EventBridge.ListTargetsByRule", 1),
+        ("Resource Groups Tagging API.GetResources", 1),
     ];
     let actual: Vec<(&str, u64)> = counts
         .by_operation

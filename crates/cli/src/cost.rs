@@ -322,9 +322,13 @@ async fn volume_sizes(
             continue;
         };
         let efs = p.session.pool.efs(&fs.region);
-        let described = efs
-            .describe_file_systems()
-            .creation_token(&fs.name)
+        // An adopted file system keeps its own creation token: it is found by its id.
+        let call = efs.describe_file_systems();
+        let call = match fs.properties.get("adopt").and_then(|v| v.as_str()) {
+            Some(id) => call.file_system_id(id),
+            None => call.creation_token(&fs.name),
+        };
+        let described = call
             .send()
             .await
             .with_context(|| format!("DescribeFileSystems {}", fs.name))?;

@@ -139,3 +139,63 @@ fn a_shared_wake_zone_costs_no_zone_per_server() {
     assert!(shared.detail.contains("root zone"), "{}", shared.detail);
     assert!((own_total - shared_total - table.hosted_zone_monthly).abs() < 1e-9);
 }
+
+/// A volume adopting an existing file system is sized from that file system, which keeps its
+/// own creation token, before and after the first apply.
+#[tokio::test]
+async fn an_adopted_volume_is_sized_from_the_file_system_it_names() {
+    use reconciler_cli::session::{home_region, load_specs_with};
+    use reconciler_spec::InstanceCatalog;
+    use reconciler_testkit::Emulator;
+
+    let account = fresh_account_id();
+    let global = Emulator::shared().sdk_config("us-east-1", &account);
+    let zone = common::root_zone(&global).await;
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(common::specs_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    // Only minecraft, whose volume adopts a file system made by hand.
+    for other in ["palworld.yaml", "valheim.yaml"] {
+        std::fs::remove_file(dir.path().join(other)).unwrap();
+    }
+    let catalog = InstanceCatalog::offline();
+    let zone_env = zone.clone();
+    let env = move |name: &str| match name {
+        "HOSTED_ZONE_ID" => Some(zone_env.clone()),
+        other => std::env::var(other).ok(),
+    };
+    let (set, _) = load_specs_with(&[dir.path().to_path_buf()], &catalog, &env).unwrap();
+    let region = home_region(&set);
+    let config = Emulator::shared().sdk_config(&region, &account);
+    let efs = aws_sdk_efs::Client::new(&config);
+    let made = efs
+        .create_file_system()
+        .creation_token("made-by-hand")
+        .encrypted(true)
+        .send()
+        .await
+        .unwrap();
+    let id = made.file_system_id().to_string();
+    let spec = std::fs::read_to_string(dir.path().join("minecraft.yaml")).unwrap();
+    let spec = spec.replace(
+        "    Data:\n      paths:\n",
+        &format!("    Data:\n      adopt: {id}\n      paths:\n"),
+    );
+    assert!(spec.contains(&id));
+    std::fs::write(dir.path().join("minecraft.yaml"), spec).unwrap();
+    let (set, diags) = load_specs_with(&[dir.path().to_path_buf()], &catalog, &env).unwrap();
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let p = deploy::prepare(set, catalog, config).await.unwrap();
+    let report = cost(&p, &["minecraft".to_string()]).await.unwrap();
+    let [mc] = report.servers.as_slice() else {
+        panic!("{report:?}")
+    };
+    assert!(
+        mc.notes.iter().all(|n| !n.contains("not deployed")),
+        "the adopted file system exists: {:?}",
+        mc.notes
+    );
+    assert!(mc.fixed_monthly.iter().any(|l| l.item == "volume Data"));
+}

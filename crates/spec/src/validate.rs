@@ -133,7 +133,10 @@ fn check_shared_wake_routes(set: &SpecSet, out: &mut Vec<Diagnostic>) {
         let bytes: usize = 2 + servers
             .iter()
             .map(|s| {
-                dns_name_of(s, &base.doc).len() + s.metadata.name.len() + "rc--start-system".len() + 6
+                dns_name_of(s, &base.doc).len()
+                    + s.metadata.name.len()
+                    + "rc--start-system".len()
+                    + 6
             })
             .sum::<usize>();
         if bytes > ROUTES_BUDGET {
@@ -829,7 +832,11 @@ mod tests {
         let fits = servers(40);
         let mut docs: Vec<&str> = vec![&shared];
         docs.extend(fits.iter().map(String::as_str));
-        assert!(errors(&check(&docs)).is_empty(), "{:?}", errors(&check(&docs)));
+        assert!(
+            errors(&check(&docs)).is_empty(),
+            "{:?}",
+            errors(&check(&docs))
+        );
 
         let too_many = servers(80);
         let mut docs: Vec<&str> = vec![&shared];
@@ -837,7 +844,9 @@ mod tests {
         let e = errors(&check(&docs));
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(
-            e[0].starts_with("f0.yaml:10:15 spec.domain.wakeZone: the shared wake zone's routes for 80 servers"),
+            e[0].starts_with(
+                "f0.yaml:10:15 spec.domain.wakeZone: the shared wake zone's routes for 80 servers"
+            ),
             "{e:?}"
         );
         // The same servers per server: no limit.

@@ -156,9 +156,7 @@ pub async fn plan_with(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> Res
         pruned_owners: BTreeMap::new(),
         graph_len: p.graph.len(),
     };
-    if let Some(observed) = observed {
-        planned.plan = rec.plan(&p.graph, &observed, &[])?;
-    } else if !planned.orphans.is_empty() {
+    if opts.prune && !planned.orphans.is_empty() {
         let pg = crate::prune::prune_graph(p, &planned.orphans, opts.allow_data_loss).await?;
         let observed = rec.observe(&pg.graph).await?;
         let unowned = crate::prune::unowned(&pg.graph, &pg.delete, &observed);
@@ -168,7 +166,10 @@ pub async fn plan_with(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> Res
         planned.pruned_owners = pg.owners;
         planned.graph_len = graph.len();
     } else {
-        let observed = rec.observe(&p.graph).await?;
+        let observed = match observed {
+            Some(observed) => observed,
+            None => rec.observe(&p.graph).await?,
+        };
         let retired = retired(p, &observed)?;
         if retired.is_empty() {
             planned.plan = rec.plan(&p.graph, &observed, &[])?;

@@ -301,11 +301,12 @@ What is still read per object has no batch form in its API: a dashboard's body
 (`ListTargetsByRule`), a topic's attributes, a task definition's latest revision, a file
 system's policy, mount targets and their security groups, a hosted zone's name servers and its
 records, an ECS cluster's services, a query log group's subscription filters. A server owns
-about sixteen such objects among its 44 resources, so a no-op of many servers costs about 0.37
-read calls per resource, above the 0.3 target; the fixed cost of one list call per kind makes
-a single server cost more than one per resource. Meeting both would take fewer objects per
-server (shared per Base rather than per server, like the shared wake zone) or knowing that an
-object is unchanged without reading it, which the APIs above do not offer.
+about sixteen such objects among its 44 resources, so a no-op of many servers stays near 0.4
+read calls per resource, above the 0.3 target; the fixed cost of one list call per kind (about
+fifty kinds) makes a single server cost more than one per resource. Meeting both would take
+fewer objects per server (the runtime Lambdas shared per Base rather than one set per server,
+as the shared wake zone does for the query log) or knowing that an object is unchanged without
+reading it, which the APIs above do not offer.
 
 The no-op wall time follows from the reads: the emulator is one Python process that serves a
 few hundred calls a second.

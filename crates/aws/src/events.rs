@@ -369,21 +369,10 @@ impl ResourceClient for RuleClient {
         }
         // Targets: one call per rule, as EventBridge has no batch form.
         let mut observed: Vec<Observed> = read_all(reads).await?.into_iter().flatten().collect();
-        let objects: Vec<(&DesiredResource, String)> = observed
-            .iter()
-            .filter_map(|o| {
-                let d = desired.iter().find(|d| d.id == o.id)?;
-                let arn = o.outputs.get("arn").and_then(Value::as_str)?;
-                Some((d, arn.to_string()))
-            })
-            .collect();
-        let tags = tagging::tags_of(&self.pool, region, &objects, |arn| {
+        tagging::fill_tags(&self.pool, region, desired, &mut observed, |arn| {
             read_tags(events.clone(), arn)
         })
         .await?;
-        for (o, tags) in observed.iter_mut().zip(tags) {
-            o.tags = tags;
-        }
         Ok(observed)
     }
 

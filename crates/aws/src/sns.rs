@@ -311,18 +311,10 @@ impl ResourceClient for TopicClient {
             })
             .collect();
         let mut observed: Vec<Observed> = read_all(reads).await?.into_iter().flatten().collect();
-        let objects: Vec<(&DesiredResource, String)> = found
-            .iter()
-            .filter(|(d, _)| observed.iter().any(|o| o.id == d.id))
-            .cloned()
-            .collect();
-        let tags = tagging::tags_of(&self.pool, region, &objects, |arn| {
+        tagging::fill_tags(&self.pool, region, desired, &mut observed, |arn| {
             read_tags(sns.clone(), arn)
         })
         .await?;
-        for (o, tags) in observed.iter_mut().zip(tags) {
-            o.tags = tags;
-        }
         Ok(observed)
     }
 

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
-use reconciler_engine::model::DesiredResource;
+use reconciler_engine::model::{DesiredResource, Observed, ResourceId};
 use reconciler_engine::provider::{ErrorClass, ProviderError};
 use reconciler_render::naming::{MANAGED_BY, TAG_MANAGED_BY};
 use tokio::sync::OnceCell;
@@ -171,6 +171,38 @@ where
         tags_agree(&objects[i].0.tags, tags)
     })
     .await
+}
+
+/// Sets the tags of each observation of `desired` (found by its `arn` output) as [`tags_of`]
+/// reads them: for clients that observe an object's other parts first.
+pub async fn fill_tags<F, Fut>(
+    pool: &ClientPool,
+    region: &str,
+    desired: &[DesiredResource],
+    observed: &mut [Observed],
+    read_one: F,
+) -> Result<(), ProviderError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<IndexMap<String, String>, ProviderError>> + Send + 'static,
+{
+    let by_id: HashMap<&ResourceId, &DesiredResource> =
+        desired.iter().map(|d| (&d.id, d)).collect();
+    let mut slots = Vec::new();
+    let mut objects = Vec::new();
+    for (i, o) in observed.iter().enumerate() {
+        let (Some(d), Some(arn)) = (by_id.get(&o.id), o.output("arn").and_then(|a| a.as_str()))
+        else {
+            continue;
+        };
+        slots.push(i);
+        objects.push((*d, arn.to_string()));
+    }
+    let tags = tags_of(pool, region, &objects, read_one).await?;
+    for (i, tags) in slots.into_iter().zip(tags) {
+        observed[i].tags = tags;
+    }
+    Ok(())
 }
 
 /// The tags of objects no desired resource describes (found while looking for orphans), in

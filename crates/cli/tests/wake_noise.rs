@@ -10,7 +10,8 @@
 
 mod common;
 
-use std::collections::HashMap;
+use common::runtime::{desired_capacity, environment};
+
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::types::StateValue;
@@ -27,40 +28,6 @@ use reconciler_testkit::{fresh_account_id, Emulator};
 use serde_json::json;
 
 const SERVER: &str = "minecraft";
-
-async fn environment(
-    config: &aws_types::SdkConfig,
-    function: &str,
-) -> (String, HashMap<String, String>) {
-    let lambda = aws_sdk_lambda::Client::new(config);
-    let out = lambda
-        .get_function_configuration()
-        .function_name(function)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{function}: {e:?}"));
-    let env = out
-        .environment()
-        .and_then(|e| e.variables())
-        .cloned()
-        .unwrap_or_default();
-    (
-        out.function_arn().unwrap().to_string(),
-        env.into_iter().collect(),
-    )
-}
-
-async fn desired(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> i32 {
-    autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(group)
-        .send()
-        .await
-        .unwrap()
-        .auto_scaling_groups()[0]
-        .desired_capacity()
-        .unwrap()
-}
 
 #[tokio::test]
 async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
@@ -148,7 +115,7 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
         .await
         .unwrap();
     assert_eq!(woke.wake, WakeDecision::Woke { wakes_last_hour: 1 });
-    assert_eq!(desired(&autoscaling, &group).await, 1);
+    assert_eq!(desired_capacity(&autoscaling, &group).await, 1);
 
     // The idle alarm fires five minutes in: the instance is still booting, so it stays up and
     // the alarm goes back to OK to fire again later.
@@ -175,7 +142,7 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
         matches!(early, IdleStopOutcome::InBootGrace { .. }),
         "{early:?}"
     );
-    assert_eq!(desired(&autoscaling, &group).await, 1);
+    assert_eq!(desired_capacity(&autoscaling, &group).await, 1);
     let state = cloudwatch
         .describe_alarms()
         .alarm_names(&alarm)
@@ -197,7 +164,7 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
     .await
     .unwrap();
     assert!(matches!(late, IdleStopOutcome::Stopped { .. }), "{late:?}");
-    assert_eq!(desired(&autoscaling, &group).await, 0);
+    assert_eq!(desired_capacity(&autoscaling, &group).await, 0);
 
     // A stray lookup right after the stop does not wake it (cooldown from the wake)...
     let stray = start_system_at(
@@ -212,7 +179,7 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
         matches!(stray.wake, WakeDecision::Suppressed { .. }),
         "{stray:?}"
     );
-    assert_eq!(desired(&autoscaling, &group).await, 0);
+    assert_eq!(desired_capacity(&autoscaling, &group).await, 0);
     // ...one after the cooldown does.
     let again = start_system_at(
         &start_config,
@@ -223,7 +190,7 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
     .await
     .unwrap();
     assert_eq!(again.wake, WakeDecision::Woke { wakes_last_hour: 2 });
-    assert_eq!(desired(&autoscaling, &group).await, 1);
+    assert_eq!(desired_capacity(&autoscaling, &group).await, 1);
 
     // A second apply sees no drift from the wakes tag the runtime wrote on the group.
     let plan = deploy::plan(&p, &rec).await.unwrap();

@@ -14,11 +14,11 @@
 
 mod common;
 
-use std::collections::HashMap;
+use common::runtime::{a_record, desired_capacity, environment};
+
 use std::io::Write;
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-use aws_types::SdkConfig;
 use base64::Engine;
 use common::{prepared, reconciler, DOMAIN};
 use reconciler_cli::deploy;
@@ -40,23 +40,6 @@ fn fixture(name: &str) -> Value {
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-/// A function's environment as deployed.
-async fn environment(config: &SdkConfig, function: &str) -> (String, HashMap<String, String>) {
-    let lambda = aws_sdk_lambda::Client::new(config);
-    let f = lambda
-        .get_function_configuration()
-        .function_name(function)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetFunctionConfiguration {function}: {e:?}"));
-    let env = f
-        .environment()
-        .and_then(|e| e.variables())
-        .cloned()
-        .unwrap_or_default();
-    (f.function_arn().unwrap().to_string(), env)
 }
 
 /// A rule's pattern and target ARNs as deployed.
@@ -87,33 +70,6 @@ async fn matches(events: &aws_sdk_eventbridge::Client, pattern: &str, event: &Va
         .await
         .unwrap()
         .result()
-}
-
-async fn desired_capacity(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> i32 {
-    let out = autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(group)
-        .send()
-        .await
-        .unwrap();
-    out.auto_scaling_groups()[0].desired_capacity().unwrap()
-}
-
-/// The values of the server's A record in its own zone.
-async fn a_record(route53: &aws_sdk_route53::Client, zone: &str, name: &str) -> Vec<String> {
-    let out = route53
-        .list_resource_record_sets()
-        .hosted_zone_id(zone)
-        .start_record_name(name)
-        .start_record_type(aws_sdk_route53::types::RrType::A)
-        .send()
-        .await
-        .unwrap();
-    out.resource_record_sets()
-        .iter()
-        .filter(|r| r.name() == name && r.r#type() == &aws_sdk_route53::types::RrType::A)
-        .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_string()))
-        .collect()
 }
 
 /// The payload CloudWatch Logs hands a subscription's Lambda: gzip'd JSON in base64.

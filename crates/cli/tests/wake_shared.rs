@@ -20,7 +20,8 @@
 
 mod common;
 
-use std::collections::HashMap;
+use common::runtime::{a_record, desired_capacity, environment};
+
 use std::sync::Mutex;
 
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
@@ -66,32 +67,6 @@ async fn assert_converged(p: &Prepared) {
     assert!(plan.is_empty(), "a second plan has nothing to do:\n{plan}");
 }
 
-/// A function's ARN and environment as deployed.
-async fn environment(config: &SdkConfig, function: &str) -> (String, HashMap<String, String>) {
-    let f = aws_sdk_lambda::Client::new(config)
-        .get_function_configuration()
-        .function_name(function)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetFunctionConfiguration {function}: {e:?}"));
-    let env = f
-        .environment()
-        .and_then(|e| e.variables())
-        .cloned()
-        .unwrap_or_default();
-    (f.function_arn().unwrap().to_string(), env)
-}
-
-async fn desired_capacity(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> i32 {
-    let out = autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(group)
-        .send()
-        .await
-        .unwrap();
-    out.auto_scaling_groups()[0].desired_capacity().unwrap()
-}
-
 /// The public hosted zones of the account by name.
 async fn zones(route53: &aws_sdk_route53::Client) -> Vec<String> {
     let mut names: Vec<String> = route53
@@ -105,21 +80,6 @@ async fn zones(route53: &aws_sdk_route53::Client) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// The values of the A record `name` in `zone`.
-async fn a_record(route53: &aws_sdk_route53::Client, zone: &str, name: &str) -> Vec<String> {
-    let out = route53
-        .list_resource_record_sets()
-        .hosted_zone_id(zone)
-        .send()
-        .await
-        .unwrap();
-    out.resource_record_sets()
-        .iter()
-        .filter(|r| r.name() == name && r.r#type() == &aws_sdk_route53::types::RrType::A)
-        .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_string()))
-        .collect()
 }
 
 /// Lambda, for the test: the invoked function's deployed configuration, run in-process.

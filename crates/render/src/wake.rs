@@ -258,6 +258,41 @@ pub fn start_function_name(server: &str) -> String {
     ServerNames::new("", server).name("start-system")
 }
 
+/// A zone's query logging: its log group and the logging config that writes to it.
+struct QueryLogging {
+    log_local: String,
+    log_name: String,
+    config_local: String,
+    /// The zone's name, with the trailing dot.
+    zone_name: String,
+    /// The zone's id, or a reference to it.
+    zone_id: Value,
+    tags: indexmap::IndexMap<String, String>,
+}
+
+/// Adds a zone's query log group and logging config to `out`; returns the log group's id. The
+/// config waits for the account's log resource policy, without which Route 53 may not write.
+fn query_logging(out: &mut Vec<DesiredResource>, q: QueryLogging) -> String {
+    let group = DesiredResource::new(kinds::LOG_GROUP, &q.log_local, GLOBAL_REGION, &q.log_name)
+        .with_properties(json!({ "retentionInDays": QUERY_LOG_RETENTION_DAYS }));
+    let group_id = group.id.to_string();
+    out.push(tagged(group, q.tags));
+    out.push(
+        DesiredResource::new(
+            kinds::QUERY_LOGGING_CONFIG,
+            &q.config_local,
+            GLOBAL_REGION,
+            q.zone_name,
+        )
+        .with_properties(json!({
+            "hostedZoneId": q.zone_id,
+            "cloudWatchLogsLogGroupArn": reference(group_id.as_str(), "arn")
+        }))
+        .with_dependency(format!("{}/route53-query-logging", kinds::LOG_RESOURCE_POLICY).as_str()),
+    );
+    group_id
+}
+
 /// The Base-level wake path of a shared wake zone (`spec.domain.wakeZone: shared`), rendered
 /// once per Base however many servers it has: the root zone's query logging config, its log
 /// group, one subscription filter taking the A lookups under the domain, and the dispatcher
@@ -287,27 +322,16 @@ pub fn render_shared(
     let mut out = Vec::new();
 
     let query_log_name = shared_query_log_name(local);
-    let query_logs = DesiredResource::new(
-        kinds::LOG_GROUP,
-        &format!("{local}.wake-queries"),
-        GLOBAL_REGION,
-        &query_log_name,
-    )
-    .with_properties(json!({ "retentionInDays": QUERY_LOG_RETENTION_DAYS }));
-    let query_logs_id = query_logs.id.to_string();
-    out.push(tagged(query_logs, names.tags("wake")));
-    out.push(
-        DesiredResource::new(
-            kinds::QUERY_LOGGING_CONFIG,
-            &format!("{local}.wake"),
-            GLOBAL_REGION,
-            format!("{root}."),
-        )
-        .with_properties(json!({
-            "hostedZoneId": root_zone,
-            "cloudWatchLogsLogGroupArn": reference(query_logs_id.as_str(), "arn")
-        }))
-        .with_dependency(format!("{}/route53-query-logging", kinds::LOG_RESOURCE_POLICY).as_str()),
+    let query_logs_id = query_logging(
+        &mut out,
+        QueryLogging {
+            log_local: format!("{local}.wake-queries"),
+            log_name: query_log_name.clone(),
+            config_local: format!("{local}.wake"),
+            zone_name: format!("{root}."),
+            zone_id: json!(root_zone),
+            tags: names.tags("wake"),
+        },
     );
 
     // Routes: each server's DNS name to its start function, in name order for a stable
@@ -661,29 +685,16 @@ pub fn render(
         // Query logging: the log group must exist, and Route 53 be allowed to write to it,
         // before the logging config is created.
         query_log_name = format!("{QUERY_LOG_PREFIX}{local}");
-        let query_logs = DesiredResource::new(
-            kinds::LOG_GROUP,
-            &format!("{local}-queries"),
-            GLOBAL_REGION,
-            &query_log_name,
-        )
-        .with_properties(json!({ "retentionInDays": QUERY_LOG_RETENTION_DAYS }));
-        let query_logs_id = query_logs.id.to_string();
-        out.push(tagged(query_logs, names.tags("wake")));
-        out.push(
-            DesiredResource::new(
-                kinds::QUERY_LOGGING_CONFIG,
-                local,
-                GLOBAL_REGION,
-                format!("{dns}."),
-            )
-            .with_properties(json!({
-                "hostedZoneId": reference(zone_id.as_str(), "id"),
-                "cloudWatchLogsLogGroupArn": reference(query_logs_id.as_str(), "arn")
-            }))
-            .with_dependency(
-                format!("{}/route53-query-logging", kinds::LOG_RESOURCE_POLICY).as_str(),
-            ),
+        let query_logs_id = query_logging(
+            &mut out,
+            QueryLogging {
+                log_local: format!("{local}-queries"),
+                log_name: query_log_name.clone(),
+                config_local: local.to_string(),
+                zone_name: format!("{dns}."),
+                zone_id: reference(zone_id.as_str(), "id"),
+                tags: names.tags("wake"),
+            },
         );
         zone_ref = Some(zone_id);
         query_logs_ref = Some(query_logs_id);

@@ -1,0 +1,54 @@
+//! Reads of the deployed runtime wiring the wake-path tests share: a function's configuration,
+//! a group's desired capacity, a zone's A record.
+
+use std::collections::HashMap;
+
+use aws_types::SdkConfig;
+
+/// The deployed function's ARN and environment, to run its handler in-process with exactly
+/// what Lambda would give it.
+pub async fn environment(config: &SdkConfig, function: &str) -> (String, HashMap<String, String>) {
+    let f = aws_sdk_lambda::Client::new(config)
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetFunctionConfiguration {function}: {e:?}"));
+    let env = f
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap_or_default();
+    (
+        f.function_arn().unwrap().to_string(),
+        env.into_iter().collect(),
+    )
+}
+
+/// The desired capacity of the Auto Scaling group `group`.
+pub async fn desired_capacity(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> i32 {
+    autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups()[0]
+        .desired_capacity()
+        .unwrap()
+}
+
+/// The values of the A record `name` in `zone`.
+pub async fn a_record(route53: &aws_sdk_route53::Client, zone: &str, name: &str) -> Vec<String> {
+    let out = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .unwrap();
+    out.resource_record_sets()
+        .iter()
+        .filter(|r| r.name() == name && r.r#type() == &aws_sdk_route53::types::RrType::A)
+        .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_string()))
+        .collect()
+}

@@ -14,11 +14,10 @@
 
 mod common;
 
-use common::runtime::{a_record, desired_capacity, environment};
+use common::runtime::{a_record, desired_capacity, environment, lines_matching};
 
 use std::io::Write;
 
-use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use base64::Engine;
 use common::{prepared, reconciler, DOMAIN};
 use reconciler_cli::deploy;
@@ -192,12 +191,6 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
 
     // --- A DNS query wakes the server. ---
     let stream = "simulated";
-    logs.create_log_stream()
-        .log_group_name(&query_logs)
-        .log_stream_name(stream)
-        .send()
-        .await
-        .unwrap();
     let zone_id = state_env["HOSTED_ZONE_ID"].clone();
     let lines = [
         format!("1.0 2026-11-23T10:00:00.000Z {zone_id} {dns} A NOERROR UDP IAD89-C1 192.0.2.1 -"),
@@ -205,35 +198,7 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
         format!("1.0 2026-11-23T10:00:02.000Z {zone_id} _minecraft._tcp.{dns} SRV NOERROR UDP IAD89-C1 192.0.2.1 -"),
         format!("1.0 2026-11-23T10:00:03.000Z {zone_id} other.{DOMAIN} A NOERROR UDP IAD89-C1 192.0.2.1 -"),
     ];
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let mut put = logs
-        .put_log_events()
-        .log_group_name(&query_logs)
-        .log_stream_name(stream);
-    for line in &lines {
-        put = put.log_events(
-            InputLogEvent::builder()
-                .timestamp(now)
-                .message(line)
-                .build()
-                .unwrap(),
-        );
-    }
-    put.send().await.unwrap();
-    let matched: Vec<String> = logs
-        .filter_log_events()
-        .log_group_name(&query_logs)
-        .filter_pattern(&pattern)
-        .send()
-        .await
-        .unwrap()
-        .events()
-        .iter()
-        .filter_map(|e| e.message().map(str::to_string))
-        .collect();
+    let matched = lines_matching(&logs, &query_logs, stream, &lines, &pattern).await;
     assert_eq!(
         matched,
         [lines[0].clone()],

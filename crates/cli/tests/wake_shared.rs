@@ -20,11 +20,10 @@
 
 mod common;
 
-use common::runtime::{a_record, desired_capacity, environment};
+use common::runtime::{a_record, desired_capacity, environment, lines_matching};
 
 use std::sync::Mutex;
 
-use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_types::SdkConfig;
 use common::{prepared, reconciler, DOMAIN};
 use reconciler_cli::deploy::{self, Prepared};
@@ -190,12 +189,6 @@ async fn a_shared_zone_wakes_only_the_server_a_lookup_names() {
 
     // --- Lookups in the root zone's query log. ---
     let stream = "simulated";
-    logs.create_log_stream()
-        .log_group_name(QUERY_LOG)
-        .log_stream_name(stream)
-        .send()
-        .await
-        .unwrap();
     let line = |name: &str, record_type: &str| {
         format!("1.0 2026-11-23T10:00:00.000Z {root_zone} {name} {record_type} NOERROR UDP IAD89-C1 192.0.2.1 -")
     };
@@ -207,35 +200,11 @@ async fn a_shared_zone_wakes_only_the_server_a_lookup_names() {
         line(DOMAIN, "A"),
         line("minecraft.example.org", "A"),
     ];
+    let matched = lines_matching(&logs, QUERY_LOG, stream, &lines, &pattern).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let mut put = logs
-        .put_log_events()
-        .log_group_name(QUERY_LOG)
-        .log_stream_name(stream);
-    for l in &lines {
-        put = put.log_events(
-            InputLogEvent::builder()
-                .timestamp(now)
-                .message(l)
-                .build()
-                .unwrap(),
-        );
-    }
-    put.send().await.unwrap();
-    let matched: Vec<String> = logs
-        .filter_log_events()
-        .log_group_name(QUERY_LOG)
-        .filter_pattern(&pattern)
-        .send()
-        .await
-        .unwrap()
-        .events()
-        .iter()
-        .filter_map(|e| e.message().map(str::to_string))
-        .collect();
     let a_lookups: Vec<String> = lines
         .iter()
         .filter(|l| !l.contains(" AAAA "))

@@ -52,3 +52,49 @@ pub async fn a_record(route53: &aws_sdk_route53::Client, zone: &str, name: &str)
         .flat_map(|r| r.resource_records().iter().map(|v| v.value().to_string()))
         .collect()
 }
+
+/// Writes `lines` (Route 53 query log lines) to a new stream `stream` of the query log `group`,
+/// then returns those the deployed subscription filter's `pattern` matches, as Logs would hand
+/// them to the filter's function.
+pub async fn lines_matching(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+    lines: &[String],
+    pattern: &str,
+) -> Vec<String> {
+    logs.create_log_stream()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .send()
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut put = logs
+        .put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream);
+    for line in lines {
+        put = put.log_events(
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now)
+                .message(line)
+                .build()
+                .unwrap(),
+        );
+    }
+    put.send().await.unwrap();
+    logs.filter_log_events()
+        .log_group_name(group)
+        .filter_pattern(pattern)
+        .send()
+        .await
+        .unwrap()
+        .events()
+        .iter()
+        .filter_map(|e| e.message().map(str::to_string))
+        .collect()
+}

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::runtime::{a_record, desired_capacity, environment, lines_matching};
+use common::runtime::{a_record, desired_capacity, environment, lines_matching, public_ip};
 
 use std::io::Write;
 
@@ -246,17 +246,7 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
     )
     .await
     .unwrap();
-    let ip = aws_sdk_ec2::Client::new(&regional)
-        .describe_instances()
-        .instance_ids(&instance)
-        .send()
-        .await
-        .unwrap()
-        .reservations()[0]
-        .instances()[0]
-        .public_ip_address()
-        .expect("a public address")
-        .to_string();
+    let ip = public_ip(&aws_sdk_ec2::Client::new(&regional), &instance).await;
     let record_name = format!("{dns}.");
     assert_eq!(a_record(&route53, &zone_id, &record_name).await, [ip]);
 

@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::runtime::{a_record, desired_capacity, environment, lines_matching};
+use common::runtime::{a_record, desired_capacity, environment, lines_matching, public_ip};
 
 use std::sync::Mutex;
 
@@ -300,17 +300,7 @@ async fn a_shared_zone_wakes_only_the_server_a_lookup_names() {
     )
     .await
     .unwrap();
-    let ip = aws_sdk_ec2::Client::new(&regional)
-        .describe_instances()
-        .instance_ids(&instance)
-        .send()
-        .await
-        .unwrap()
-        .reservations()[0]
-        .instances()[0]
-        .public_ip_address()
-        .expect("a public address")
-        .to_string();
+    let ip = public_ip(&aws_sdk_ec2::Client::new(&regional), &instance).await;
     assert_eq!(
         a_record(&route53, &root_zone, &format!("minecraft.{DOMAIN}.")).await,
         std::slice::from_ref(&ip)

@@ -98,3 +98,17 @@ pub async fn lines_matching(
         .filter_map(|e| e.message().map(str::to_string))
         .collect()
 }
+
+/// The public address of `instance`.
+pub async fn public_ip(ec2: &aws_sdk_ec2::Client, instance: &str) -> String {
+    ec2.describe_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .public_ip_address()
+        .expect("a public address")
+        .to_string()
+}

@@ -389,13 +389,22 @@ fn role_from_details(
     }
 }
 
+/// Every role's authorization details by role name.
+pub(crate) type RoleDetails = Arc<HashMap<String, RoleDetail>>;
+
 /// The roles' authorization details by role name: tags, inline policies with their documents,
 /// attached policies and instance profiles, for every role of the account in one paged call
-/// (up to 1000 roles a page). Empty when the caller may not read them: every role is then read
-/// one call at a time.
-async fn role_details(
-    iam: &aws_sdk_iam::Client,
-) -> Result<HashMap<String, RoleDetail>, ProviderError> {
+/// (up to 1000 roles a page), read once per observation for both the role and the profile
+/// clients. Empty when the caller may not read them: every role is then read one call at a
+/// time.
+async fn role_details(pool: &ClientPool) -> Result<RoleDetails, ProviderError> {
+    pool.role_details()
+        .get(GLOBAL_REGION, || fetch_role_details(pool))
+        .await
+}
+
+async fn fetch_role_details(pool: &ClientPool) -> Result<RoleDetails, ProviderError> {
+    let iam = pool.iam(GLOBAL_REGION);
     let pages: Vec<_> = match iam
         .get_account_authorization_details()
         .filter(EntityType::Role)
@@ -410,16 +419,18 @@ async fn role_details(
             let e = classify("GetAccountAuthorizationDetails", e);
             if e.class == reconciler_engine::provider::ErrorClass::Terminal {
                 tracing::debug!(error = %e, "authorization details unavailable; reading roles one by one");
-                return Ok(HashMap::new());
+                return Ok(RoleDetails::default());
             }
             return Err(e);
         }
     };
-    Ok(pages
-        .iter()
-        .flat_map(|p| p.role_detail_list())
-        .filter_map(|d| Some((d.role_name()?.to_string(), d.clone())))
-        .collect())
+    Ok(Arc::new(
+        pages
+            .iter()
+            .flat_map(|p| p.role_detail_list())
+            .filter_map(|d| Some((d.role_name()?.to_string(), d.clone())))
+            .collect(),
+    ))
 }
 
 fn role_observed(desired: &DesiredResource, read: RoleRead) -> Observed {
@@ -483,7 +494,7 @@ impl ResourceClient for RoleClient {
         if roles.is_empty() {
             return Ok(Vec::new());
         }
-        let details = role_details(&iam).await?;
+        let details = role_details(&self.pool).await?;
         let mut out = Vec::new();
         let mut found = Vec::new();
         let mut reads = Vec::new();
@@ -842,7 +853,7 @@ impl ResourceClient for InstanceProfileClient {
         // A profile's tags, where its role's authorization details carry them and they agree
         // with the desired ones; `GetInstanceProfile` for the rest (profiles without a role, or
         // details without tags).
-        let details = role_details(&iam).await?;
+        let details = role_details(&self.pool).await?;
         let detailed: HashMap<&str, &aws_sdk_iam::types::InstanceProfile> = details
             .values()
             .flat_map(|d| d.instance_profile_list())

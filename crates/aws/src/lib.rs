@@ -25,6 +25,7 @@ pub mod iam;
 pub mod identity;
 pub mod lambda;
 pub mod logs;
+pub mod memo;
 pub mod metrics;
 pub mod pool;
 pub mod route53;
@@ -60,11 +61,11 @@ pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
     all
 }
 
-/// What the provider runs when an observation begins: the pool's tag index expires, so each
-/// observation reads tags afresh (see [`tagging`]).
+/// What the provider runs when an observation begins: the pool's shared reads expire, so each
+/// observation reads afresh (see [`memo`]).
 pub fn observation_hook(pool: &Arc<ClientPool>) -> ObservationHook {
     let pool = pool.clone();
-    Arc::new(move || pool.tag_index().expire())
+    Arc::new(move || pool.expire_observation())
 }
 
 /// The provider the engine uses: every client registered by kind.

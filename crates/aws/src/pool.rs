@@ -10,6 +10,8 @@ use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use aws_types::region::Region;
 use aws_types::SdkConfig;
 
+use crate::iam::RoleDetails;
+use crate::memo::ObservationMemo;
 use crate::tagging::TagIndex;
 
 /// Built clients by (service, region), type-erased because each service has its own type.
@@ -21,6 +23,7 @@ pub struct ClientPool {
     interceptors: Vec<SharedInterceptor>,
     cache: Mutex<ClientCache>,
     tag_index: TagIndex,
+    role_details: ObservationMemo<RoleDetails>,
 }
 
 impl std::fmt::Debug for ClientPool {
@@ -55,6 +58,7 @@ impl ClientPool {
             interceptors: Vec::new(),
             cache: Mutex::new(HashMap::new()),
             tag_index: TagIndex::default(),
+            role_details: ObservationMemo::default(),
         }
     }
 
@@ -67,6 +71,18 @@ impl ClientPool {
     /// The tag indexes observation shares (see [`crate::tagging`]).
     pub fn tag_index(&self) -> &TagIndex {
         &self.tag_index
+    }
+
+    /// The IAM authorization details the role and instance-profile clients share.
+    pub(crate) fn role_details(&self) -> &ObservationMemo<RoleDetails> {
+        &self.role_details
+    }
+
+    /// Forgets every read shared within an observation (see [`crate::memo`]), so the next one
+    /// sees what changed since.
+    pub fn expire_observation(&self) {
+        self.tag_index.expire();
+        self.role_details.expire();
     }
 
     /// The base configuration.

@@ -12,30 +12,23 @@
 //! A no-op reconcile therefore reads tags in a few calls, and a difference is always confirmed by
 //! the authoritative read before anything is planned on it.
 //!
-//! One index serves every kind of one observation: the first client to ask fetches it, the
-//! others wait for that fetch. The engine announces each observation of a graph (the provider's
-//! observation hook expires the index), so the next plan, `watch` round or re-plan under the
-//! lock fetches anew; an index also expires after [`FRESH_FOR`], for reads outside an
-//! observation (the refresh after a conflict).
+//! One index serves every kind of one observation (see [`crate::memo`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use reconciler_engine::model::{DesiredResource, Observed, ResourceId};
 use reconciler_engine::provider::{ErrorClass, ProviderError};
 use reconciler_render::naming::{MANAGED_BY, TAG_MANAGED_BY};
-use tokio::sync::OnceCell;
 
 use crate::error::classify;
 use crate::iam::read_all;
+use crate::memo::ObservationMemo;
 use crate::pool::ClientPool;
 use crate::tags::{is_managed, tags_agree};
 
-/// How long one fetched index serves at most.
-pub const FRESH_FOR: Duration = Duration::from_secs(60);
 /// Objects per `GetResources` page (the API's maximum).
 const PER_PAGE: i32 = 100;
 /// The services whose tags are read through the index. Service names, not `service:type`
@@ -52,51 +45,10 @@ const SERVICES: &[&str] = &[
 
 /// Tags by ARN, as one `GetResources` pass saw them; `None` when the API is not available to
 /// this caller (no `tag:GetResources` permission), so every read goes to the services.
-type Snapshot = Option<Arc<HashMap<String, IndexMap<String, String>>>>;
+pub type Snapshot = Option<Arc<HashMap<String, IndexMap<String, String>>>>;
 
-/// One region's fetch, shared by the clients that ask while it is fresh.
-struct Entry {
-    started: Instant,
-    cell: Arc<OnceCell<Snapshot>>,
-}
-
-/// The per-region indexes of one client pool.
-#[derive(Default)]
-pub struct TagIndex {
-    entries: Mutex<HashMap<String, Entry>>,
-}
-
-impl std::fmt::Debug for TagIndex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TagIndex").finish_non_exhaustive()
-    }
-}
-
-impl TagIndex {
-    /// Makes the next read fetch anew: a new observation must see changes made since the last.
-    pub fn expire(&self) {
-        self.entries.lock().expect("tag index lock").clear();
-    }
-
-    /// The cell of `region`'s current fetch, a new one when the last is stale.
-    fn cell(&self, region: &str) -> Arc<OnceCell<Snapshot>> {
-        let mut entries = self.entries.lock().expect("tag index lock");
-        match entries.get(region) {
-            Some(e) if e.started.elapsed() < FRESH_FOR => e.cell.clone(),
-            _ => {
-                let cell = Arc::new(OnceCell::new());
-                entries.insert(
-                    region.to_string(),
-                    Entry {
-                        started: Instant::now(),
-                        cell: cell.clone(),
-                    },
-                );
-                cell
-            }
-        }
-    }
-}
+/// The per-region tag indexes of one client pool.
+pub type TagIndex = ObservationMemo<Snapshot>;
 
 /// Reads `region`'s index: every object of [`SERVICES`] carrying the ownership tag.
 async fn fetch(pool: &ClientPool, region: &str) -> Result<Snapshot, ProviderError> {
@@ -148,10 +100,9 @@ async fn fetch(pool: &ClientPool, region: &str) -> Result<Snapshot, ProviderErro
     Ok(Some(Arc::new(out)))
 }
 
-/// The index of `region`, fetched once while fresh.
+/// The index of `region`, fetched once per observation.
 async fn snapshot(pool: &ClientPool, region: &str) -> Result<Snapshot, ProviderError> {
-    let cell = pool.tag_index().cell(region);
-    cell.get_or_try_init(|| fetch(pool, region)).await.cloned()
+    pool.tag_index().get(region, || fetch(pool, region)).await
 }
 
 /// The tags of each `(desired, arn)` pair, in order: from the index when it shows exactly what
@@ -253,77 +204,4 @@ where
         out[i] = Some(tags);
     }
     Ok(out.into_iter().flatten().collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn desired(tags: &[(&str, &str)]) -> DesiredResource {
-        let mut d = DesiredResource::new("logs.log-group", "x", "eu-west-1", "/x");
-        for (k, v) in tags {
-            d.tags.insert(k.to_string(), v.to_string());
-        }
-        d
-    }
-
-    fn map(tags: &[(&str, &str)]) -> IndexMap<String, String> {
-        tags.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn agreement_needs_every_desired_tag_and_no_stale_managed_key() {
-        let d = desired(&[
-            (TAG_MANAGED_BY, MANAGED_BY),
-            ("reconciler.dev/server", "mc"),
-        ]);
-        let agrees =
-            |d: &DesiredResource, tags: &IndexMap<String, String>| tags_agree(&d.tags, tags);
-        assert!(agrees(
-            &d,
-            &map(&[
-                (TAG_MANAGED_BY, MANAGED_BY),
-                ("reconciler.dev/server", "mc"),
-                ("team", "games")
-            ])
-        ));
-        assert!(!agrees(&d, &map(&[(TAG_MANAGED_BY, MANAGED_BY)])));
-        assert!(!agrees(
-            &d,
-            &map(&[
-                (TAG_MANAGED_BY, MANAGED_BY),
-                ("reconciler.dev/server", "other")
-            ])
-        ));
-        assert!(!agrees(
-            &d,
-            &map(&[
-                (TAG_MANAGED_BY, MANAGED_BY),
-                ("reconciler.dev/server", "mc"),
-                ("reconciler.dev/old", "1")
-            ])
-        ));
-    }
-
-    #[test]
-    fn a_fresh_fetch_is_shared_and_a_stale_one_replaced() {
-        let index = TagIndex::default();
-        let a = index.cell("eu-west-1");
-        let b = index.cell("eu-west-1");
-        assert!(Arc::ptr_eq(&a, &b));
-        assert!(!Arc::ptr_eq(&a, &index.cell("us-east-1")));
-        index
-            .entries
-            .lock()
-            .unwrap()
-            .get_mut("eu-west-1")
-            .unwrap()
-            .started -= FRESH_FOR;
-        let c = index.cell("eu-west-1");
-        assert!(!Arc::ptr_eq(&a, &c));
-        index.expire();
-        assert!(!Arc::ptr_eq(&c, &index.cell("eu-west-1")));
-    }
 }

@@ -78,4 +78,41 @@ mod tests {
         assert_eq!(set["b"], "2");
         assert_eq!(remove, vec!["reconciler.dev/old".to_string()]);
     }
+
+    #[test]
+    fn agreement_needs_every_desired_tag_and_no_stale_managed_key() {
+        let map = |tags: &[(&str, &str)]| -> IndexMap<String, String> {
+            tags.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let desired = map(&[
+            (TAG_MANAGED_BY, MANAGED_BY),
+            ("reconciler.dev/server", "mc"),
+        ]);
+        assert!(tags_agree(
+            &desired,
+            &map(&[
+                (TAG_MANAGED_BY, MANAGED_BY),
+                ("reconciler.dev/server", "mc"),
+                ("team", "games")
+            ])
+        ));
+        assert!(!tags_agree(&desired, &map(&[(TAG_MANAGED_BY, MANAGED_BY)])));
+        assert!(!tags_agree(
+            &desired,
+            &map(&[
+                (TAG_MANAGED_BY, MANAGED_BY),
+                ("reconciler.dev/server", "other")
+            ])
+        ));
+        assert!(!tags_agree(
+            &desired,
+            &map(&[
+                (TAG_MANAGED_BY, MANAGED_BY),
+                ("reconciler.dev/server", "mc"),
+                ("reconciler.dev/old", "1")
+            ])
+        ));
+    }
 }

@@ -237,9 +237,10 @@ async fn roles_and_profiles_come_from_the_authorization_details() {
     ] {
         assert_eq!(calls(&noop, per_role), 0, "{per_role}: {noop:?}");
     }
+    // One call serves the role and the instance-profile clients of an observation.
     assert_eq!(
         calls(&noop, "GetAccountAuthorizationDetails"),
-        2,
+        1,
         "{noop:?}"
     );
 }

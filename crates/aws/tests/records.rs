@@ -131,7 +131,7 @@ async fn records_are_created_read_back_fixed_and_deleted() {
     // Prune lists a Base's records in one paged call; their tags come from the region's tag
     // index (fetched here, as no observation has fetched one in this pool since it expired), not
     // one read per record.
-    env.pool.tag_index().expire();
+    env.pool.expire_observation();
     env.counter.reset();
     let listed = ssm::list_by_path(&env.pool, REGION, "/reconciler/main/servers/")
         .await

@@ -113,22 +113,28 @@ fn hash_map(tags: &IndexMap<String, String>) -> Option<HashMap<String, String>> 
     (!tags.is_empty()).then(|| tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
-/// Every live backup plan of the region.
+/// Every live backup plan of the region, listed once per observation for the plan and
+/// selection clients alike.
 async fn list_plans(
-    backup: &aws_sdk_backup::Client,
-) -> Result<Vec<BackupPlansListMember>, ProviderError> {
-    let all = backup
-        .list_backup_plans()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| classify("ListBackupPlans", e))?;
-    Ok(all
-        .into_iter()
-        .filter(|p| p.deletion_date().is_none())
-        .collect())
+    pool: &ClientPool,
+    region: &str,
+) -> Result<Arc<Vec<BackupPlansListMember>>, ProviderError> {
+    let backup = pool.backup(region);
+    pool.shared_read(&format!("backup:ListBackupPlans:{region}"), || async move {
+        let all: Vec<BackupPlansListMember> = backup
+            .list_backup_plans()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify("ListBackupPlans", e))?;
+        Ok(all
+            .into_iter()
+            .filter(|p| p.deletion_date().is_none())
+            .collect::<Vec<_>>())
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -430,7 +436,7 @@ impl ResourceClient for PlanClient {
         let by_name: HashMap<&str, &DesiredResource> =
             desired.iter().map(|d| (d.name.as_str(), d)).collect();
         let mut reads = Vec::new();
-        for plan in list_plans(&backup).await? {
+        for plan in list_plans(&self.pool, region).await?.iter() {
             let (Some(name), Some(id), Some(arn)) = (
                 plan.backup_plan_name(),
                 plan.backup_plan_id(),
@@ -689,7 +695,7 @@ impl ResourceClient for SelectionClient {
             desired.iter().map(|d| (d.name.as_str(), d)).collect();
         // The plan id is a reference the engine resolves only later, so every plan the
         // reconciler named is searched (one listing per plan; AWS has no cross-plan listing).
-        let mut plans: Vec<(String, String)> = list_plans(&backup)
+        let mut plans: Vec<(String, String)> = list_plans(&self.pool, region)
             .await?
             .iter()
             .filter_map(|p| {

@@ -559,23 +559,11 @@ impl ResourceClient for DashboardClient {
             return Ok(Vec::new());
         }
         let cw = self.pool.cloudwatch(region);
-        let by_name: HashMap<&str, &DesiredResource> =
-            desired.iter().map(|d| (d.name.as_str(), d)).collect();
-        let prefix = util::common_prefix(by_name.keys().copied());
-        let entries: Vec<_> = cw
-            .list_dashboards()
-            .set_dashboard_name_prefix((!prefix.is_empty()).then_some(prefix))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify("ListDashboards", e))?;
-        // Only `GetDashboard` returns the body, one dashboard per call.
-        let reads = entries
+        // Only `GetDashboard` returns the body, one dashboard per call, and it answers
+        // `ResourceNotFound` for a missing one: a listing first would only add a call.
+        let reads = desired
             .iter()
-            .filter_map(|e| by_name.get(e.dashboard_name()?))
-            .map(|d| read_dashboard(cw.clone(), (*d).clone()))
+            .map(|d| read_dashboard(cw.clone(), d.clone()))
             .collect();
         Ok(read_all(reads).await?.into_iter().flatten().collect())
     }

@@ -192,6 +192,31 @@ async fn describe_clusters(
     Ok(out)
 }
 
+/// The clusters called `names` with their tags and settings, described once per observation
+/// for the cluster and the cluster-capacity-providers clients alike (both name resources after
+/// their cluster).
+async fn observed_clusters(
+    pool: &ClientPool,
+    region: &str,
+    names: &[String],
+) -> Result<Arc<HashMap<String, Cluster>>, ProviderError> {
+    let mut sorted = names.to_vec();
+    sorted.sort();
+    let client = pool.ecs(region);
+    pool.shared_read(
+        &format!("ecs:DescribeClusters:{region}:{}", sorted.join(",")),
+        || async move {
+            describe_clusters(
+                &client,
+                &sorted,
+                &[ClusterField::Tags, ClusterField::Settings],
+            )
+            .await
+        },
+    )
+    .await
+}
+
 fn is_live_cluster(c: &Cluster) -> bool {
     c.status().is_some_and(|s| s != INACTIVE)
 }
@@ -247,14 +272,8 @@ impl ResourceClient for ClusterClient {
         region: &str,
         desired: &[DesiredResource],
     ) -> Result<Vec<Observed>, ProviderError> {
-        let client = self.pool.ecs(region);
         let names: Vec<String> = desired.iter().map(|d| d.name.clone()).collect();
-        let clusters = describe_clusters(
-            &client,
-            &names,
-            &[ClusterField::Tags, ClusterField::Settings],
-        )
-        .await?;
+        let clusters = observed_clusters(&self.pool, region, &names).await?;
         Ok(desired
             .iter()
             .filter_map(|d| {
@@ -707,9 +726,8 @@ impl ResourceClient for ClusterCapacityProvidersClient {
         region: &str,
         desired: &[DesiredResource],
     ) -> Result<Vec<Observed>, ProviderError> {
-        let client = self.pool.ecs(region);
         let names: Vec<String> = desired.iter().map(|d| d.name.clone()).collect();
-        let clusters = describe_clusters(&client, &names, &[]).await?;
+        let clusters = observed_clusters(&self.pool, region, &names).await?;
         Ok(desired
             .iter()
             .filter_map(|d| {

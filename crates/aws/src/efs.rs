@@ -156,22 +156,31 @@ fn tag_map(tags: &[Tag]) -> IndexMap<String, String> {
         .collect()
 }
 
-/// Every live file system of the region.
+/// Every live file system of the region, listed once per observation for the file system and
+/// mount target clients alike.
 async fn list_file_systems(
-    efs: &aws_sdk_efs::Client,
-) -> Result<Vec<FileSystemDescription>, ProviderError> {
-    let all = efs
-        .describe_file_systems()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| classify("DescribeFileSystems", e))?;
-    Ok(all
-        .into_iter()
-        .filter(|fs| !is_gone(fs.life_cycle_state()))
-        .collect())
+    pool: &ClientPool,
+    region: &str,
+) -> Result<Arc<Vec<FileSystemDescription>>, ProviderError> {
+    let efs = pool.efs(region);
+    pool.shared_read(
+        &format!("efs:DescribeFileSystems:{region}"),
+        || async move {
+            let all: Vec<FileSystemDescription> = efs
+                .describe_file_systems()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| classify("DescribeFileSystems", e))?;
+            Ok(all
+                .into_iter()
+                .filter(|fs| !is_gone(fs.life_cycle_state()))
+                .collect::<Vec<_>>())
+        },
+    )
+    .await
 }
 
 /// Whether `fs` is the file system named `name` (a desired file system's name): created with
@@ -366,7 +375,7 @@ impl ResourceClient for FileSystemClient {
             return Ok(Vec::new());
         }
         let efs = self.pool.efs(region);
-        let all = list_file_systems(&efs).await?;
+        let all = list_file_systems(&self.pool, region).await?;
         let named = by_name(&all, desired.iter().map(|d| d.name.as_str()));
         let found: Vec<(&DesiredResource, FileSystemDescription)> = desired
             .iter()
@@ -714,6 +723,66 @@ async fn list_mount_targets(
         .collect())
 }
 
+/// Network interfaces per `DescribeNetworkInterfaces` filter (the filter's value limit).
+const INTERFACES_PER_CALL: usize = 200;
+
+/// The security groups of mount targets, by mount target id, read from their network
+/// interfaces (which carry the mount target's groups) in a few EC2 calls instead of one EFS
+/// call per mount target. A mount target whose interface is not in the answer (or every one,
+/// without `ec2:DescribeNetworkInterfaces`) is left out, for [`read_security_groups`] to read.
+async fn groups_by_interface(
+    ec2: &aws_sdk_ec2::Client,
+    targets: &[&MountTargetDescription],
+) -> Result<HashMap<String, Vec<String>>, ProviderError> {
+    let by_interface: HashMap<&str, &str> = targets
+        .iter()
+        .filter_map(|mt| Some((mt.network_interface_id()?, mt.mount_target_id())))
+        .collect();
+    let ids: Vec<String> = by_interface.keys().map(|id| id.to_string()).collect();
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(INTERFACES_PER_CALL) {
+        let filter = aws_sdk_ec2::types::Filter::builder()
+            .name("network-interface-id")
+            .set_values(Some(chunk.to_vec()))
+            .build();
+        let interfaces: Result<Vec<aws_sdk_ec2::types::NetworkInterface>, _> = ec2
+            .describe_network_interfaces()
+            .filters(filter)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await;
+        let interfaces = match interfaces {
+            Ok(interfaces) => interfaces,
+            Err(e) => {
+                let e = classify("DescribeNetworkInterfaces", e);
+                // Not allowed here: EFS answers per mount target instead.
+                if e.class == ErrorClass::Terminal {
+                    tracing::debug!(error = %e, "reading mount targets' groups per mount target");
+                    return Ok(out);
+                }
+                return Err(e);
+            }
+        };
+        for eni in interfaces {
+            let Some(mt) = eni
+                .network_interface_id()
+                .and_then(|id| by_interface.get(id))
+            else {
+                continue;
+            };
+            let groups = eni
+                .groups()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_string))
+                .collect();
+            out.insert(mt.to_string(), groups);
+        }
+    }
+    Ok(out)
+}
+
 async fn read_security_groups(
     efs: aws_sdk_efs::Client,
     id: String,
@@ -765,7 +834,7 @@ impl ResourceClient for MountTargetClient {
         }
         let efs = self.pool.efs(region);
         let tokens: HashSet<&str> = wanted.iter().map(|(_, t, _)| *t).collect();
-        let all = list_file_systems(&efs).await?;
+        let all = list_file_systems(&self.pool, region).await?;
         let file_systems: HashMap<String, String> = by_name(&all, tokens)
             .into_iter()
             .map(|(name, fs)| (name.to_string(), fs.file_system_id().to_string()))
@@ -800,6 +869,16 @@ impl ResourceClient for MountTargetClient {
                 found.push((d, mt.clone()));
             }
         }
+        let managed: Vec<&MountTargetDescription> = found
+            .iter()
+            .filter(|(d, _)| d.properties.get("securityGroups").is_some())
+            .map(|(_, mt)| mt)
+            .collect();
+        let by_interface = if managed.is_empty() {
+            HashMap::new()
+        } else {
+            groups_by_interface(&self.pool.ec2(region), &managed).await?
+        };
         let groups = read_all(
             found
                 .iter()
@@ -807,11 +886,12 @@ impl ResourceClient for MountTargetClient {
                     let efs = efs.clone();
                     let id = mt.mount_target_id().to_string();
                     let managed = d.properties.get("securityGroups").is_some();
+                    let known = by_interface.get(&id).cloned();
                     async move {
-                        if managed {
-                            read_security_groups(efs, id).await.map(Some)
-                        } else {
-                            Ok(None)
+                        match (managed, known) {
+                            (false, _) => Ok(None),
+                            (true, Some(groups)) => Ok(Some(groups)),
+                            (true, None) => read_security_groups(efs, id).await.map(Some),
                         }
                     }
                 })

@@ -834,7 +834,29 @@ impl ResourceClient for InstanceProfileClient {
             return Ok(Vec::new());
         }
         let iam = self.pool.iam(GLOBAL_REGION);
-        let wanted = by_name(desired);
+        // A profile whose role's authorization details show it with the desired tags is
+        // observed from them; the others are listed, then read with `GetInstanceProfile`
+        // (profiles without a role, or details without tags).
+        let details = role_details(&self.pool).await?;
+        let detailed: HashMap<&str, &aws_sdk_iam::types::InstanceProfile> = details
+            .values()
+            .flat_map(|d| d.instance_profile_list())
+            .map(|p| (p.instance_profile_name(), p))
+            .collect();
+        let mut out = Vec::new();
+        let mut rest = Vec::new();
+        for d in desired {
+            match detailed.get(d.name.as_str()) {
+                Some(p) if tags_agree(&d.tags, &tag_map(p.tags())) => {
+                    out.push(profile_observed(d, p));
+                }
+                _ => rest.push(d.clone()),
+            }
+        }
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        let wanted = by_name(&rest);
         let profiles = iam
             .list_instance_profiles()
             .into_paginator()
@@ -843,37 +865,13 @@ impl ResourceClient for InstanceProfileClient {
             .try_collect()
             .await
             .map_err(|e| classify("ListInstanceProfiles", e))?;
-        let profiles: Vec<(&DesiredResource, aws_sdk_iam::types::InstanceProfile)> = profiles
-            .into_iter()
-            .filter_map(|p| Some((wanted.get(p.instance_profile_name()).copied()?, p)))
-            .collect();
-        if profiles.is_empty() {
-            return Ok(Vec::new());
-        }
-        // A profile's tags, where its role's authorization details carry them and they agree
-        // with the desired ones; `GetInstanceProfile` for the rest (profiles without a role, or
-        // details without tags).
-        let details = role_details(&self.pool).await?;
-        let detailed: HashMap<&str, &aws_sdk_iam::types::InstanceProfile> = details
-            .values()
-            .flat_map(|d| d.instance_profile_list())
-            .map(|p| (p.instance_profile_name(), p))
-            .collect();
-        let mut out = Vec::new();
         let mut found = Vec::new();
         let mut reads = Vec::new();
-        for (d, profile) in profiles {
+        for profile in profiles {
             let name = profile.instance_profile_name();
-            match detailed.get(name) {
-                Some(p) if tags_agree(&d.tags, &tag_map(p.tags())) => {
-                    let mut listed = profile.clone();
-                    listed.tags = Some(p.tags().to_vec());
-                    out.push(profile_observed(d, &listed));
-                }
-                _ => {
-                    found.push(d);
-                    reads.push(read_profile(iam.clone(), name.to_string()));
-                }
+            if let Some(d) = wanted.get(name) {
+                found.push(*d);
+                reads.push(read_profile(iam.clone(), name.to_string()));
             }
         }
         for (d, p) in found.into_iter().zip(read_all(reads).await?) {

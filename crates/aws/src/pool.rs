@@ -4,14 +4,22 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 
-use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::region::Region;
 use aws_types::SdkConfig;
+use reconciler_engine::provider::ProviderError;
 
 use crate::iam::RoleDetails;
 use crate::memo::ObservationMemo;
+use crate::metrics::is_read;
 use crate::tagging::TagIndex;
 
 /// Built clients by (service, region), type-erased because each service has its own type.
@@ -22,8 +30,57 @@ pub struct ClientPool {
     base: SdkConfig,
     interceptors: Vec<SharedInterceptor>,
     cache: Mutex<ClientCache>,
+    shared: Arc<SharedReads>,
+}
+
+/// A listing of any type, shared through [`ClientPool::shared_read`].
+type AnyAnswer = Arc<dyn Any + Send + Sync>;
+
+/// The reads one observation shares between clients (see [`crate::memo`]).
+#[derive(Default)]
+struct SharedReads {
     tag_index: TagIndex,
     role_details: ObservationMemo<RoleDetails>,
+    /// Listings several kinds make alike (`ListHostedZones` for zones, records and logging
+    /// configs), by a key naming the call and its arguments.
+    listings: ObservationMemo<AnyAnswer>,
+}
+
+impl SharedReads {
+    fn expire(&self) {
+        self.tag_index.expire();
+        self.role_details.expire();
+        self.listings.expire();
+    }
+}
+
+/// Expires every shared read after each call that changes something through the pool: a read
+/// shared within an observation never outlives a write that could have made it stale.
+#[derive(Debug)]
+struct ExpireOnWrite(Arc<SharedReads>);
+
+impl std::fmt::Debug for SharedReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedReads").finish_non_exhaustive()
+    }
+}
+
+impl Intercept for ExpireOnWrite {
+    fn name(&self) -> &'static str {
+        "ExpireOnWrite"
+    }
+
+    fn read_after_execution(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Metadata>().is_some_and(|m| !is_read(m.name())) {
+            self.0.expire();
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for ClientPool {
@@ -53,12 +110,12 @@ macro_rules! client {
 impl ClientPool {
     /// A pool over a base configuration.
     pub fn new(base: SdkConfig) -> Self {
+        let shared = Arc::new(SharedReads::default());
         ClientPool {
             base,
-            interceptors: Vec::new(),
+            interceptors: vec![SharedInterceptor::new(ExpireOnWrite(shared.clone()))],
             cache: Mutex::new(HashMap::new()),
-            tag_index: TagIndex::default(),
-            role_details: ObservationMemo::default(),
+            shared,
         }
     }
 
@@ -70,19 +127,41 @@ impl ClientPool {
 
     /// The tag indexes observation shares (see [`crate::tagging`]).
     pub fn tag_index(&self) -> &TagIndex {
-        &self.tag_index
+        &self.shared.tag_index
     }
 
     /// The IAM authorization details the role and instance-profile clients share.
     pub(crate) fn role_details(&self) -> &ObservationMemo<RoleDetails> {
-        &self.role_details
+        &self.shared.role_details
+    }
+
+    /// The answer of a listing several clients make alike within one observation: fetched by
+    /// the first to ask, shared with the others until the next observation or write. `key`
+    /// names the call, its region and its arguments.
+    pub(crate) async fn shared_read<T, F, Fut>(
+        &self,
+        key: &str,
+        fetch: F,
+    ) -> Result<Arc<T>, ProviderError>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let answer = self
+            .shared
+            .listings
+            .get(key, || async { Ok(Arc::new(fetch().await?) as AnyAnswer) })
+            .await?;
+        answer.downcast::<T>().map_err(|_| {
+            ProviderError::terminal(format!("shared read `{key}` was made with another type"))
+        })
     }
 
     /// Forgets every read shared within an observation (see [`crate::memo`]), so the next one
     /// sees what changed since.
     pub fn expire_observation(&self) {
-        self.tag_index.expire();
-        self.role_details.expire();
+        self.shared.expire();
     }
 
     /// The base configuration.

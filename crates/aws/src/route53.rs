@@ -233,10 +233,18 @@ struct ZoneIndex {
 }
 
 impl ZoneIndex {
-    async fn load(r53: &aws_sdk_route53::Client) -> Result<Self, ProviderError> {
+    /// The account's zones, listed once per observation for the zone, record and logging
+    /// config clients alike.
+    async fn load(pool: &ClientPool, r53: &aws_sdk_route53::Client) -> Result<Self, ProviderError> {
+        let zones = pool
+            .shared_read("route53:ListHostedZones", || list_zones(r53))
+            .await?;
         let mut by_name: BTreeMap<String, Vec<Zone>> = BTreeMap::new();
-        for zone in list_zones(r53).await? {
-            by_name.entry(zone.name.clone()).or_default().push(zone);
+        for zone in zones.iter() {
+            by_name
+                .entry(zone.name.clone())
+                .or_default()
+                .push(zone.clone());
         }
         Ok(ZoneIndex { by_name })
     }
@@ -495,7 +503,7 @@ impl ResourceClient for HostedZoneClient {
             return Ok(Vec::new());
         }
         let r53 = self.pool.route53(region);
-        let index = ZoneIndex::load(&r53).await?;
+        let index = ZoneIndex::load(&self.pool, &r53).await?;
         let wanted: Vec<(&DesiredResource, &Vec<Zone>)> = desired
             .iter()
             .filter_map(|d| Some((d, index.by_name.get(&normalise_name(&d.name))?)))
@@ -514,11 +522,21 @@ impl ResourceClient for HostedZoneClient {
                 (d, choose(&d.name, &candidates, &tags).clone())
             })
             .collect();
-        // The delegation set is only in `GetHostedZone`, one zone per call.
+        // The delegation set is only in `GetHostedZone`, one zone per call; the reconciler's
+        // own zones show it in their apex NS record, read once for this client and the records.
         let servers = read_all(
             chosen
                 .iter()
-                .map(|(_, z)| read_name_servers(r53.clone(), z.id.clone()))
+                .map(|(_, z)| {
+                    let (pool, r53, zone) = (self.pool.clone(), r53.clone(), z.clone());
+                    async move {
+                        if created_by_reconciler(&zone.caller_reference) {
+                            own_zone_name_servers(&pool, r53, &zone).await
+                        } else {
+                            read_name_servers(r53, zone.id).await
+                        }
+                    }
+                })
                 .collect(),
         )
         .await?;
@@ -735,6 +753,77 @@ fn record_observed(desired: &DesiredResource, zone_id: &str, set: &ResourceRecor
     )
 }
 
+/// Every record of one of the reconciler's own zones (a handful each), page by page, read once
+/// per observation for the zone client (the apex NS record gives the name servers) and the
+/// record client alike. `None` when the zone does not exist.
+async fn own_zone_records(
+    pool: &ClientPool,
+    r53: &aws_sdk_route53::Client,
+    zone_id: &str,
+) -> Result<Arc<Option<Vec<ResourceRecordSet>>>, ProviderError> {
+    pool.shared_read(
+        &format!("route53:ListResourceRecordSets:{zone_id}"),
+        || async {
+            let mut out = Vec::new();
+            let mut start: Option<(String, RrType)> = None;
+            loop {
+                let mut call = r53.list_resource_record_sets().hosted_zone_id(zone_id);
+                if let Some((name, record_type)) = start.take() {
+                    call = call.start_record_name(name).start_record_type(record_type);
+                }
+                let page = match call.send().await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let err = classify(&format!("ListResourceRecordSets {zone_id}"), e);
+                        if err.class == ErrorClass::NotFound {
+                            return Ok(None);
+                        }
+                        return Err(err);
+                    }
+                };
+                out.extend(page.resource_record_sets().iter().cloned());
+                match (
+                    page.is_truncated(),
+                    page.next_record_name(),
+                    page.next_record_type(),
+                ) {
+                    (true, Some(name), Some(record_type)) => {
+                        start = Some((name.to_string(), record_type.clone()));
+                    }
+                    _ => return Ok(Some(out)),
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// The name servers of one of the reconciler's own zones, from its apex NS record (which AWS
+/// fills with the zone's delegation set), so observing the zone shares the read of its records.
+/// Falls back to `GetHostedZone` when the apex record is missing.
+async fn own_zone_name_servers(
+    pool: &ClientPool,
+    r53: aws_sdk_route53::Client,
+    zone: &Zone,
+) -> Result<Option<Vec<String>>, ProviderError> {
+    let Some(records) = own_zone_records(pool, &r53, &zone.id)
+        .await?
+        .as_ref()
+        .clone()
+    else {
+        return Ok(None);
+    };
+    let apex = records.iter().find(|set| {
+        set.r#type() == &RrType::Ns
+            && set.set_identifier().is_none()
+            && normalise_name(set.name()) == zone.name
+    });
+    match apex {
+        Some(set) => Ok(Some(values_of(set))),
+        None => read_name_servers(r53, zone.id.clone()).await,
+    }
+}
+
 /// Reads the records of one zone that `keys` name: one narrowed call for a single record,
 /// else the whole zone, page by page. A zone that does not exist holds nothing.
 async fn read_records(
@@ -939,8 +1028,11 @@ impl ResourceClient for RecordSetClient {
         // Records whose zone is a reference (not created yet, or its id not resolved in
         // observe) are looked for in the zone whose name is their name's longest suffix, when
         // that zone is the reconciler's own.
+        // The reconciler's own zones among them, whose records are read once per observation
+        // with the zone client (see `own_zone_records`).
+        let mut own_zones: HashSet<String> = HashSet::new();
         if keyed.iter().any(|(_, _, zone)| zone.is_none()) {
-            let index = ZoneIndex::load(&r53).await?;
+            let index = ZoneIndex::load(&self.pool, &r53).await?;
             let mut names: HashMap<usize, String> = HashMap::new();
             for (i, (_, key, zone)) in keyed.iter().enumerate() {
                 if zone.is_none() {
@@ -955,6 +1047,12 @@ impl ResourceClient for RecordSetClient {
             for (i, name) in names {
                 keyed[i].2 = zones.get(&name).map(|z| z.id.clone());
             }
+            own_zones.extend(
+                zones
+                    .values()
+                    .filter(|z| created_by_reconciler(&z.caller_reference))
+                    .map(|z| z.id.clone()),
+            );
         }
         let mut by_zone: BTreeMap<String, Vec<RecordKey>> = BTreeMap::new();
         for (_, key, zone) in &keyed {
@@ -966,8 +1064,21 @@ impl ResourceClient for RecordSetClient {
         let reads = by_zone
             .into_iter()
             .map(|(zone, keys)| {
-                let r53 = r53.clone();
-                async move { read_records(&r53, &zone, &keys).await }
+                let (pool, r53, own) = (self.pool.clone(), r53.clone(), own_zones.contains(&zone));
+                async move {
+                    if !own {
+                        return read_records(&r53, &zone, &keys).await;
+                    }
+                    let wanted: HashSet<&RecordKey> = keys.iter().collect();
+                    let mut found = HashMap::new();
+                    for set in own_zone_records(&pool, &r53, &zone).await?.iter().flatten() {
+                        let key = key_of(set);
+                        if set.set_identifier().is_none() && wanted.contains(&key) {
+                            found.entry(key).or_insert_with(|| set.clone());
+                        }
+                    }
+                    Ok(found)
+                }
             })
             .collect();
         let records: HashMap<String, HashMap<RecordKey, ResourceRecordSet>> =
@@ -1151,7 +1262,7 @@ impl ResourceClient for QueryLoggingConfigClient {
         let zones = if by_name.is_empty() {
             HashMap::new()
         } else {
-            let index = ZoneIndex::load(&r53).await?;
+            let index = ZoneIndex::load(&self.pool, &r53).await?;
             let names: HashSet<String> = by_name.iter().map(|d| normalise_name(&d.name)).collect();
             index.owned(&r53, &names).await?
         };

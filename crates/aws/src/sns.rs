@@ -13,7 +13,7 @@
 //! run; one that is no longer desired is left out of the observation, since nothing can remove
 //! it and it goes away by itself.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -278,21 +278,32 @@ impl ResourceClient for TopicClient {
         let sns = self.pool.sns(region);
         let by_name: HashMap<&str, &DesiredResource> =
             desired.iter().map(|d| (d.name.as_str(), d)).collect();
-        let topics = sns
-            .list_topics()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify("ListTopics", e))?;
+        // Topics the tag index shows need no listing: `GetTopicAttributes` below confirms each
+        // exists. Only when some desired topic is not indexed (new, or not tagged as ours) are
+        // the region's topics listed.
+        let indexed = tagging::indexed_arns(&self.pool, region, |arn| {
+            arn.split(':').nth(2) == Some("sns")
+        })
+        .await?;
+        let name_of = |arn: &str| arn.rsplit(':').next().unwrap_or_default().to_string();
+        let indexed_names: HashSet<String> = indexed.iter().map(|a| name_of(a)).collect();
+        let topics: Vec<String> = if by_name.keys().all(|n| indexed_names.contains(*n)) {
+            indexed
+        } else {
+            sns.list_topics()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| classify("ListTopics", e))?
+                .into_iter()
+                .filter_map(|t| t.topic_arn().map(str::to_string))
+                .collect()
+        };
         let found: Vec<(&DesiredResource, String)> = topics
             .iter()
-            .filter_map(|topic| {
-                let arn = topic.topic_arn()?;
-                let d = by_name.get(arn.rsplit(':').next().unwrap_or_default())?;
-                Some((*d, arn.to_string()))
-            })
+            .filter_map(|arn| Some((*by_name.get(name_of(arn).as_str())?, arn.clone())))
             .collect();
         // Subscriptions: for several topics, one listing of the region's subscriptions costs
         // fewer calls than one listing per topic.

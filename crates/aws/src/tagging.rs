@@ -105,6 +105,23 @@ async fn snapshot(pool: &ClientPool, region: &str) -> Result<Snapshot, ProviderE
     pool.tag_index().get(region, || fetch(pool, region)).await
 }
 
+/// The ARNs of `region`'s index that `wanted` accepts (say, a service's), empty without an
+/// index. An object listed here existed when the index was read; one missing from it may exist
+/// all the same (not indexed yet, or not tagged as ours).
+pub async fn indexed_arns(
+    pool: &ClientPool,
+    region: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, ProviderError> {
+    let index = snapshot(pool, region).await?;
+    Ok(index
+        .iter()
+        .flat_map(|ix| ix.keys())
+        .filter(|arn| wanted(arn))
+        .cloned()
+        .collect())
+}
+
 /// The tags of each `(desired, arn)` pair, in order: from the index when it shows exactly what
 /// the desired resource wants, otherwise from `read_one(arn)`, the service's own per-object read.
 pub async fn tags_of<F, Fut>(

@@ -878,8 +878,36 @@ def patch_tagging_pages() -> None:
     ResourceGroupsTaggingAPIResponse.get_resources = get_resources
 
 
+def patch_log_group_identifiers() -> None:
+    """Gap: DescribeLogGroups ignores logGroupIdentifiers (up to 50 names or
+    ARNs, not to be combined with a prefix) and answers every group."""
+    import json
+
+    from moto.logs.exceptions import InvalidParameterException
+    from moto.logs.responses import LogsResponse
+
+    original = LogsResponse.describe_log_groups
+
+    def describe_log_groups(self: LogsResponse) -> Any:
+        identifiers = self._get_param("logGroupIdentifiers")
+        if not identifiers:
+            return original(self)
+        if len(identifiers) > 50 or self._get_param("logGroupNamePrefix"):
+            raise InvalidParameterException(
+                msg="logGroupIdentifiers takes at most 50 entries and no logGroupNamePrefix")
+        wanted = set(identifiers)
+        groups = [
+            group for name, group in sorted(self.logs_backend.groups.items())
+            if name in wanted or group.arn in wanted or group.arn.removesuffix(":*") in wanted
+        ]
+        return json.dumps({"logGroups": [g.to_describe_dict() for g in groups]})
+
+    LogsResponse.describe_log_groups = describe_log_groups
+
+
 PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates, patch_ecs, patch_events,
-           patch_instances, patch_idempotency, patch_query_logging, patch_tagging_pages]
+           patch_instances, patch_idempotency, patch_query_logging, patch_tagging_pages,
+           patch_log_group_identifiers]
 
 
 # ---------------------------------------------------------------------------

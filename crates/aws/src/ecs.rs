@@ -15,7 +15,7 @@
 //! Deleted clusters, capacity providers, services and task definition revisions linger as
 //! `INACTIVE` (services as `DRAINING` first); all of them count as absent.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +28,7 @@ use aws_sdk_ecs::types::{
     KeyValuePair, LaunchType, LogConfiguration, LogDriver, ManagedDraining, ManagedScaling,
     ManagedScalingStatus, ManagedTerminationProtection, MountPoint, NetworkMode, PortMapping,
     PropagateTags, SchedulingStrategy, Secret, Service, ServiceField, Tag, TaskDefinition,
-    TaskDefinitionFamilyStatus, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
-    Volume,
+    TaskDefinitionField, TaskDefinitionStatus, TransportProtocol, Volume,
 };
 use aws_sdk_ecs::Client;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -46,10 +45,11 @@ use serde_json::{json, Map, Value};
 
 use crate::autoscaling::{poll_until, Wait};
 use crate::error::classify;
+use crate::iam::read_all;
 use crate::pool::ClientPool;
 use crate::tags::ensure_managed;
 use crate::tags::{is_managed, tag_delta};
-use crate::util::{self, touches};
+use crate::util::touches;
 use crate::util::{missing, observed, opt_str, str_list, str_prop};
 
 /// Names per `DescribeClusters` / `DescribeCapacityProviders` call.
@@ -1109,55 +1109,40 @@ impl ResourceClient for TaskDefinitionClient {
         desired: &[DesiredResource],
     ) -> Result<Vec<Observed>, ProviderError> {
         let client = self.pool.ecs(region);
-        let names: Vec<String> = desired.iter().map(|d| d.name.clone()).collect();
-        // One listing tells which families have an ACTIVE revision, so only those are
-        // described (DescribeTaskDefinition takes one family per call).
-        let prefix = util::common_prefix(names.iter().map(String::as_str));
-        let mut families: HashSet<String> = HashSet::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = client
-                .list_task_definition_families()
-                .set_family_prefix((!prefix.is_empty()).then(|| prefix.clone()))
-                .status(TaskDefinitionFamilyStatus::Active)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| ecs_error("ListTaskDefinitionFamilies", e))?;
-            families.extend(page.families().iter().cloned());
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
-        let mut out = Vec::new();
-        for d in desired.iter().filter(|d| families.contains(&d.name)) {
-            let answer = client
-                .describe_task_definition()
-                .task_definition(&d.name)
-                .include(TaskDefinitionField::Tags)
-                .send()
-                .await;
-            let answer = match answer {
-                Ok(a) => a,
-                Err(err) => {
-                    let e = ecs_error(&format!("DescribeTaskDefinition {}", d.name), err);
-                    if e.class == ErrorClass::NotFound {
-                        continue;
-                    }
-                    return Err(e);
+        // DescribeTaskDefinition takes one family per call and answers "unable to describe"
+        // for a family without an ACTIVE revision: a listing of families first would only add
+        // a call to a no-op.
+        let reads = desired
+            .iter()
+            .map(|d| {
+                let (client, d) = (client.clone(), d.clone());
+                async move {
+                    let answer = client
+                        .describe_task_definition()
+                        .task_definition(&d.name)
+                        .include(TaskDefinitionField::Tags)
+                        .send()
+                        .await;
+                    let answer = match answer {
+                        Ok(a) => a,
+                        Err(err) => {
+                            let e = ecs_error(&format!("DescribeTaskDefinition {}", d.name), err);
+                            if e.class == ErrorClass::NotFound {
+                                return Ok(None);
+                            }
+                            return Err(e);
+                        }
+                    };
+                    // Without a revision number ECS answers the latest ACTIVE revision; check
+                    // the status anyway (a family whose revisions are all INACTIVE is absent).
+                    Ok(answer
+                        .task_definition()
+                        .filter(|td| td.status() == Some(&TaskDefinitionStatus::Active))
+                        .map(|td| task_definition_observation(&d, td, answer.tags())))
                 }
-            };
-            // Without a revision number ECS answers the latest ACTIVE revision; check the
-            // status anyway (a family whose revisions are all INACTIVE is absent).
-            if let Some(td) = answer
-                .task_definition()
-                .filter(|td| td.status() == Some(&TaskDefinitionStatus::Active))
-            {
-                out.push(task_definition_observation(d, td, answer.tags()));
-            }
-        }
-        Ok(out)
+            })
+            .collect();
+        Ok(read_all(reads).await?.into_iter().flatten().collect())
     }
 
     async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {
@@ -1494,11 +1479,19 @@ impl ResourceClient for ServiceClient {
                 names.extend(unknown.iter().cloned());
             }
         }
+        // One cluster per call (ten services each), clusters read side by side.
+        let reads = by_cluster
+            .into_iter()
+            .map(|(cluster, mut names)| {
+                let (this, client) = (self.clone(), client.clone());
+                names.sort();
+                names.dedup();
+                async move { this.describe_in(&client, &cluster, &names).await }
+            })
+            .collect();
         let mut found: HashMap<String, Vec<Service>> = HashMap::new();
-        for (cluster, mut names) in by_cluster {
-            names.sort();
-            names.dedup();
-            for s in self.describe_in(&client, &cluster, &names).await? {
+        for services in read_all(reads).await? {
+            for s in services {
                 // Deleted services linger as DRAINING, then INACTIVE: absent.
                 if s.status() == Some(DRAINING) || s.status() == Some(INACTIVE) {
                     continue;

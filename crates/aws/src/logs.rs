@@ -106,6 +106,45 @@ fn properties(retention: Option<i32>) -> Value {
     json!({ "retentionInDays": retention })
 }
 
+/// Log group names per `DescribeLogGroups` call by identifier (the API's maximum).
+const IDENTIFIERS_PER_CALL: usize = 50;
+
+/// The groups called `names`: one call per fifty names, whatever their namespaces. Where the
+/// identifiers filter is refused, one listing per namespace (see [`prefixes`]) instead.
+async fn by_identifiers<'a>(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<aws_sdk_cloudwatchlogs::types::LogGroup>, ProviderError> {
+    let names: Vec<&str> = names.into_iter().collect();
+    let mut out = Vec::new();
+    for chunk in names.chunks(IDENTIFIERS_PER_CALL) {
+        let answer = logs
+            .describe_log_groups()
+            .set_log_group_identifiers(Some(chunk.iter().map(|n| n.to_string()).collect()))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await;
+        match answer {
+            Ok(groups) => out.extend(groups),
+            Err(e) => {
+                let e = classify("DescribeLogGroups", e);
+                if e.class != ErrorClass::Terminal {
+                    return Err(e);
+                }
+                tracing::debug!(error = %e, "log groups by identifier refused; listing by prefix");
+                let mut all = Vec::new();
+                for prefix in prefixes(names.iter().copied()) {
+                    all.extend(list(logs, &prefix).await?);
+                }
+                return Ok(all);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Lists the groups whose names start with `prefix`.
 async fn list(
     logs: &aws_sdk_cloudwatchlogs::Client,
@@ -144,20 +183,18 @@ impl ResourceClient for LogGroupClient {
             desired.iter().map(|d| (d.name.as_str(), d)).collect();
         let mut found = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for prefix in prefixes(by_name.keys().copied()) {
-            for group in list(&logs, &prefix).await? {
-                let Some(d) = group.log_group_name().and_then(|n| by_name.get(n)) else {
-                    continue;
-                };
-                // Namespaces of unusual names (`/aws/x` next to `/aws/lambda/y`) may overlap.
-                if !seen.insert(d.name.as_str()) {
-                    continue;
-                }
-                let Some(arn) = bare_arn(&group) else {
-                    continue;
-                };
-                found.push((*d, arn, group.retention_in_days()));
+        for group in by_identifiers(&logs, by_name.keys().copied()).await? {
+            let Some(d) = group.log_group_name().and_then(|n| by_name.get(n)) else {
+                continue;
+            };
+            // The prefix listings of unusual names (`/aws/x` next to `/aws/lambda/y`) overlap.
+            if !seen.insert(d.name.as_str()) {
+                continue;
             }
+            let Some(arn) = bare_arn(&group) else {
+                continue;
+            };
+            found.push((*d, arn, group.retention_in_days()));
         }
         let objects: Vec<(&DesiredResource, String)> =
             found.iter().map(|(d, arn, _)| (*d, arn.clone())).collect();

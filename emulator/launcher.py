@@ -905,9 +905,54 @@ def patch_log_group_identifiers() -> None:
     LogsResponse.describe_log_groups = describe_log_groups
 
 
+def patch_tagging_services() -> None:
+    """Gap: the Resource Groups Tagging API lists backup vaults but not backup
+    plans (AWS lists `backup:backup-plan`), and no Route 53 hosted zones (AWS
+    lists `route53:hostedzone`, in us-east-1, Route 53 being global)."""
+    from moto.backup.models import BackupBackend
+    from moto.core.resource_tagging import TaggedResource
+    from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+    from moto.route53.models import route53_backends
+
+    original_backup = BackupBackend.iter_tagged_resources
+
+    def backup_resources(self: BackupBackend) -> Any:
+        yield from original_backup(self)
+        for plan in self.plans.values():
+            if getattr(plan, "deletion_date", None) is None:
+                yield TaggedResource(
+                    arn=plan.backup_plan_arn,
+                    tags=self.tagger.get_tag_dict_for_resource(plan.backup_plan_arn),
+                    resource_type="backup:backup-plan",
+                )
+
+    BackupBackend.iter_tagged_resources = backup_resources
+
+    original_generator = ResourceGroupsTaggingAPIBackend._get_resources_generator
+
+    def resources(self: ResourceGroupsTaggingAPIBackend, tag_filters: Any = None,
+                  resource_type_filters: Any = None, resource_arn_list: Any = None) -> Any:
+        yield from original_generator(self, tag_filters, resource_type_filters, resource_arn_list)
+        if self.region_name != "us-east-1" or self.account_id not in route53_backends:
+            return
+        from moto.core.resource_tagging import make_tag_matcher, match_resource_type
+        matcher = make_tag_matcher(tag_filters)
+        backend = route53_backends[self.account_id]["aws"]
+        for zone in list(backend.zones.values()):
+            bare = zone.id.rsplit("/", 1)[-1]
+            tags = dict(backend.list_tags_for_resource(bare) or {})
+            arn = f"arn:aws:route53:::hostedzone/{bare}"
+            if not tags or not match_resource_type("route53:hostedzone", resource_type_filters):
+                continue
+            if matcher(tags) and (not resource_arn_list or arn in resource_arn_list):
+                yield TaggedResource(arn=arn, tags=tags, resource_type="route53:hostedzone")
+
+    ResourceGroupsTaggingAPIBackend._get_resources_generator = resources
+
+
 PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates, patch_ecs, patch_events,
            patch_instances, patch_idempotency, patch_query_logging, patch_tagging_pages,
-           patch_log_group_identifiers]
+           patch_log_group_identifiers, patch_tagging_services]
 
 
 # ---------------------------------------------------------------------------

@@ -404,13 +404,13 @@ async fn read_plan(
     let Some(plan) = plan else {
         return Ok(None);
     };
-    let tags = read_tags(backup, arn.clone()).await?;
     let rules: Vec<Value> = plan.rules().iter().map(rule_json).collect();
+    // Tags are the caller's to fill (from the tag index, see `tagging::fill_tags`).
     Ok(Some(util::observed(
         &desired,
         json!({ "rules": rules }),
         [("id", json!(id)), ("arn", json!(arn))],
-        tags,
+        IndexMap::new(),
     )))
 }
 
@@ -453,7 +453,12 @@ impl ResourceClient for PlanClient {
                 ));
             }
         }
-        Ok(read_all(reads).await?.into_iter().flatten().collect())
+        let mut observed: Vec<Observed> = read_all(reads).await?.into_iter().flatten().collect();
+        tagging::fill_tags(&self.pool, region, desired, &mut observed, |arn| {
+            read_tags(backup.clone(), arn)
+        })
+        .await?;
+        Ok(observed)
     }
 
     async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {

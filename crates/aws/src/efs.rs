@@ -166,8 +166,10 @@ async fn list_file_systems(
     pool.shared_read(
         &format!("efs:DescribeFileSystems:{region}"),
         || async move {
+            // AWS pages a hundred file systems by default; say so, as the emulator pages ten.
             let all: Vec<FileSystemDescription> = efs
                 .describe_file_systems()
+                .max_items(100)
                 .into_paginator()
                 .items()
                 .send()

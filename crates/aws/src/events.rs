@@ -353,6 +353,7 @@ impl ResourceClient for RuleClient {
             let page = events
                 .list_rules()
                 .set_name_prefix((!prefix.is_empty()).then(|| prefix.clone()))
+                .limit(100)
                 .set_next_token(token.take())
                 .send()
                 .await

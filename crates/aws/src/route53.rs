@@ -39,7 +39,8 @@ use serde_json::{json, Value};
 use crate::error::classify;
 use crate::iam::{read_all, updated};
 use crate::pool::ClientPool;
-use crate::tags::{ensure_managed, is_managed, tag_delta};
+use crate::tagging;
+use crate::tags::{ensure_managed, is_managed, tag_delta, tags_agree};
 use crate::util;
 use crate::util::{touches, touches_tags};
 
@@ -191,6 +192,11 @@ async fn zone_tags(
         }
     }
     Ok(out)
+}
+
+/// A zone's ARN, as the tag index names it.
+fn zone_arn(id: &str) -> String {
+    format!("arn:aws:route53:::hostedzone/{id}")
 }
 
 /// Whether the reconciler created the zone (its caller reference carries the marker).
@@ -509,12 +515,25 @@ impl ResourceClient for HostedZoneClient {
             .filter_map(|d| Some((d, index.by_name.get(&normalise_name(&d.name))?)))
             .collect();
         // Every candidate's tags: they are part of the observation, and they decide between
-        // zones that share a name.
-        let ids: Vec<String> = wanted
+        // zones that share a name. From the tag index where it shows what the desired zone
+        // wants, otherwise read ten zones a call.
+        let candidates: Vec<(&DesiredResource, &str)> = wanted
             .iter()
-            .flat_map(|(_, zones)| zones.iter().map(|z| z.id.clone()))
+            .flat_map(|(d, zones)| zones.iter().map(|z| (*d, z.id.as_str())))
             .collect();
-        let tags = zone_tags(&r53, &ids).await?;
+        let arns: Vec<String> = candidates.iter().map(|(_, id)| zone_arn(id)).collect();
+        let index = tagging::indexed_tags(&self.pool, region, &arns).await?;
+        let mut tags: HashMap<String, IndexMap<String, String>> = HashMap::new();
+        let mut unread = Vec::new();
+        for ((d, id), found) in candidates.into_iter().zip(index) {
+            match found {
+                Some(found) if tags_agree(&d.tags, &found) => {
+                    tags.insert(id.to_string(), found);
+                }
+                _ => unread.push(id.to_string()),
+            }
+        }
+        tags.extend(zone_tags(&r53, &unread).await?);
         let chosen: Vec<(&DesiredResource, Zone)> = wanted
             .into_iter()
             .map(|(d, zones)| {

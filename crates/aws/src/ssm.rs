@@ -1,12 +1,12 @@
 //! SSM Parameter Store: JSON-valued parameters (the apply records of
 //! [`reconciler_render::record`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_ssm::types::{ParameterTier, ParameterType, ResourceTypeForTagging, Tag};
+use aws_sdk_ssm::types::{Parameter, ParameterTier, ParameterType, ResourceTypeForTagging, Tag};
 use base64::Engine as _;
 use indexmap::IndexMap;
 use reconciler_engine::diff::FieldChange;
@@ -156,16 +156,40 @@ impl ResourceClient for ParameterClient {
         let ssm = self.pool.ssm(region);
         let by_name: HashMap<&str, &DesiredResource> =
             desired.iter().map(|d| (d.name.as_str(), d)).collect();
-        let names: Vec<&str> = desired.iter().map(|d| d.name.as_str()).collect();
-        let mut found = Vec::new();
-        for chunk in names.chunks(NAMES_PER_CALL) {
+        // Names that share their parent path with others are read with the path's listing,
+        // which the search for servers missing from the input makes anyway (both share it);
+        // the rest by name, ten a call.
+        let mut by_parent: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for d in desired {
+            let parent = d.name.rsplit_once('/').map_or("", |(p, _)| p);
+            by_parent.entry(parent).or_default().push(d.name.as_str());
+        }
+        let mut parameters: Vec<Parameter> = Vec::new();
+        let mut single: Vec<&str> = Vec::new();
+        for (parent, names) in by_parent {
+            if names.len() > 1 && !parent.is_empty() {
+                parameters.extend(
+                    parameters_under(&self.pool, region, parent)
+                        .await?
+                        .iter()
+                        .cloned(),
+                );
+            } else {
+                single.extend(names);
+            }
+        }
+        for chunk in single.chunks(NAMES_PER_CALL) {
             let out = ssm
                 .get_parameters()
                 .set_names(Some(chunk.iter().map(|n| n.to_string()).collect()))
                 .send()
                 .await
                 .map_err(|e| classify("GetParameters", e))?;
-            for p in out.parameters() {
+            parameters.extend(out.parameters().iter().cloned());
+        }
+        let mut found = Vec::new();
+        {
+            for p in &parameters {
                 let Some(d) = p.name().and_then(|n| by_name.get(n)) else {
                     continue;
                 };
@@ -298,6 +322,38 @@ pub struct StoredParameter {
     pub tags: IndexMap<String, String>,
 }
 
+/// Every parameter directly under `path`, read once per observation (ten a page, the API's
+/// maximum) for the parameter client and the search for servers missing from the input.
+async fn parameters_under(
+    pool: &ClientPool,
+    region: &str,
+    path: &str,
+) -> Result<Arc<Vec<Parameter>>, ProviderError> {
+    let path = path.trim_end_matches('/').to_string();
+    let ssm = pool.ssm(region);
+    pool.shared_read(
+        &format!("ssm:GetParametersByPath:{region}:{path}"),
+        || async move {
+            let pages: Vec<
+                aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput,
+            > = ssm
+                .get_parameters_by_path()
+                .path(&path)
+                .recursive(false)
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| classify(&format!("GetParametersByPath {path}"), e))?;
+            Ok(pages
+                .iter()
+                .flat_map(|p| p.parameters().iter().cloned())
+                .collect::<Vec<Parameter>>())
+        },
+    )
+    .await
+}
+
 /// Every parameter directly under `path` (which ends in `/`), with its tags. One paged call
 /// for the values and one per parameter for the tags.
 pub async fn list_by_path(
@@ -306,17 +362,7 @@ pub async fn list_by_path(
     path: &str,
 ) -> Result<Vec<StoredParameter>, ProviderError> {
     let ssm = pool.ssm(region);
-    let pages: Vec<aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput> = ssm
-        .get_parameters_by_path()
-        .path(path.trim_end_matches('/'))
-        .recursive(false)
-        .into_paginator()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| classify(&format!("GetParametersByPath {path}"), e))?;
-    let params: Vec<&aws_sdk_ssm::types::Parameter> =
-        pages.iter().flat_map(|p| p.parameters()).collect();
+    let params = parameters_under(pool, region, path).await?;
     let found: Vec<(String, Option<Value>, String)> = params
         .iter()
         .filter_map(|p| {

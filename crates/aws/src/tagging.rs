@@ -41,6 +41,7 @@ const SERVICES: &[&str] = &[
     "sns",
     "ssm",
     "backup",
+    "route53",
 ];
 
 /// Tags by ARN, as one `GetResources` pass saw them; `None` when the API is not available to
@@ -119,6 +120,23 @@ pub async fn indexed_arns(
         .flat_map(|ix| ix.keys())
         .filter(|arn| wanted(arn))
         .cloned()
+        .collect())
+}
+
+/// What `region`'s index shows for each of `arns`, in order: `None` where it shows nothing (or
+/// there is no index). For clients that read the rest in batches of their own.
+pub async fn indexed_tags(
+    pool: &ClientPool,
+    region: &str,
+    arns: &[String],
+) -> Result<Vec<Option<IndexMap<String, String>>>, ProviderError> {
+    if arns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let index = snapshot(pool, region).await?;
+    Ok(arns
+        .iter()
+        .map(|arn| index.as_ref().and_then(|ix| ix.get(arn)).cloned())
         .collect())
 }
 

@@ -481,11 +481,10 @@ async fn compute_lifecycle_with_runtime_owned_capacity_and_new_revisions() {
         ("Auto Scaling.DescribeAutoScalingGroups", 1),
         ("Auto Scaling.DescribeNotificationConfigurations", 1),
         ("ECS.DescribeCapacityProviders", 1),
-        ("ECS.DescribeClusters", 3),
+        ("ECS.DescribeClusters", 2),
         ("ECS.DescribeServices", 1),
         ("ECS.DescribeTaskDefinition", 1),
         ("ECS.ListClusters", 1),
-        ("ECS.ListTaskDefinitionFamilies", 1),
     ];
     let actual: Vec<(&str, u64)> = counts
         .by_operation

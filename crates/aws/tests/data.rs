@@ -225,7 +225,8 @@ async fn rendered_examples_apply_converge_and_destroy() {
     let calls_after = h.assert_converged(&graph).await;
     // Batched discovery: one listing per kind and region, whatever the number of objects.
     assert_eq!(calls(&calls_after, "ListRoles"), 1);
-    assert_eq!(calls(&calls_after, "ListInstanceProfiles"), 1);
+    // Profiles come with their roles' authorization details.
+    assert_eq!(calls(&calls_after, "ListInstanceProfiles"), 0);
     assert_eq!(calls(&calls_after, "ListTopics"), 1);
     assert_eq!(
         calls(&calls_after, "DescribeLogGroups"),
@@ -507,8 +508,8 @@ async fn log_groups_are_listed_per_namespace_and_retention_drift_is_fixed() {
     let calls_after = h.assert_converged(&graph).await;
     assert_eq!(
         calls(&calls_after, "DescribeLogGroups"),
-        2,
-        "one per namespace"
+        1,
+        "one call by identifier for groups of any namespace"
     );
 
     let observed = h.reconciler.observe(&graph).await.unwrap();
@@ -855,13 +856,21 @@ async fn file_system_and_mount_targets_round_trip() {
     let calls_after = h.assert_converged(&graph).await;
     assert_eq!(
         calls(&calls_after, "DescribeFileSystems"),
-        2,
-        "one listing for file systems, one for mount targets"
+        1,
+        "one listing shared by the file systems and the mount targets"
     );
     assert_eq!(
         calls(&calls_after, "DescribeMountTargets"),
         1,
         "one per file system"
+    );
+    assert_eq!(
+        (
+            calls(&calls_after, "DescribeNetworkInterfaces"),
+            calls(&calls_after, "DescribeMountTargetSecurityGroups")
+        ),
+        (1, 0),
+        "the mount targets' groups from their network interfaces, in one call"
     );
 
     // Security groups of one mount target swapped behind our back.

@@ -495,7 +495,6 @@ async fn watchdog_lifecycle() {
         ("Auto Scaling.DescribePolicies", 1),
         ("CloudWatch.DescribeAlarms", 1),
         ("CloudWatch.GetDashboard", 1),
-        ("CloudWatch.ListDashboards", 1),
         ("EventBridge.ListRules", 1),
         ("EventBridge.ListTargetsByRule", 1),
         ("Resource Groups Tagging API.GetResources", 1),

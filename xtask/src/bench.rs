@@ -286,27 +286,33 @@ const WHY: &str = "
 Observation makes one list or describe call per resource kind and region, paged, and reads
 in batches what those calls leave out:
 
-- tags of log groups, Lambda functions, event rules, alarms, topics, SSM parameters and backup
-  vaults come from the region's tag index: one Resource Groups Tagging API `GetResources` call
-  per region and 100 tagged objects, shared by every kind of one observation. An object the
-  index does not show exactly as the desired resource wants it (not indexed yet, changed out of
-  band) is read from its own service, so the index saves calls but never decides a change;
-- IAM roles' tags, inline and attached policies, and instance profiles' tags come from
+- tags of log groups, Lambda functions, event rules, alarms, topics, SSM parameters, backup
+  vaults and plans, and hosted zones come from the region's tag index: one Resource Groups
+  Tagging API `GetResources` call per region and 100 tagged objects, shared by every kind of
+  one observation. An object the index does not show exactly as the desired resource wants it
+  (not indexed yet, changed out of band) is read from its own service, so the index saves calls
+  but never decides a change;
+- IAM roles' tags, inline and attached policies, and instance profiles come from
   `GetAccountAuthorizationDetails` (one paged call for every role of the account);
-- SNS subscriptions come from one `ListSubscriptions` listing, ECS services are described in
-  their known cluster, ten at a time.
+- SNS subscriptions come from one `ListSubscriptions` listing, log groups from calls of fifty
+  names, EFS mount targets' security groups from one EC2 `DescribeNetworkInterfaces`, ECS
+  services are described in their known cluster, ten at a time;
+- a listing several kinds need (hosted zones, backup plans, file systems, clusters, SSM records
+  under one path, the records of a zone the reconciler made, whose apex NS record also gives
+  the zone's name servers) is made once per observation and shared; any write expires it.
 
 What is still read per object has no batch form in its API: a dashboard's body
-(`GetDashboard`), a Lambda function's resource policy (`GetPolicy`), an event rule's targets
-(`ListTargetsByRule`), a topic's attributes, a task definition's latest revision, a file
-system's policy, mount targets and their security groups, a hosted zone's name servers and its
-records, an ECS cluster's services, a query log group's subscription filters. A server owns
-about sixteen such objects among its 44 resources, so a no-op of many servers stays near 0.4
-read calls per resource, above the 0.3 target; the fixed cost of one list call per kind (about
-fifty kinds) makes a single server cost more than one per resource. Meeting both would take
-fewer objects per server (the runtime Lambdas shared per Base rather than one set per server,
-as the shared wake zone does for the query log) or knowing that an object is unchanged without
-reading it, which the APIs above do not offer.
+(`GetDashboard`), a Lambda function's resource policy (`GetPolicy`, three functions a server),
+an event rule's targets (`ListTargetsByRule`, three rules), a topic's attributes, a task
+definition's latest revision, a file system's policy and its mount targets, the records of the
+server's zone, its ECS cluster's services, its query log group's subscription filter: fourteen
+calls for a server's 44 resources (0.32 per resource) before any listing is counted, so a no-op
+of many servers cannot reach 0.3 with one zone, cluster, topic and set of runtime functions per
+server. Sharing the objects instead lowers the calls and the resources alike (the shared wake
+zone drops a server's zone, records read and subscription filter read along with six
+resources), so the ratio moves little; reaching 0.3 would take knowing that an object is
+unchanged without reading it, which these APIs do not offer. For one server the listings
+dominate: about forty kinds each cost one call, shared where two kinds list alike.
 
 The no-op wall time follows from the reads: the emulator is one Python process that serves a
 few hundred calls a second.

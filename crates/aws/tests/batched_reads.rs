@@ -254,3 +254,49 @@ async fn without_the_authorization_details_roles_are_read_one_by_one() {
     assert_eq!(calls(&noop, "ListRolePolicies"), 1, "{noop:?}");
     assert_eq!(calls(&noop, "GetInstanceProfile"), 1, "{noop:?}");
 }
+
+/// A listing made once is shared by later reads, until a write through the pool expires it:
+/// the zone a create just made is seen by the next observation, not hidden by the old listing.
+#[tokio::test]
+async fn a_shared_listing_serves_until_a_write_through_the_pool() {
+    let account = fresh_account_id();
+    let counter = CallCounter::new();
+    let pool = Arc::new(
+        ClientPool::new(Emulator::shared().sdk_config(GLOBAL_REGION, &account))
+            .with_interceptor(SharedInterceptor::new(counter.clone())),
+    );
+    let zones = reconciler_aws::route53::clients(&pool)
+        .into_iter()
+        .find(|c| c.kind().as_str() == kinds::HOSTED_ZONE)
+        .unwrap();
+    let mut zone = DesiredResource::new(
+        kinds::HOSTED_ZONE,
+        "shared",
+        GLOBAL_REGION,
+        "shared-listing.example.com.",
+    )
+    .with_properties(json!({ "comment": "shared listing" }));
+    zone.tags = ServerNames::new("main", "mc").tags("dns");
+    let desired = [zone];
+
+    assert!(zones
+        .observe(GLOBAL_REGION, &desired)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(zones
+        .observe(GLOBAL_REGION, &desired)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(calls(&counter.snapshot(), "ListHostedZones"), 1, "shared");
+
+    zones.create(&desired[0]).await.unwrap();
+    let seen = zones.observe(GLOBAL_REGION, &desired).await.unwrap();
+    assert_eq!(seen.len(), 1, "the zone just created is observed");
+    assert_eq!(
+        calls(&counter.snapshot(), "ListHostedZones"),
+        2,
+        "the create expired the shared listing"
+    );
+}

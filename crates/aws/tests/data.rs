@@ -227,17 +227,18 @@ async fn rendered_examples_apply_converge_and_destroy() {
     assert_eq!(calls(&calls_after, "ListRoles"), 1);
     // Profiles come with their roles' authorization details.
     assert_eq!(calls(&calls_after, "ListInstanceProfiles"), 0);
-    assert_eq!(calls(&calls_after, "ListTopics"), 1);
+    // The topics are in the tag index, and GetTopicAttributes confirms each exists.
+    assert_eq!(calls(&calls_after, "ListTopics"), 0);
     assert_eq!(
         calls(&calls_after, "DescribeLogGroups"),
         1,
-        "one namespace: /reconciler/"
+        "every group in one call by identifier"
     );
     assert_eq!(calls(&calls_after, "ListBackupVaults"), 1);
     assert_eq!(
         calls(&calls_after, "ListBackupPlans"),
-        2,
-        "plans, and selections' plans"
+        1,
+        "one listing shared by plans and selections"
     );
 
     // The vault is retained (it would hold the recovery points); everything else goes.

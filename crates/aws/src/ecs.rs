@@ -42,13 +42,15 @@ use reconciler_engine::provider::{
 };
 use reconciler_render::kinds;
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::autoscaling::{poll_until, Wait};
 use crate::error::classify;
 use crate::iam::read_all;
 use crate::pool::ClientPool;
+use crate::tagging;
 use crate::tags::ensure_managed;
-use crate::tags::{is_managed, tag_delta};
+use crate::tags::{is_managed, tag_delta, tags_agree};
 use crate::util::touches;
 use crate::util::{missing, observed, opt_str, str_list, str_prop};
 
@@ -833,6 +835,56 @@ fn revision_of(arn: &str) -> Option<i32> {
     arn.rsplit_once(':')?.1.parse().ok()
 }
 
+/// The tag that vouches for a revision's content (see [`content_digest`]). Never part of an
+/// observation's tags: it is the provider's, not the spec's.
+const TAG_CONTENT: &str = "reconciler.dev/content";
+
+/// The value of [`TAG_CONTENT`] on the revision `arn` registered from `desired`: a SHA-256 of
+/// the revision's ARN and the desired definition. A revision never changes, so while the
+/// latest ACTIVE revision of a family carries the digest of its own ARN and the current
+/// desired definition, it is that definition and observation need not describe it. A revision
+/// registered out of band with copied tags carries another ARN's digest and is described.
+fn content_digest(arn: &str, desired: &DesiredResource) -> String {
+    let mut hash = Sha256::new();
+    hash.update(arn.as_bytes());
+    hash.update(b"\n");
+    hash.update(serde_json::to_vec(&desired.properties).unwrap_or_default());
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The family and revision of a task definition ARN (`...:task-definition/family:7`).
+fn family_revision(arn: &str) -> Option<(&str, i32)> {
+    let (_, tail) = arn.rsplit_once(":task-definition/")?;
+    let (family, revision) = tail.rsplit_once(':')?;
+    Some((family, revision.parse().ok()?))
+}
+
+/// The latest ACTIVE revision of every family in the region, by family: one paged listing
+/// (a hundred revisions a page), for observing many families at once.
+async fn latest_revisions(client: &Client) -> Result<HashMap<String, String>, ProviderError> {
+    let arns: Vec<String> = client
+        .list_task_definitions()
+        .status(TaskDefinitionStatus::Active)
+        .max_results(100)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| ecs_error("ListTaskDefinitions", e))?;
+    let mut latest: HashMap<String, (i32, String)> = HashMap::new();
+    for arn in arns {
+        let Some((family, revision)) = family_revision(&arn) else {
+            continue;
+        };
+        let newer = latest.get(family).is_none_or(|(r, _)| *r < revision);
+        if newer {
+            latest.insert(family.to_string(), (revision, arn.clone()));
+        }
+    }
+    Ok(latest.into_iter().map(|(f, (_, arn))| (f, arn)).collect())
+}
+
 /// Reads a property that must be an array of objects.
 fn objects<'a>(v: Option<&'a Value>, at: &str) -> Result<Vec<&'a Map<String, Value>>, String> {
     match v {
@@ -1068,8 +1120,42 @@ fn task_definition_observation(
             ("revision", json!(td.revision())),
             ("family", json!(td.family())),
         ],
-        tag_map(tags),
+        without_content_tag(tag_map(tags)),
     )
+}
+
+fn without_content_tag(mut tags: IndexMap<String, String>) -> IndexMap<String, String> {
+    tags.shift_remove(TAG_CONTENT);
+    tags
+}
+
+/// Describes the latest ACTIVE revision of `desired`'s family; `None` when there is none.
+async fn describe_latest(
+    client: Client,
+    desired: DesiredResource,
+) -> Result<Option<Observed>, ProviderError> {
+    let answer = client
+        .describe_task_definition()
+        .task_definition(&desired.name)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await;
+    let answer = match answer {
+        Ok(a) => a,
+        Err(err) => {
+            let e = ecs_error(&format!("DescribeTaskDefinition {}", desired.name), err);
+            if e.class == ErrorClass::NotFound {
+                return Ok(None);
+            }
+            return Err(e);
+        }
+    };
+    // Without a revision number ECS answers the latest ACTIVE revision; check the status
+    // anyway (a family whose revisions are all INACTIVE is absent).
+    Ok(answer
+        .task_definition()
+        .filter(|td| td.status() == Some(&TaskDefinitionStatus::Active))
+        .map(|td| task_definition_observation(&desired, td, answer.tags())))
 }
 
 #[async_trait]
@@ -1109,40 +1195,48 @@ impl ResourceClient for TaskDefinitionClient {
         desired: &[DesiredResource],
     ) -> Result<Vec<Observed>, ProviderError> {
         let client = self.pool.ecs(region);
-        // DescribeTaskDefinition takes one family per call and answers "unable to describe"
-        // for a family without an ACTIVE revision: a listing of families first would only add
-        // a call to a no-op.
-        let reads = desired
+        // One family: DescribeTaskDefinition answers it in one call ("unable to describe" for
+        // a family without an ACTIVE revision).
+        if desired.len() <= 1 {
+            let reads = desired
+                .iter()
+                .map(|d| describe_latest(client.clone(), d.clone()))
+                .collect();
+            return Ok(read_all(reads).await?.into_iter().flatten().collect());
+        }
+        // Many: one listing gives each family's latest ACTIVE revision, and the tag index
+        // shows which of them carry the digest of the desired definition (see
+        // `content_digest`); only the others are described, one family per call.
+        let latest = latest_revisions(&client).await?;
+        let present: Vec<(&DesiredResource, &String)> = desired
             .iter()
-            .map(|d| {
-                let (client, d) = (client.clone(), d.clone());
-                async move {
-                    let answer = client
-                        .describe_task_definition()
-                        .task_definition(&d.name)
-                        .include(TaskDefinitionField::Tags)
-                        .send()
-                        .await;
-                    let answer = match answer {
-                        Ok(a) => a,
-                        Err(err) => {
-                            let e = ecs_error(&format!("DescribeTaskDefinition {}", d.name), err);
-                            if e.class == ErrorClass::NotFound {
-                                return Ok(None);
-                            }
-                            return Err(e);
-                        }
-                    };
-                    // Without a revision number ECS answers the latest ACTIVE revision; check
-                    // the status anyway (a family whose revisions are all INACTIVE is absent).
-                    Ok(answer
-                        .task_definition()
-                        .filter(|td| td.status() == Some(&TaskDefinitionStatus::Active))
-                        .map(|td| task_definition_observation(&d, td, answer.tags())))
-                }
-            })
+            .filter_map(|d| Some((d, latest.get(&d.name)?)))
             .collect();
-        Ok(read_all(reads).await?.into_iter().flatten().collect())
+        let arns: Vec<String> = present.iter().map(|(_, arn)| (*arn).clone()).collect();
+        let index = tagging::indexed_tags(&self.pool, region, &arns).await?;
+        let mut out = Vec::new();
+        let mut reads = Vec::new();
+        for ((d, arn), tags) in present.into_iter().zip(index) {
+            let vouched = tags.filter(|t| {
+                t.get(TAG_CONTENT) == Some(&content_digest(arn, d))
+                    && tags_agree(&d.tags, &without_content_tag(t.clone()))
+            });
+            match (vouched, family_revision(arn)) {
+                (Some(tags), Some((family, revision))) => out.push(observed(
+                    d,
+                    d.properties.clone(),
+                    [
+                        ("arn", json!(arn)),
+                        ("revision", json!(revision)),
+                        ("family", json!(family)),
+                    ],
+                    without_content_tag(tags),
+                )),
+                _ => reads.push(describe_latest(client.clone(), d.clone())),
+            }
+        }
+        out.extend(read_all(reads).await?.into_iter().flatten());
+        Ok(out)
     }
 
     async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {
@@ -1184,6 +1278,24 @@ impl ResourceClient for TaskDefinitionClient {
         let mut o = task_definition_observation(desired, td, out.tags());
         if o.tags.is_empty() {
             o.tags = desired.tags.clone();
+        }
+        // The digest needs the ARN, known only now. Without it the revision is still right;
+        // observation then describes it instead of trusting the index.
+        if let Some(arn) = td.task_definition_arn() {
+            let tag = Tag::builder()
+                .key(TAG_CONTENT)
+                .value(content_digest(arn, desired))
+                .build();
+            if let Err(e) = client
+                .tag_resource()
+                .resource_arn(arn)
+                .tags(tag)
+                .send()
+                .await
+            {
+                let e = ecs_error(&format!("TagResource {arn}"), e);
+                tracing::warn!(%arn, error = %e, "task definition left without its content digest");
+            }
         }
         Ok(o)
     }

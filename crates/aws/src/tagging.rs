@@ -42,6 +42,8 @@ const SERVICES: &[&str] = &[
     "ssm",
     "backup",
     "route53",
+    // Task definition revisions only (their content digest; see the ECS provider).
+    "ecs:task-definition",
 ];
 
 /// Tags by ARN, as one `GetResources` pass saw them; `None` when the API is not available to

@@ -714,3 +714,89 @@ async fn group_update_never_sends_the_capacity() {
     assert!(env.plan(&only_group).await.is_empty());
     let (_, _) = env.destroy(&only_group).await;
 }
+
+/// Task definitions of several families: a no-op describes none of them, because each latest
+/// revision carries the digest of its own ARN and the desired definition (one listing and the
+/// tag index vouch for them). A revision registered out of band with the tags copied (as a
+/// describe-then-register script does) carries another ARN's digest, so it is described and
+/// its different image planned back.
+#[tokio::test]
+async fn task_definitions_vouched_by_their_digest_are_not_described() {
+    let env = Env::new();
+    let names = ServerNames::new("main", "digest");
+    let family = |i: usize| format!("rc-digest-{i}");
+    let definition = |i: usize, image: &str| {
+        let task =
+            DesiredResource::new(kinds::TASK_DEFINITION, &format!("t{i}"), REGION, family(i))
+                .with_properties(json!({
+                    "family": family(i),
+                    "networkMode": "host",
+                    "executionRoleArn": "arn:aws:iam::123456789012:role/rc-digest-task-execution",
+                    "containerDefinitions": [container("digest", image)],
+                    "volumes": []
+                }));
+        tagged(task, &names)
+    };
+    let graph = DesiredGraph::new((0..3).map(|i| definition(i, "nginx:1"))).unwrap();
+    env.apply(&graph).await;
+
+    env.counter.reset();
+    let plan = env.plan(&graph).await;
+    assert!(plan.is_empty(), "{plan}");
+    let calls = env.counter.snapshot();
+    assert_eq!(
+        calls.by_operation.get("ECS.DescribeTaskDefinition"),
+        None,
+        "{:?}",
+        calls.by_operation
+    );
+    assert_eq!(calls.by_operation.get("ECS.ListTaskDefinitions"), Some(&1));
+
+    // Out of band: a new revision of family 1 with another image and the old tags, the digest
+    // included.
+    let ecs = env.ecs();
+    let current = ecs
+        .describe_task_definition()
+        .task_definition(family(1))
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        current
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("reconciler.dev/content")),
+        "the registered revision carries its digest"
+    );
+    let td = current.task_definition().unwrap();
+    let mut containers = td.container_definitions().to_vec();
+    containers[0].image = Some("nginx:2".into());
+    ecs.register_task_definition()
+        .family(family(1))
+        .set_network_mode(td.network_mode().cloned())
+        .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
+        .set_container_definitions(Some(containers))
+        .set_tags(Some(current.tags().to_vec()))
+        .send()
+        .await
+        .unwrap();
+
+    env.counter.reset();
+    let plan = env.plan(&graph).await;
+    assert_eq!(
+        plan.action(&id(kinds::TASK_DEFINITION, "t1")),
+        Some(Action::Replace),
+        "{plan}"
+    );
+    assert_eq!(plan.with_action(Action::NoOp).count(), 2, "{plan}");
+    let calls = env.counter.snapshot();
+    assert_eq!(
+        calls.by_operation.get("ECS.DescribeTaskDefinition"),
+        Some(&1),
+        "only the copied revision is described: {:?}",
+        calls.by_operation
+    );
+    env.apply(&graph).await;
+    assert!(env.plan(&graph).await.is_empty());
+}

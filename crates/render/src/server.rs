@@ -367,12 +367,17 @@ pub fn render(
             }
         }
     });
+    // The execution role by its known ARN rather than a reference: the definition is then
+    // complete when observed, so the digest its revision is tagged with can vouch for it
+    // without describing it (see the ECS provider).
+    let execution_role_arn = format!("arn:{partition}:iam::{account}:role/{execution_role_name}");
     let task = DesiredResource::new(kinds::TASK_DEFINITION, local, region, names.name(""))
+        .with_dependency(execution_role_id.as_str())
         .with_properties(json!({
             "family": names.name(""),
             "networkMode": "host",
             "requiresCompatibilities": ["EC2"],
-            "executionRoleArn": reference(execution_role_id.as_str(), "arn"),
+            "executionRoleArn": execution_role_arn,
             "containerDefinitions": [container],
             "volumes": volumes
         }));

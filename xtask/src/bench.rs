@@ -299,20 +299,24 @@ in batches what those calls leave out:
   services are described in their known cluster, ten at a time;
 - a listing several kinds need (hosted zones, backup plans, file systems, clusters, SSM records
   under one path, the records of a zone the reconciler made, whose apex NS record also gives
-  the zone's name servers) is made once per observation and shared; any write expires it.
+  the zone's name servers) is made once per observation and shared; any write expires it;
+- a task definition revision never changes, so each registered revision is tagged with a digest
+  of its ARN and the desired definition: one `ListTaskDefinitions` and the tag index vouch for
+  every family whose latest revision carries the digest of the current spec, and only the others
+  are described (a revision registered out of band with copied tags has another ARN).
 
-What is still read per object has no batch form in its API: a dashboard's body
-(`GetDashboard`), a Lambda function's resource policy (`GetPolicy`, three functions a server),
-an event rule's targets (`ListTargetsByRule`, three rules), a topic's attributes, a task
-definition's latest revision, a file system's policy and its mount targets, the records of the
-server's zone, its ECS cluster's services, its query log group's subscription filter: fourteen
-calls for a server's 44 resources (0.32 per resource) before any listing is counted, so a no-op
-of many servers cannot reach 0.3 with one zone, cluster, topic and set of runtime functions per
-server. Sharing the objects instead lowers the calls and the resources alike (the shared wake
-zone drops a server's zone, records read and subscription filter read along with six
-resources), so the ratio moves little; reaching 0.3 would take knowing that an object is
-unchanged without reading it, which these APIs do not offer. For one server the listings
-dominate: about forty kinds each cost one call, shared where two kinds list alike.
+What is still read per object has no batch form in its API and can change in place: a
+dashboard's body (`GetDashboard`), a Lambda function's resource policy (`GetPolicy`, three
+functions a server), an event rule's targets (`ListTargetsByRule`, three rules), a topic's
+attributes, a file system's policy and its mount targets, the records of the server's zone, its
+ECS cluster's services, its query log group's subscription filter: thirteen calls for a
+server's 44 resources (0.30 per resource) before any listing is counted, so a no-op of many
+servers stays just above 0.3 with one zone, cluster, topic and set of runtime functions per
+server. Sharing those objects per Base lowers the calls and the resources alike, so the ratio
+barely moves (the shared wake zone drops a server's zone, its records read and its filter read
+along with six resources); going lower would take knowing that a mutable object is unchanged
+without reading it, which these APIs do not offer. For one server the listings dominate: about
+forty kinds each cost one call, shared where two kinds list alike.
 
 The no-op wall time follows from the reads: the emulator is one Python process that serves a
 few hundred calls a second.

@@ -772,48 +772,17 @@ fn record_observed(desired: &DesiredResource, zone_id: &str, set: &ResourceRecor
     )
 }
 
-/// Every record of one of the reconciler's own zones (a handful each), page by page, read once
-/// per observation for the zone client (the apex NS record gives the name servers) and the
-/// record client alike. `None` when the zone does not exist.
+/// Every record of one of the reconciler's own zones (a handful each), read once per
+/// observation for the zone client (the apex NS record gives the name servers) and the record
+/// client alike. `None` when the zone does not exist.
 async fn own_zone_records(
     pool: &ClientPool,
     r53: &aws_sdk_route53::Client,
     zone_id: &str,
 ) -> Result<Arc<Option<Vec<ResourceRecordSet>>>, ProviderError> {
-    pool.shared_read(
-        &format!("route53:ListResourceRecordSets:{zone_id}"),
-        || async {
-            let mut out = Vec::new();
-            let mut start: Option<(String, RrType)> = None;
-            loop {
-                let mut call = r53.list_resource_record_sets().hosted_zone_id(zone_id);
-                if let Some((name, record_type)) = start.take() {
-                    call = call.start_record_name(name).start_record_type(record_type);
-                }
-                let page = match call.send().await {
-                    Ok(page) => page,
-                    Err(e) => {
-                        let err = classify(&format!("ListResourceRecordSets {zone_id}"), e);
-                        if err.class == ErrorClass::NotFound {
-                            return Ok(None);
-                        }
-                        return Err(err);
-                    }
-                };
-                out.extend(page.resource_record_sets().iter().cloned());
-                match (
-                    page.is_truncated(),
-                    page.next_record_name(),
-                    page.next_record_type(),
-                ) {
-                    (true, Some(name), Some(record_type)) => {
-                        start = Some((name.to_string(), record_type.clone()));
-                    }
-                    _ => return Ok(Some(out)),
-                }
-            }
-        },
-    )
+    pool.shared_read(&format!("route53:ListResourceRecordSets:{zone_id}"), || {
+        list_zone(r53, zone_id, None)
+    })
     .await
 }
 
@@ -843,26 +812,20 @@ async fn own_zone_name_servers(
     }
 }
 
-/// Reads the records of one zone that `keys` name: one narrowed call for a single record,
-/// else the whole zone, page by page. A zone that does not exist holds nothing.
-async fn read_records(
+/// The records of one zone: every page, or with `first` (a name and type) only the first
+/// record from there, in one narrowed call. `None` when the zone does not exist.
+async fn list_zone(
     r53: &aws_sdk_route53::Client,
     zone_id: &str,
-    keys: &[RecordKey],
-) -> Result<HashMap<RecordKey, ResourceRecordSet>, ProviderError> {
-    let wanted: HashSet<&RecordKey> = keys.iter().collect();
-    let mut found = HashMap::new();
-    let single = keys.len() == 1;
-    let mut start: Option<(String, RrType)> = keys
-        .first()
-        .filter(|_| single)
-        .map(|k| (k.name.clone(), RrType::from(k.record_type.as_str())));
+    first: Option<(String, RrType)>,
+) -> Result<Option<Vec<ResourceRecordSet>>, ProviderError> {
+    let single = first.is_some();
+    let mut start = first;
+    let mut out = Vec::new();
     loop {
         let mut call = r53.list_resource_record_sets().hosted_zone_id(zone_id);
-        if let Some((name, record_type)) = &start {
-            call = call
-                .start_record_name(name)
-                .start_record_type(record_type.clone());
+        if let Some((name, record_type)) = start.take() {
+            call = call.start_record_name(name).start_record_type(record_type);
         }
         if single {
             call = call.max_items(1);
@@ -872,31 +835,52 @@ async fn read_records(
             Err(e) => {
                 let err = classify(&format!("ListResourceRecordSets {zone_id}"), e);
                 if err.class == ErrorClass::NotFound {
-                    return Ok(HashMap::new());
+                    return Ok(None);
                 }
                 return Err(err);
             }
         };
-        for set in page.resource_record_sets() {
-            // Records with a set identifier (weighted, latency, ...) are never the reconciler's.
-            if set.set_identifier().is_some() {
-                continue;
-            }
-            let key = key_of(set);
-            if wanted.contains(&key) {
-                found.entry(key).or_insert_with(|| set.clone());
-            }
-        }
-        if single || !page.is_truncated() {
-            return Ok(found);
-        }
-        match (page.next_record_name(), page.next_record_type()) {
-            (Some(name), Some(record_type)) => {
+        out.extend(page.resource_record_sets().iter().cloned());
+        match (
+            page.is_truncated() && !single,
+            page.next_record_name(),
+            page.next_record_type(),
+        ) {
+            (true, Some(name), Some(record_type)) => {
                 start = Some((name.to_string(), record_type.clone()));
             }
-            _ => return Ok(found),
+            _ => return Ok(Some(out)),
         }
     }
+}
+
+/// The sets among `sets` that `keys` name. Records with a set identifier (weighted, latency,
+/// ...) are never the reconciler's.
+fn pick(sets: &[ResourceRecordSet], keys: &[RecordKey]) -> HashMap<RecordKey, ResourceRecordSet> {
+    let wanted: HashSet<&RecordKey> = keys.iter().collect();
+    let mut found = HashMap::new();
+    for set in sets.iter().filter(|s| s.set_identifier().is_none()) {
+        let key = key_of(set);
+        if wanted.contains(&key) {
+            found.entry(key).or_insert_with(|| set.clone());
+        }
+    }
+    found
+}
+
+/// Reads the records of one zone that `keys` name: one narrowed call for a single record,
+/// else the whole zone, page by page. A zone that does not exist holds nothing.
+async fn read_records(
+    r53: &aws_sdk_route53::Client,
+    zone_id: &str,
+    keys: &[RecordKey],
+) -> Result<HashMap<RecordKey, ResourceRecordSet>, ProviderError> {
+    let first = match keys {
+        [only] => Some((only.name.clone(), RrType::from(only.record_type.as_str()))),
+        _ => None,
+    };
+    let sets = list_zone(r53, zone_id, first).await?.unwrap_or_default();
+    Ok(pick(&sets, keys))
 }
 
 /// Reads one record as it is now (for a delete, which must name its exact values, and for a
@@ -1088,15 +1072,8 @@ impl ResourceClient for RecordSetClient {
                     if !own {
                         return read_records(&r53, &zone, &keys).await;
                     }
-                    let wanted: HashSet<&RecordKey> = keys.iter().collect();
-                    let mut found = HashMap::new();
-                    for set in own_zone_records(&pool, &r53, &zone).await?.iter().flatten() {
-                        let key = key_of(set);
-                        if set.set_identifier().is_none() && wanted.contains(&key) {
-                            found.entry(key).or_insert_with(|| set.clone());
-                        }
-                    }
-                    Ok(found)
+                    let sets = own_zone_records(&pool, &r53, &zone).await?;
+                    Ok(pick(sets.as_deref().unwrap_or_default(), &keys))
                 }
             })
             .collect();

@@ -830,11 +830,6 @@ impl TaskDefinitionClient {
     }
 }
 
-/// The revision number at the end of a task definition ARN (`...:task-definition/family:7`).
-fn revision_of(arn: &str) -> Option<i32> {
-    arn.rsplit_once(':')?.1.parse().ok()
-}
-
 /// The tag that vouches for a revision's content (see [`content_digest`]). Never part of an
 /// observation's tags: it is the provider's, not the spec's.
 const TAG_CONTENT: &str = "reconciler.dev/content";
@@ -1370,11 +1365,9 @@ impl ResourceClient for TaskDefinitionClient {
         }
         // There is no batch deregister; one call per ACTIVE revision (normally one).
         for arn in arns {
-            let belongs = arn
-                .rsplit_once('/')
-                .and_then(|(_, fr)| fr.rsplit_once(':'))
-                .is_some_and(|(f, _)| f == family);
-            if !belongs || revision_of(&arn).is_none_or(|r| i64::from(r) > upto) {
+            let belongs = family_revision(&arn)
+                .is_some_and(|(f, revision)| f == family && i64::from(revision) <= upto);
+            if !belongs {
                 continue;
             }
             match client
@@ -1765,12 +1758,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_content_digest_binds_the_definition_to_one_revision() {
+        let desired = DesiredResource::new(kinds::TASK_DEFINITION, "t", "eu-west-1", "rc-x")
+            .with_properties(json!({ "family": "rc-x", "image": "a:1" }));
+        let arn = "arn:aws:ecs:eu-west-1:1:task-definition/rc-x:3";
+        let digest = content_digest(arn, &desired);
+        assert_eq!(digest.len(), 64);
+        assert_eq!(digest, content_digest(arn, &desired), "stable");
+        assert_ne!(
+            digest,
+            content_digest("arn:aws:ecs:eu-west-1:1:task-definition/rc-x:4", &desired)
+        );
+        let changed = desired
+            .clone()
+            .with_properties(json!({ "family": "rc-x", "image": "a:2" }));
+        assert_ne!(digest, content_digest(arn, &changed));
+        let tags: IndexMap<String, String> =
+            [(TAG_CONTENT.to_string(), digest), ("k".into(), "v".into())]
+                .into_iter()
+                .collect();
+        assert_eq!(
+            without_content_tag(tags).keys().collect::<Vec<_>>(),
+            vec!["k"]
+        );
+    }
+
+    #[test]
     fn revisions_and_cluster_names_come_from_arns() {
         assert_eq!(
-            revision_of("arn:aws:ecs:eu-west-1:1:task-definition/rc-x:12"),
-            Some(12)
+            family_revision("arn:aws:ecs:eu-west-1:1:task-definition/rc-x:12"),
+            Some(("rc-x", 12))
         );
-        assert_eq!(revision_of("rc-x"), None);
+        assert_eq!(family_revision("rc-x"), None);
+        assert_eq!(
+            family_revision("arn:aws:ecs:eu-west-1:1:task-definition/rc-x"),
+            None
+        );
         assert_eq!(cluster_name("arn:aws:ecs:eu-west-1:1:cluster/rc-x"), "rc-x");
         assert_eq!(cluster_name("rc-x"), "rc-x");
     }

@@ -160,6 +160,24 @@ async fn without_the_tagging_permission_tags_are_read_per_object() {
     assert_eq!(calls(&counts, "ListTagsForResource"), 4, "{counts:?}");
 }
 
+/// Where `DescribeLogGroups` refuses the identifiers filter (say, a policy that allows only
+/// prefix listings), observation lists by prefix instead and still finds every group.
+#[tokio::test]
+async fn log_groups_are_listed_by_prefix_where_identifiers_are_refused() {
+    let account = fresh_account_id();
+    let graph = groups(3);
+    let (rec, _counter, _proxy) = reconciler_denying(&account, "GetResources", 0);
+    common::apply(&rec, &graph).await;
+
+    let (rec, counter, _proxy) = reconciler_denying(&account, "DescribeLogGroups", 1);
+    let counts = common::assert_converged(&rec, &counter, &graph).await;
+    assert_eq!(
+        calls(&counts, "DescribeLogGroups"),
+        2,
+        "the refused call by identifier, then one listing of the namespace: {counts:?}"
+    );
+}
+
 fn roles(account: &str) -> DesiredGraph {
     let cx = Context::new(account.to_string());
     let names = ServerNames::new("main", "iamread");

@@ -900,6 +900,33 @@ async fn file_system_and_mount_targets_round_trip() {
     assert_eq!(groups.security_groups(), [net.groups[0].clone()]);
     h.assert_converged(&graph).await;
 
+    // A caller without `ec2:DescribeNetworkInterfaces` reads each mount target's groups from
+    // EFS instead, with the same result.
+    let proxy = reconciler_testkit::proxy::Proxy::start(
+        Emulator::shared().url(),
+        reconciler_testkit::proxy::FaultPlan {
+            scripted: vec![reconciler_testkit::proxy::Scripted {
+                operation: "DescribeNetworkInterfaces".into(),
+                times: u64::MAX,
+                status: 403,
+                code: "UnauthorizedOperation".into(),
+                message: "You are not authorized to perform this operation.".into(),
+            }],
+            ..reconciler_testkit::proxy::FaultPlan::default()
+        },
+    );
+    let denied = Harness::at(h.account.clone(), proxy.url());
+    let calls_denied = denied.assert_converged(&graph).await;
+    assert_eq!(
+        (
+            calls(&calls_denied, "DescribeNetworkInterfaces"),
+            calls(&calls_denied, "DescribeMountTargetSecurityGroups")
+        ),
+        (1, 2),
+        "one refused EC2 call, then one EFS call per mount target"
+    );
+    drop(proxy);
+
     // The file system policy replaced behind our back.
     efs.put_file_system_policy()
         .file_system_id(&fs_id)

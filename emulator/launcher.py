@@ -950,9 +950,30 @@ def patch_tagging_services() -> None:
     ResourceGroupsTaggingAPIBackend._get_resources_generator = resources
 
 
+def patch_task_definition_pages() -> None:
+    """Gap: list_task_definitions answers every revision in one page and ignores
+    maxResults and nextToken; AWS pages at most 100 (100 by default)."""
+    from moto.core.responses import ActionResult
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    def list_task_definitions(self: EC2ContainerServiceResponse) -> Any:
+        arns = self.ecs_backend.list_task_definitions(
+            self._get_param("familyPrefix"), self._get_param("status", "ACTIVE"))
+        if self._get_param("sort") == "DESC":
+            arns = list(reversed(arns))
+        size = min(int(self._get_param("maxResults") or 100), 100)
+        start = int(self._get_param("nextToken") or 0)
+        result: dict[str, Any] = {"taskDefinitionArns": arns[start:start + size]}
+        if start + size < len(arns):
+            result["nextToken"] = str(start + size)
+        return ActionResult(result)
+
+    EC2ContainerServiceResponse.list_task_definitions = list_task_definitions
+
+
 PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates, patch_ecs, patch_events,
            patch_instances, patch_idempotency, patch_query_logging, patch_tagging_pages,
-           patch_log_group_identifiers, patch_tagging_services]
+           patch_log_group_identifiers, patch_tagging_services, patch_task_definition_pages]
 
 
 # ---------------------------------------------------------------------------

@@ -855,18 +855,29 @@ fn family_revision(arn: &str) -> Option<(&str, i32)> {
 }
 
 /// The latest ACTIVE revision of every family in the region, by family: one paged listing
-/// (a hundred revisions a page), for observing many families at once.
-async fn latest_revisions(client: &Client) -> Result<HashMap<String, String>, ProviderError> {
-    let arns: Vec<String> = client
+/// (a hundred revisions a page), for observing many families at once. `None` when the region
+/// holds so many other revisions that the listing would take more than `max_pages` calls
+/// (describing each family is then cheaper).
+async fn latest_revisions(
+    client: &Client,
+    max_pages: usize,
+) -> Result<Option<HashMap<String, String>>, ProviderError> {
+    let mut pages = client
         .list_task_definitions()
         .status(TaskDefinitionStatus::Active)
         .max_results(100)
         .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| ecs_error("ListTaskDefinitions", e))?;
+        .send();
+    let mut arns: Vec<String> = Vec::new();
+    let mut read = 0;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| ecs_error("ListTaskDefinitions", e))?;
+        arns.extend(page.task_definition_arns().iter().cloned());
+        read += 1;
+        if read >= max_pages && page.next_token().is_some_and(|t| !t.is_empty()) {
+            return Ok(None);
+        }
+    }
     let mut latest: HashMap<String, (i32, String)> = HashMap::new();
     for arn in arns {
         let Some((family, revision)) = family_revision(&arn) else {
@@ -877,7 +888,9 @@ async fn latest_revisions(client: &Client) -> Result<HashMap<String, String>, Pr
             latest.insert(family.to_string(), (revision, arn.clone()));
         }
     }
-    Ok(latest.into_iter().map(|(f, (_, arn))| (f, arn)).collect())
+    Ok(Some(
+        latest.into_iter().map(|(f, (_, arn))| (f, arn)).collect(),
+    ))
 }
 
 /// Reads a property that must be an array of objects.
@@ -1190,19 +1203,23 @@ impl ResourceClient for TaskDefinitionClient {
         desired: &[DesiredResource],
     ) -> Result<Vec<Observed>, ProviderError> {
         let client = self.pool.ecs(region);
-        // One family: DescribeTaskDefinition answers it in one call ("unable to describe" for
-        // a family without an ACTIVE revision).
-        if desired.len() <= 1 {
+        // Many families: one listing gives each family's latest ACTIVE revision, and the tag
+        // index shows which of them carry the digest of the desired definition (see
+        // `content_digest`); only the others are described, one family per call. One family,
+        // or a listing longer than describing each: DescribeTaskDefinition per family
+        // ("unable to describe" for a family without an ACTIVE revision).
+        let latest = if desired.len() > 1 {
+            latest_revisions(&client, desired.len() - 1).await?
+        } else {
+            None
+        };
+        let Some(latest) = latest else {
             let reads = desired
                 .iter()
                 .map(|d| describe_latest(client.clone(), d.clone()))
                 .collect();
             return Ok(read_all(reads).await?.into_iter().flatten().collect());
-        }
-        // Many: one listing gives each family's latest ACTIVE revision, and the tag index
-        // shows which of them carry the digest of the desired definition (see
-        // `content_digest`); only the others are described, one family per call.
-        let latest = latest_revisions(&client).await?;
+        };
         let present: Vec<(&DesiredResource, &String)> = desired
             .iter()
             .filter_map(|d| Some((d, latest.get(&d.name)?)))

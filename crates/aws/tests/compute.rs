@@ -800,3 +800,54 @@ async fn task_definitions_vouched_by_their_digest_are_not_described() {
     env.apply(&graph).await;
     assert!(env.plan(&graph).await.is_empty());
 }
+
+/// In a region holding many other revisions, listing them all would cost more than describing
+/// the few families wanted: observation stops after as many pages as it would describe
+/// families, and describes them instead.
+#[tokio::test]
+async fn a_long_listing_of_other_revisions_is_cut_short() {
+    let env = Env::new();
+    let ecs = env.ecs();
+    for _ in 0..101 {
+        ecs.register_task_definition()
+            .family("somebody-elses")
+            .container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder()
+                    .name("app")
+                    .image("busybox")
+                    .memory_reservation(64)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let names = ServerNames::new("main", "cut");
+    let graph = DesiredGraph::new((0..2).map(|i| {
+        let family = format!("rc-cut-{i}");
+        let task = DesiredResource::new(kinds::TASK_DEFINITION, &format!("t{i}"), REGION, &family)
+            .with_properties(json!({
+                "family": family,
+                "networkMode": "host",
+                "executionRoleArn": "arn:aws:iam::123456789012:role/rc-cut-task-execution",
+                "containerDefinitions": [container("cut", "nginx:1")],
+                "volumes": []
+            }));
+        tagged(task, &names)
+    }))
+    .unwrap();
+    env.apply(&graph).await;
+
+    env.counter.reset();
+    assert!(env.plan(&graph).await.is_empty());
+    let calls = env.counter.snapshot();
+    assert_eq!(
+        (
+            calls.by_operation.get("ECS.ListTaskDefinitions").copied(),
+            calls.by_operation.get("ECS.DescribeTaskDefinition").copied()
+        ),
+        (Some(1), Some(2)),
+        "one page of the listing (as many calls as families, less one), then a describe each: {:?}",
+        calls.by_operation
+    );
+}

@@ -1,11 +1,13 @@
 //! Reads shared by the clients of one observation.
 //!
 //! Some reads serve several kinds at once: a region's tag index, the account's IAM
-//! authorization details. The first client to ask fetches, the others wait for that fetch and
-//! share its answer. The engine announces each observation of a graph (the provider's
+//! authorization details, listings such as the account's hosted zones (see
+//! `ClientPool::shared_read`). The first client to ask fetches, the others wait for that fetch
+//! and share its answer. The engine announces each observation of a graph (the provider's
 //! observation hook expires every memo), so the next plan, `watch` round or re-plan under the
-//! lock reads anew; an answer also expires after [`FRESH_FOR`], for reads outside an
-//! observation (the refresh after a conflict).
+//! lock reads anew; the client pool expires every memo after any call that writes; and an
+//! answer also expires after [`FRESH_FOR`], for reads outside an observation (the refresh after
+//! a conflict).
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -844,7 +844,10 @@ async fn a_long_listing_of_other_revisions_is_cut_short() {
     assert_eq!(
         (
             calls.by_operation.get("ECS.ListTaskDefinitions").copied(),
-            calls.by_operation.get("ECS.DescribeTaskDefinition").copied()
+            calls
+                .by_operation
+                .get("ECS.DescribeTaskDefinition")
+                .copied()
         ),
         (Some(1), Some(2)),
         "one page of the listing (as many calls as families, less one), then a describe each: {:?}",

@@ -188,19 +188,17 @@ impl ResourceClient for ParameterClient {
             parameters.extend(out.parameters().iter().cloned());
         }
         let mut found = Vec::new();
-        {
-            for p in &parameters {
-                let Some(d) = p.name().and_then(|n| by_name.get(n)) else {
-                    continue;
-                };
-                let value = p.value().and_then(decode_value).unwrap_or(Value::Null);
-                found.push((
-                    *d,
-                    value,
-                    p.version(),
-                    p.arn().unwrap_or_default().to_string(),
-                ));
-            }
+        for p in &parameters {
+            let Some(d) = p.name().and_then(|n| by_name.get(n)) else {
+                continue;
+            };
+            let value = p.value().and_then(decode_value).unwrap_or(Value::Null);
+            found.push((
+                *d,
+                value,
+                p.version(),
+                p.arn().unwrap_or_default().to_string(),
+            ));
         }
         let objects: Vec<(&DesiredResource, String)> = found
             .iter()

@@ -38,6 +38,7 @@ use reconciler_engine::{Action, Backoff, NoEvents, Options, Plan, Reconciler, Re
 use reconciler_render::naming::{ServerNames, GLOBAL_REGION};
 use reconciler_render::{kinds, policies, Context};
 use reconciler_spec::{check, collect_inputs, InstanceCatalog};
+use reconciler_testkit::proxy::{FaultPlan, Proxy, Reply, Scripted};
 use reconciler_testkit::{fresh_account_id, Emulator};
 use serde_json::{json, Value};
 
@@ -119,6 +120,24 @@ impl Harness {
             failures.join("\n")
         );
         plan
+    }
+}
+
+/// A harness for `account` whose calls go through a proxy with `plan` (scripted replies or
+/// refusals for what the emulator cannot do); keep the proxy alive as long as the harness.
+fn proxied(account: &str, plan: FaultPlan) -> (Proxy, Harness) {
+    let proxy = Proxy::start(Emulator::shared().url(), plan);
+    let harness = Harness::at(account.to_string(), proxy.url());
+    (proxy, harness)
+}
+
+/// A scripted `200` answer with `body` to `method` requests under `path`.
+fn reply(method: &str, path: &str, body: Value) -> Reply {
+    Reply {
+        method: method.into(),
+        path_prefix: path.into(),
+        status: 200,
+        body: body.to_string(),
     }
 }
 
@@ -902,20 +921,19 @@ async fn file_system_and_mount_targets_round_trip() {
 
     // A caller without `ec2:DescribeNetworkInterfaces` reads each mount target's groups from
     // EFS instead, with the same result.
-    let proxy = reconciler_testkit::proxy::Proxy::start(
-        Emulator::shared().url(),
-        reconciler_testkit::proxy::FaultPlan {
-            scripted: vec![reconciler_testkit::proxy::Scripted {
+    let (_proxy, denied) = proxied(
+        &h.account,
+        FaultPlan {
+            scripted: vec![Scripted {
                 operation: "DescribeNetworkInterfaces".into(),
                 times: u64::MAX,
                 status: 403,
                 code: "UnauthorizedOperation".into(),
                 message: "You are not authorized to perform this operation.".into(),
             }],
-            ..reconciler_testkit::proxy::FaultPlan::default()
+            ..FaultPlan::default()
         },
     );
-    let denied = Harness::at(h.account.clone(), proxy.url());
     let calls_denied = denied.assert_converged(&graph).await;
     assert_eq!(
         (
@@ -925,7 +943,6 @@ async fn file_system_and_mount_targets_round_trip() {
         (1, 2),
         "one refused EC2 call, then one EFS call per mount target"
     );
-    drop(proxy);
 
     // The file system policy replaced behind our back.
     efs.put_file_system_policy()
@@ -1246,15 +1263,9 @@ async fn a_volume_is_restored_from_a_recovery_point_and_adopted() {
     let arn = format!(
         "arn:aws:backup:{REGION}:{account}:recovery-point:1EB3B5E7-9EB0-435A-A80B-108B488B0D45"
     );
-    let reply = |method: &str, path: &str, body: Value| reconciler_testkit::proxy::Reply {
-        method: method.into(),
-        path_prefix: path.into(),
-        status: 200,
-        body: body.to_string(),
-    };
-    let proxy = reconciler_testkit::proxy::Proxy::start(
-        Emulator::shared().url(),
-        reconciler_testkit::proxy::FaultPlan {
+    let (proxy, h) = proxied(
+        &account,
+        FaultPlan {
             replies: vec![
                 reply(
                     "GET",
@@ -1291,7 +1302,6 @@ async fn a_volume_is_restored_from_a_recovery_point_and_adopted() {
             ..Default::default()
         },
     );
-    let h = Harness::at(account.clone(), proxy.url());
     let role = format!("arn:aws:iam::{account}:role/rc-main-backup");
     let graph = efs_graph_with(
         &names,
@@ -1345,15 +1355,9 @@ async fn a_failed_restore_job_is_reported() {
     let names = ServerNames::new("main", "failtest");
     let net = network(&setup).await;
     let arn = format!("arn:aws:backup:{REGION}:{account}:recovery-point:abc");
-    let reply = |method: &str, path: &str, body: Value| reconciler_testkit::proxy::Reply {
-        method: method.into(),
-        path_prefix: path.into(),
-        status: 200,
-        body: body.to_string(),
-    };
-    let proxy = reconciler_testkit::proxy::Proxy::start(
-        Emulator::shared().url(),
-        reconciler_testkit::proxy::FaultPlan {
+    let (_proxy, h) = proxied(
+        &account,
+        FaultPlan {
             replies: vec![
                 reply(
                     "GET",
@@ -1370,7 +1374,6 @@ async fn a_failed_restore_job_is_reported() {
             ..Default::default()
         },
     );
-    let h = Harness::at(account.clone(), proxy.url());
     let graph = efs_graph_with(
         &names,
         &net,

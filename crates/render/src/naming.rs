@@ -97,6 +97,15 @@ impl ServerNames {
         self.name("")
     }
 
+    /// The ECS cluster's ARN, known before the cluster exists (policies, event patterns and the
+    /// service name it plainly).
+    pub fn cluster_arn(&self, partition: &str, account: &str, region: &str) -> String {
+        format!(
+            "arn:{partition}:ecs:{region}:{account}:cluster/{}",
+            self.cluster()
+        )
+    }
+
     /// Where a volume is mounted on the host.
     pub fn host_mount(&self, volume: &str) -> String {
         format!("/mnt/efs/{volume}")

@@ -137,7 +137,7 @@ pub fn render(
     // IAM: the instance (ECS agent, EFS mounts, SSM Session Manager) and the task execution
     // role (logs, the named secrets). The container itself gets no AWS permissions.
     let cluster_name = names.cluster();
-    let cluster_arn = format!("arn:{partition}:ecs:{region}:{account}:cluster/{cluster_name}");
+    let cluster_arn = names.cluster_arn(partition, account, region);
     let instance_role_name = names.name("instance");
     let instance_role = DesiredResource::new(
         kinds::ROLE,

@@ -918,10 +918,7 @@ pub fn render(
     out.push(tagged(left_up, names.tags("sleep")));
 
     // Crash loop: a task that fails to start or whose container exits non-zero stops the server.
-    let cluster_arn = format!(
-        "arn:{partition}:ecs:{region}:{account}:cluster/{}",
-        names.cluster()
-    );
+    let cluster_arn = names.cluster_arn(partition, account, region);
     let crash = function(
         cx,
         &names,

@@ -5,62 +5,66 @@ use std::path::Path;
 
 use reconciler_engine::model::{DesiredGraph, DesiredResource};
 use reconciler_render::{kinds, render, Context};
-use reconciler_spec::{check, collect_inputs, InstanceCatalog, SpecSet};
+use reconciler_spec::{check, collect_inputs, Input, InstanceCatalog, SpecSet};
 use serde_json::Value;
 
-fn examples() -> SpecSet {
+/// The example specs as read from `specs/`.
+fn example_inputs() -> Vec<Input> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs");
-    let inputs = collect_inputs(&[root]).unwrap();
-    let (set, diags) = check(&inputs, &|_| None, &InstanceCatalog::offline());
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
-    set
+    collect_inputs(&[root]).unwrap()
 }
 
-fn graph() -> DesiredGraph {
-    render(
-        &Context::new("123456789012"),
-        &examples(),
-        &InstanceCatalog::offline(),
-    )
-    .unwrap()
-}
-
-/// The examples with a Base that opens SSH to two blocks: the one setting that adds a port.
-fn graph_with_ssh() -> DesiredGraph {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs");
-    let mut inputs = collect_inputs(&[root]).unwrap();
+/// Rewrites the text of the examples' Base with `edit`.
+fn edit_base(inputs: &mut [Input], edit: impl FnOnce(String) -> String) {
     let base = inputs
         .iter_mut()
         .find(|i| i.name.ends_with("base.yaml"))
         .unwrap();
-    let text = String::from_utf8(base.bytes.clone()).unwrap();
-    base.bytes =
-        format!("{text}  ssh:\n    allowFrom: [203.0.113.7/32, 198.51.100.0/24]\n").into_bytes();
-    let (set, diags) = check(&inputs, &|_| None, &InstanceCatalog::offline());
+    base.bytes = edit(String::from_utf8(base.bytes.clone()).unwrap()).into_bytes();
+}
+
+/// `inputs` checked, which must raise no error.
+fn checked(inputs: &[Input]) -> SpecSet {
+    let (set, diags) = check(inputs, &|_| None, &InstanceCatalog::offline());
     assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    set
+}
+
+fn rendered(set: &SpecSet) -> DesiredGraph {
     render(
         &Context::new("123456789012"),
-        &set,
+        set,
         &InstanceCatalog::offline(),
     )
     .unwrap()
+}
+
+fn examples() -> SpecSet {
+    checked(&example_inputs())
+}
+
+fn graph() -> DesiredGraph {
+    rendered(&examples())
+}
+
+/// The examples with a Base that opens SSH to two blocks: the one setting that adds a port.
+fn graph_with_ssh() -> DesiredGraph {
+    let mut inputs = example_inputs();
+    edit_base(&mut inputs, |text| {
+        format!("{text}  ssh:\n    allowFrom: [203.0.113.7/32, 198.51.100.0/24]\n")
+    });
+    rendered(&checked(&inputs))
 }
 
 /// The examples with the Base in shared wake zone mode and `extra` more copies of the
 /// minecraft server (`mc-0`, `mc-1`, ...).
 fn graph_shared(extra: usize) -> DesiredGraph {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs");
-    let mut inputs = collect_inputs(&[root]).unwrap();
-    let base = inputs
-        .iter_mut()
-        .find(|i| i.name.ends_with("base.yaml"))
-        .unwrap();
-    let text = String::from_utf8(base.bytes.clone()).unwrap();
-    let zone = "    hostedZoneId: ${HOSTED_ZONE_ID:-Z0123456789EXAMPLE}\n";
-    assert!(text.contains(zone));
-    base.bytes = text
-        .replace(zone, &format!("{zone}    wakeZone: shared\n"))
-        .into_bytes();
+    let mut inputs = example_inputs();
+    edit_base(&mut inputs, |text| {
+        let zone = "    hostedZoneId: ${HOSTED_ZONE_ID:-Z0123456789EXAMPLE}\n";
+        assert!(text.contains(zone));
+        text.replace(zone, &format!("{zone}    wakeZone: shared\n"))
+    });
     let minecraft = inputs
         .iter()
         .find(|i| i.name.ends_with("minecraft.yaml"))
@@ -75,15 +79,9 @@ fn graph_shared(extra: usize) -> DesiredGraph {
             .into_bytes();
         inputs.push(copy);
     }
-    let (set, diags) = check(&inputs, &|_| None, &InstanceCatalog::offline());
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let set = checked(&inputs);
     assert_eq!(set.servers.len(), 3 + extra);
-    render(
-        &Context::new("123456789012"),
-        &set,
-        &InstanceCatalog::offline(),
-    )
-    .unwrap()
+    rendered(&set)
 }
 
 /// Every IAM-style policy document in the graph (inline policies, trust policies, topic, file
@@ -785,12 +783,7 @@ fn a_recorded_spec_renders_the_same_resources_again() {
         let mut again = set.clone();
         again.servers.retain(|s| &s.doc.metadata.name == name);
         again.servers[0].doc = spec;
-        let g2 = render(
-            &Context::new("123456789012"),
-            &again,
-            &InstanceCatalog::offline(),
-        )
-        .unwrap();
+        let g2 = rendered(&again);
         let record2 = get(&g2, &format!("ssm.parameter/{name}.record"));
         assert_eq!(
             record.depends_on, record2.depends_on,
@@ -836,8 +829,7 @@ fn the_idle_activity_of_a_server_is_its_alarms_metrics() {
 /// vault and backup role, which it then depends on.
 #[test]
 fn adopted_and_restored_volumes_are_carried_to_the_file_system() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs");
-    let mut inputs = collect_inputs(&[root]).unwrap();
+    let mut inputs = example_inputs();
     for input in inputs.iter_mut() {
         let text = String::from_utf8(input.bytes.clone()).unwrap();
         let text = if input.name.ends_with("minecraft.yaml") {
@@ -855,14 +847,7 @@ fn adopted_and_restored_volumes_are_carried_to_the_file_system() {
         };
         input.bytes = text.into_bytes();
     }
-    let (set, diags) = check(&inputs, &|_| None, &InstanceCatalog::offline());
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
-    let g = render(
-        &Context::new("123456789012"),
-        &set,
-        &InstanceCatalog::offline(),
-    )
-    .unwrap();
+    let g = rendered(&checked(&inputs));
     let mc = get(&g, &format!("{}/minecraft-data", kinds::FILE_SYSTEM));
     assert_eq!(mc.properties["adopt"], "fs-0123456789abcdef0");
     assert!(mc.properties.get("restoreFrom").is_none());

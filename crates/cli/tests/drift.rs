@@ -183,10 +183,7 @@ async fn out_of_band_changes_are_reported_and_corrected_runtime_changes_are_not(
     assert!(text.contains("5 resource(s) drifted"), "{text}");
 
     let report = rec.apply(&plan, &NoEvents).await;
-    let failures: Vec<String> = report
-        .failures()
-        .map(|(id, e)| format!("{id}: {e}"))
-        .collect();
+    let failures = common::failure_lines(&report);
     assert!(report.is_success(), "{failures:#?}");
     let after = deploy::plan(&p, &rec).await.unwrap();
     assert!(after.is_empty(), "drift corrected:\n{after}");

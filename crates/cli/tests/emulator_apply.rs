@@ -23,10 +23,7 @@ async fn apply_plan_destroy_and_adopt_against_the_emulator() {
     let plan = deploy::plan(&p, &rec).await.unwrap();
     assert_eq!(plan.summary().add, p.graph.len(), "{plan}");
     let report = deploy::apply(&rec, &plan, None).await;
-    let failures: Vec<String> = report
-        .failures()
-        .map(|(id, e)| format!("{id}: {e}"))
-        .collect();
+    let failures = common::failure_lines(&report);
     assert!(report.is_success(), "{failures:#?}");
     let kinds_created: BTreeSet<&str> = p.graph.iter().map(|r| r.kind.as_str()).collect();
     for kind in [
@@ -100,10 +97,7 @@ async fn apply_plan_destroy_and_adopt_against_the_emulator() {
     let events = std::sync::Mutex::new(Vec::new());
     let record = |e: ApplyEvent| events.lock().unwrap().push(e);
     let report = rec.apply(&plan, &record).await;
-    let failures: Vec<String> = report
-        .failures()
-        .map(|(id, e)| format!("{id}: {e}"))
-        .collect();
+    let failures = common::failure_lines(&report);
     assert!(report.is_success(), "{failures:#?}");
     // DNS goes in order: the zone's records and logging config are gone before the zone's
     // delete starts, so Route 53 never refuses it (no retry).

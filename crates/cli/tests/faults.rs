@@ -75,10 +75,7 @@ async fn apply_converges_through_ten_percent_faults_without_duplicates() {
         .expect("observation survives the faults");
     let report = rec.apply(&planned.plan, &NoEvents).await;
     let stats = proxy.stats();
-    let failures: Vec<String> = report
-        .failures()
-        .map(|(id, e)| format!("{id}: {e}"))
-        .collect();
+    let failures = common::failure_lines(&report);
     assert!(
         report.is_success(),
         "seed {seed}: {failures:#?}\ninjected: {:?}",

@@ -13,10 +13,7 @@ use reconciler_testkit::{fresh_account_id, Emulator};
 async fn apply(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> deploy::Planned {
     let planned = deploy::plan_with(p, rec, opts).await.unwrap();
     let report = rec.apply(&planned.plan, &NoEvents).await;
-    let failures: Vec<String> = report
-        .failures()
-        .map(|(id, e)| format!("{id}: {e}"))
-        .collect();
+    let failures = common::failure_lines(&report);
     assert!(report.is_success(), "{failures:#?}\n{}", planned.plan);
     deploy::record_results(p, &planned, &report).await.unwrap();
     planned

@@ -58,10 +58,7 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
     let rec = common::reconciler(&p);
     let plan = deploy::plan(&p, &rec).await.unwrap();
     let report = rec.apply(&plan, &NoEvents).await;
-    let failures: Vec<String> = report
-        .failures()
-        .map(|(id, e)| format!("{id}: {e}"))
-        .collect();
+    let failures = common::failure_lines(&report);
     assert!(report.is_success(), "{failures:#?}");
 
     let group = format!("rc-{SERVER}");

@@ -14,7 +14,9 @@
 
 mod common;
 
-use common::runtime::{a_record, desired_capacity, environment, lines_matching, public_ip};
+use common::runtime::{
+    a_record, desired_capacity, environment, launched_instance, lines_matching, public_ip,
+};
 
 use std::io::Write;
 
@@ -96,10 +98,7 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
     let rec = reconciler(&p);
     let plan = deploy::plan(&p, &rec).await.unwrap();
     let report = rec.apply(&plan, &NoEvents).await;
-    let failures: Vec<String> = report
-        .failures()
-        .map(|(id, e)| format!("{id}: {e}"))
-        .collect();
+    let failures = common::failure_lines(&report);
     assert!(report.is_success(), "{failures:#?}");
 
     let spec = p
@@ -216,17 +215,7 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
     assert_eq!(desired_capacity(&autoscaling, &group).await, 1);
 
     // --- The launch event puts the instance's address into the server's zone. ---
-    let instance = autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&group)
-        .send()
-        .await
-        .unwrap()
-        .auto_scaling_groups()[0]
-        .instances()
-        .first()
-        .and_then(|i| i.instance_id().map(str::to_string))
-        .expect("the group launched an instance");
+    let instance = launched_instance(&autoscaling, &group).await;
     let mut launch = fixture("asg-launch-successful.json");
     launch["region"] = json!(home);
     launch["detail"]["AutoScalingGroupName"] = json!(group);

@@ -20,7 +20,9 @@
 
 mod common;
 
-use common::runtime::{a_record, desired_capacity, environment, lines_matching, public_ip};
+use common::runtime::{
+    a_record, desired_capacity, environment, launched_instance, lines_matching, public_ip,
+};
 
 use std::sync::Mutex;
 
@@ -53,10 +55,7 @@ async fn apply(p: &Prepared) -> reconciler_engine::Plan {
     let rec = reconciler(p);
     let plan = deploy::plan(p, &rec).await.unwrap();
     let report = rec.apply(&plan, &NoEvents).await;
-    let failures: Vec<String> = report
-        .failures()
-        .map(|(id, e)| format!("{id}: {e}"))
-        .collect();
+    let failures = common::failure_lines(&report);
     assert!(report.is_success(), "{failures:#?}");
     plan
 }
@@ -271,17 +270,7 @@ async fn a_shared_zone_wakes_only_the_server_a_lookup_names() {
     }
 
     // --- The launch puts minecraft's address into the root zone; the others keep 0.0.0.0. ---
-    let instance = autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names("rc-minecraft")
-        .send()
-        .await
-        .unwrap()
-        .auto_scaling_groups()[0]
-        .instances()
-        .first()
-        .and_then(|i| i.instance_id().map(str::to_string))
-        .expect("the group launched an instance");
+    let instance = launched_instance(&autoscaling, "rc-minecraft").await;
     let (_, state_env) = environment(&regional, "rc-minecraft-instance-state-change").await;
     assert_eq!(state_env["HOSTED_ZONE_ID"], root_zone);
     let launch = json!({
@@ -336,9 +325,7 @@ async fn switching_a_base_between_per_server_and_shared_zones_converges() {
     with_wake_zone(&mut p, WakeZone::Shared);
     let plan = apply(&p).await;
     let deleted: Vec<&str> = plan
-        .resources()
-        .iter()
-        .filter(|r| r.action == Action::Delete)
+        .with_action(Action::Delete)
         .map(|r| r.id.as_str())
         .collect();
     for server in &p.set.servers {
@@ -368,9 +355,7 @@ async fn switching_a_base_between_per_server_and_shared_zones_converges() {
     with_wake_zone(&mut p, WakeZone::PerServer);
     let plan = apply(&p).await;
     let deleted: Vec<&str> = plan
-        .resources()
-        .iter()
-        .filter(|r| r.action == Action::Delete)
+        .with_action(Action::Delete)
         .map(|r| r.id.as_str())
         .collect();
     for id in [

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use aws_types::SdkConfig;
 use reconciler_cli::deploy::{self, Prepared};
 use reconciler_cli::session::{home_region, load_specs_with};
-use reconciler_engine::{Options, Reconciler};
+use reconciler_engine::{ApplyReport, Options, Reconciler};
 use reconciler_spec::InstanceCatalog;
 use reconciler_testkit::Emulator;
 
@@ -85,4 +85,12 @@ pub fn binary(endpoint: &str) -> std::process::Command {
         .env_remove("AWS_PROFILE")
         .env_remove("RECONCILER_LAMBDA_ARTIFACT");
     cmd
+}
+
+/// The failed resources of `report`, one line each, for an assertion's message.
+pub fn failure_lines(report: &ApplyReport) -> Vec<String> {
+    report
+        .failures()
+        .map(|(id, e)| format!("{id}: {e}"))
+        .collect()
 }

@@ -1,5 +1,5 @@
 //! Reads of the deployed runtime wiring the wake-path tests share: a function's configuration,
-//! a group's desired capacity, a zone's A record.
+//! a group's desired capacity and launched instance, a zone's A record.
 
 use std::collections::HashMap;
 
@@ -25,8 +25,11 @@ pub async fn environment(config: &SdkConfig, function: &str) -> (String, HashMap
     )
 }
 
-/// The desired capacity of the Auto Scaling group `group`.
-pub async fn desired_capacity(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> i32 {
+/// The Auto Scaling group `group` as described now.
+async fn describe_group(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    group: &str,
+) -> aws_sdk_autoscaling::types::AutoScalingGroup {
     autoscaling
         .describe_auto_scaling_groups()
         .auto_scaling_group_names(group)
@@ -34,8 +37,25 @@ pub async fn desired_capacity(autoscaling: &aws_sdk_autoscaling::Client, group: 
         .await
         .unwrap()
         .auto_scaling_groups()[0]
+        .clone()
+}
+
+/// The desired capacity of the Auto Scaling group `group`.
+pub async fn desired_capacity(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> i32 {
+    describe_group(autoscaling, group)
+        .await
         .desired_capacity()
         .unwrap()
+}
+
+/// The id of the instance the Auto Scaling group `group` launched.
+pub async fn launched_instance(autoscaling: &aws_sdk_autoscaling::Client, group: &str) -> String {
+    describe_group(autoscaling, group)
+        .await
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id().map(str::to_string))
+        .expect("the group launched an instance")
 }
 
 /// The values of the A record `name` in `zone`.

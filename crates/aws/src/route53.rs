@@ -26,8 +26,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, HostedZoneConfig, ResourceRecord, ResourceRecordSet, RrType,
-    Tag, TagResourceType,
+    Change, ChangeAction, ChangeBatch, HostedZoneConfig, QueryLoggingConfig, ResourceRecord,
+    ResourceRecordSet, RrType, Tag, TagResourceType,
 };
 use indexmap::IndexMap;
 use reconciler_engine::diff::FieldChange;
@@ -1221,6 +1221,20 @@ fn literal_zone_id(desired: &DesiredResource) -> Option<String> {
         .map(bare_zone_id)
 }
 
+/// Every query logging config of the account. (The `HostedZoneId` filter would cost a call
+/// per zone; the emulator even rejects it with `NoSuchHostedZone` for a zone that exists.)
+async fn list_query_logging_configs(
+    r53: &aws_sdk_route53::Client,
+) -> Result<Vec<QueryLoggingConfig>, ProviderError> {
+    r53.list_query_logging_configs()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify("ListQueryLoggingConfigs", e))
+}
+
 /// Whether a config logs to one of the reconciler's query log groups.
 fn is_own_query_log(arn: &str) -> bool {
     arn.split_once(":log-group:")
@@ -1262,17 +1276,8 @@ impl ResourceClient for QueryLoggingConfigClient {
             let names: HashSet<String> = by_name.iter().map(|d| normalise_name(&d.name)).collect();
             index.owned(&r53, &names).await?
         };
-        // One listing of every config of the account, filtered here. (The `HostedZoneId`
-        // filter would also cost a call per zone; the emulator even rejects it with
-        // `NoSuchHostedZone` for a zone that exists.)
-        let configs = r53
-            .list_query_logging_configs()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify("ListQueryLoggingConfigs", e))?;
+        // One listing of every config of the account, filtered here.
+        let configs = list_query_logging_configs(&r53).await?;
         Ok(desired
             .iter()
             .filter_map(|d| {
@@ -1301,27 +1306,39 @@ impl ResourceClient for QueryLoggingConfigClient {
         let arn = bare_log_group_arn(util::str_prop(desired, "cloudWatchLogsLogGroupArn")?);
         // Sent in the form `DescribeLogGroups` shows (`...:log-group:<name>:*`), which AWS
         // documents as accepted (the emulator accepts only that form).
-        let out = r53
+        let out = match r53
             .create_query_logging_config()
             .hosted_zone_id(&zone_id)
             .cloud_watch_logs_log_group_arn(format!("{arn}:*"))
             .send()
             .await
-            .map_err(|e| {
+        {
+            Ok(out) => out,
+            Err(e) => {
                 let mut err = classify(&format!("CreateQueryLoggingConfig {}", desired.name), e);
-                if err.code.as_deref() == Some("QueryLoggingConfigAlreadyExists") {
-                    // Observe found no config of ours on the zone, so this one is somebody
-                    // else's: waiting or re-observing cannot help.
-                    err.class = ErrorClass::Terminal;
-                    err.message = format!(
-                        "{}; the zone {zone_id} already logs its queries elsewhere and AWS \
-                         allows one query logging config per zone: delete that config, or use \
-                         `spec.domain.wakeZone: perServer`",
-                        err.message
-                    );
+                if err.code.as_deref() != Some("QueryLoggingConfigAlreadyExists") {
+                    return Err(err);
                 }
-                err
-            })?;
+                // An earlier attempt whose answer was lost may have made exactly this config:
+                // that one is ours.
+                let configs = list_query_logging_configs(&r53).await?;
+                if let Some(config) = configs.iter().find(|c| {
+                    bare_zone_id(c.hosted_zone_id()) == zone_id
+                        && bare_log_group_arn(c.cloud_watch_logs_log_group_arn()) == arn
+                }) {
+                    return Ok(config_observed(desired, config.id(), &zone_id, &arn));
+                }
+                // Somebody else's config on the zone: waiting or re-observing cannot help.
+                err.class = ErrorClass::Terminal;
+                err.message = format!(
+                    "{}; the zone {zone_id} already logs its queries elsewhere and AWS allows \
+                     one query logging config per zone: delete that config, or use \
+                     `spec.domain.wakeZone: perServer`",
+                    err.message
+                );
+                return Err(err);
+            }
+        };
         let config = out.query_logging_config().ok_or_else(|| {
             ProviderError::transient(format!(
                 "CreateQueryLoggingConfig {}: no config in the answer",

@@ -820,3 +820,70 @@ async fn a_record_in_a_zone_not_ours_is_left_alone() {
         vec![(60, vec!["7.7.7.7".to_string()])]
     );
 }
+
+/// A create whose answer was lost (the connection reset after Route 53 made the config) meets
+/// `QueryLoggingConfigAlreadyExists` on its retry: a config on the zone that logs to the wanted
+/// group is that create's and is adopted; one logging elsewhere is somebody else's and is a
+/// terminal error that says what to do.
+#[tokio::test]
+async fn a_query_logging_config_made_by_a_lost_answer_is_adopted() {
+    let h = Harness::new();
+    let zone = h.sdk_zone(DNS).await;
+    let other_zone = h.sdk_zone("other.games.example.com").await;
+    let logs = h.logs();
+    for group in [query_log_name(), "/elsewhere/queries".to_string()] {
+        logs.create_log_group()
+            .log_group_name(group)
+            .send()
+            .await
+            .expect("create log group");
+    }
+    let r53 = h.route53();
+    let made = r53
+        .create_query_logging_config()
+        .hosted_zone_id(&zone)
+        .cloud_watch_logs_log_group_arn(format!("{}:*", query_log_arn(&h.account)))
+        .send()
+        .await
+        .expect("the lost create");
+    let made_id = made.query_logging_config().unwrap().id().to_string();
+    r53.create_query_logging_config()
+        .hosted_zone_id(&other_zone)
+        .cloud_watch_logs_log_group_arn(format!(
+            "arn:aws:logs:{GLOBAL_REGION}:{}:log-group:/elsewhere/queries:*",
+            h.account
+        ))
+        .send()
+        .await
+        .expect("somebody else's config");
+
+    let client = reconciler_aws::route53::clients(&h.pool)
+        .into_iter()
+        .find(|c| c.kind().as_str() == kinds::QUERY_LOGGING_CONFIG)
+        .unwrap();
+    let desired = |zone: &str| {
+        DesiredResource::new(
+            kinds::QUERY_LOGGING_CONFIG,
+            SERVER,
+            GLOBAL_REGION,
+            format!("{DNS}."),
+        )
+        .with_properties(json!({
+            "hostedZoneId": zone,
+            "cloudWatchLogsLogGroupArn": query_log_arn(&h.account)
+        }))
+    };
+    let adopted = client.create(&desired(&zone)).await.expect("adopted");
+    assert_eq!(adopted.output("id"), Some(&json!(made_id)));
+    assert_eq!(
+        adopted.properties["cloudWatchLogsLogGroupArn"],
+        json!(query_log_arn(&h.account))
+    );
+
+    let err = client.create(&desired(&other_zone)).await.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Terminal, "{err}");
+    assert!(
+        err.message.contains("already logs its queries elsewhere"),
+        "{err}"
+    );
+}

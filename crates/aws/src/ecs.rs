@@ -15,8 +15,8 @@
 //! Deleted clusters, capacity providers, services and task definition revisions linger as
 //! `INACTIVE` (services as `DRAINING` first); all of them count as absent.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,7 +35,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use indexmap::IndexMap;
-use reconciler_engine::diff::FieldChange;
+use reconciler_engine::diff::{self, FieldChange};
 use reconciler_engine::model::{DesiredResource, Kind, Observed};
 use reconciler_engine::provider::{
     ErrorClass, KindSpec, ProviderError, ReplaceStrategy, ResourceClient,
@@ -818,15 +818,41 @@ const CONTAINER_KEYS: &[&str] = &[
 ///
 /// Container definitions may hold environment values that are sensitive: they are never put in
 /// error messages or traces, only key paths are.
+///
+/// `RegisterTaskDefinition` has no idempotency token: a register whose answer was lost (the
+/// connection reset or timed out after ECS acted) leaves a revision the retry would duplicate.
+/// The client remembers such families and, before registering again, adopts the latest
+/// revision when it already holds the desired definition.
 #[derive(Debug, Clone)]
 pub struct TaskDefinitionClient {
     pool: Arc<ClientPool>,
+    unsettled: Arc<Mutex<HashSet<String>>>,
 }
 
 impl TaskDefinitionClient {
     /// A client over `pool`.
     pub fn new(pool: Arc<ClientPool>) -> Self {
-        TaskDefinitionClient { pool }
+        TaskDefinitionClient {
+            pool,
+            unsettled: Arc::default(),
+        }
+    }
+
+    /// Notes whether the last register of `family` may have made a revision unseen.
+    fn set_unsettled(&self, family: &str, unsettled: bool) {
+        let mut families = self.unsettled.lock().expect("unsettled families lock");
+        if unsettled {
+            families.insert(family.to_string());
+        } else {
+            families.remove(family);
+        }
+    }
+
+    fn is_unsettled(&self, family: &str) -> bool {
+        self.unsettled
+            .lock()
+            .expect("unsettled families lock")
+            .contains(family)
     }
 }
 
@@ -1138,6 +1164,25 @@ fn without_content_tag(mut tags: IndexMap<String, String>) -> IndexMap<String, S
 }
 
 /// Describes the latest ACTIVE revision of `desired`'s family; `None` when there is none.
+/// Tags a revision with its [`content_digest`]. A failure only warns: the revision is right
+/// without it, and observation then describes it instead of trusting the index.
+async fn tag_content_digest(client: &Client, arn: &str, desired: &DesiredResource) {
+    let tag = Tag::builder()
+        .key(TAG_CONTENT)
+        .value(content_digest(arn, desired))
+        .build();
+    if let Err(e) = client
+        .tag_resource()
+        .resource_arn(arn)
+        .tags(tag)
+        .send()
+        .await
+    {
+        let e = ecs_error(&format!("TagResource {arn}"), e);
+        tracing::warn!(%arn, error = %e, "task definition left without its content digest");
+    }
+}
+
 async fn describe_latest(
     client: Client,
     desired: DesiredResource,
@@ -1269,9 +1314,27 @@ impl ResourceClient for TaskDefinitionClient {
             .iter()
             .map(|c| Compatibility::from(c.as_str()))
             .collect();
+        let family = opt_str(desired, "family").unwrap_or(&desired.name);
+        if self.is_unsettled(family) {
+            if let Some(found) = describe_latest(client.clone(), desired.clone()).await? {
+                if diff::matches(
+                    "",
+                    &desired.properties,
+                    Some(&found.properties),
+                    &self.spec(),
+                ) {
+                    tracing::info!(%family, "adopting the revision an unanswered register made");
+                    self.set_unsettled(family, false);
+                    if let Some(arn) = found.output("arn").and_then(Value::as_str) {
+                        tag_content_digest(&client, arn, desired).await;
+                    }
+                    return Ok(found);
+                }
+            }
+        }
         let out = client
             .register_task_definition()
-            .family(opt_str(desired, "family").unwrap_or(&desired.name))
+            .family(family)
             .set_network_mode(opt_str(desired, "networkMode").map(NetworkMode::from))
             .set_requires_compatibilities(Some(compat))
             .set_execution_role_arn(opt_str(desired, "executionRoleArn").map(str::to_string))
@@ -1280,7 +1343,13 @@ impl ResourceClient for TaskDefinitionClient {
             .set_tags(Some(ecs_tags(&desired.tags)))
             .send()
             .await
-            .map_err(|e| ecs_error(&format!("RegisterTaskDefinition {}", desired.name), e))?;
+            .map_err(|e| {
+                let e = ecs_error(&format!("RegisterTaskDefinition {}", desired.name), e);
+                // Only a refusal is sure to have made nothing.
+                self.set_unsettled(family, !matches!(e.class, ErrorClass::Terminal));
+                e
+            })?;
+        self.set_unsettled(family, false);
         let td = out.task_definition().ok_or_else(|| {
             ProviderError::transient(format!(
                 "RegisterTaskDefinition {}: no task definition in the answer",
@@ -1291,23 +1360,9 @@ impl ResourceClient for TaskDefinitionClient {
         if o.tags.is_empty() {
             o.tags = desired.tags.clone();
         }
-        // The digest needs the ARN, known only now. Without it the revision is still right;
-        // observation then describes it instead of trusting the index.
+        // The digest needs the ARN, known only now.
         if let Some(arn) = td.task_definition_arn() {
-            let tag = Tag::builder()
-                .key(TAG_CONTENT)
-                .value(content_digest(arn, desired))
-                .build();
-            if let Err(e) = client
-                .tag_resource()
-                .resource_arn(arn)
-                .tags(tag)
-                .send()
-                .await
-            {
-                let e = ecs_error(&format!("TagResource {arn}"), e);
-                tracing::warn!(%arn, error = %e, "task definition left without its content digest");
-            }
+            tag_content_digest(&client, arn, desired).await;
         }
         Ok(o)
     }

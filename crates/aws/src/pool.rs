@@ -8,11 +8,14 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextMut, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::retry::RetryConfig;
 use aws_types::region::Region;
 use aws_types::SdkConfig;
 use reconciler_engine::provider::ProviderError;
@@ -83,6 +86,41 @@ impl Intercept for ExpireOnWrite {
     }
 }
 
+/// Attempts per read call, the first included.
+pub const READ_ATTEMPTS: u32 = 3;
+
+/// Gives every read call its own retries (the SDK's standard mode, up to [`READ_ATTEMPTS`]),
+/// while writes keep the base configuration's single attempt. An observation makes many reads
+/// per (kind, region) group, and the engine retries a failed group as a whole: without retries
+/// in place, one throttled or failed call among dozens repeats them all, and a group of many
+/// calls rarely gets through a lossy network at all. Writes stay with the engine, which knows
+/// per error class when to re-observe instead of repeating a call that may have acted.
+#[derive(Debug)]
+struct RetryReads;
+
+impl Intercept for RetryReads {
+    fn name(&self) -> &'static str {
+        "RetryReads"
+    }
+
+    fn modify_before_retry_loop(
+        &self,
+        _context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let read = cfg.load::<Metadata>().is_some_and(|m| is_read(m.name()));
+        let attempts = cfg
+            .load::<RetryConfig>()
+            .map_or(1, RetryConfig::max_attempts);
+        if read && attempts < READ_ATTEMPTS {
+            cfg.interceptor_state()
+                .store_put(RetryConfig::standard().with_max_attempts(READ_ATTEMPTS));
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for ClientPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientPool")
@@ -113,7 +151,10 @@ impl ClientPool {
         let shared = Arc::new(SharedReads::default());
         ClientPool {
             base,
-            interceptors: vec![SharedInterceptor::new(ExpireOnWrite(shared.clone()))],
+            interceptors: vec![
+                SharedInterceptor::new(ExpireOnWrite(shared.clone())),
+                SharedInterceptor::new(RetryReads),
+            ],
             cache: Mutex::new(HashMap::new()),
             shared,
         }

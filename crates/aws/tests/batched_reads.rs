@@ -318,3 +318,51 @@ async fn a_shared_listing_serves_until_a_write_through_the_pool() {
         "the create expired the shared listing"
     );
 }
+
+/// A read that meets server errors is retried in place by the pool's clients, so one failed
+/// call does not send a whole observation group round again; a write is sent once, and its
+/// failure is left to the engine, which knows when repeating it is safe.
+#[tokio::test]
+async fn reads_retry_in_place_and_writes_are_sent_once() {
+    let account = fresh_account_id();
+    let failing = |operation: &str, times: u64| Scripted {
+        operation: operation.into(),
+        times,
+        status: 500,
+        code: "InternalFailure".into(),
+        message: "We encountered an internal error. Please try again.".into(),
+    };
+    let proxy = Proxy::start(
+        Emulator::shared().url(),
+        FaultPlan {
+            scripted: vec![
+                failing(
+                    "DescribeLogGroups",
+                    u64::from(reconciler_aws::pool::READ_ATTEMPTS) - 1,
+                ),
+                failing("CreateLogGroup", 1),
+            ],
+            ..FaultPlan::default()
+        },
+    );
+    let pool = ClientPool::new(sdk_config(proxy.url(), REGION, &account));
+    let logs = pool.logs(REGION);
+
+    let write = logs
+        .create_log_group()
+        .log_group_name("/reconciler/retries/a")
+        .send()
+        .await;
+    assert!(write.is_err(), "the write's one attempt met the error");
+    logs.describe_log_groups()
+        .send()
+        .await
+        .expect("the read's last attempt gets through");
+
+    let stats = proxy.stats();
+    assert_eq!(stats.operations["logs:CreateLogGroup"], 1);
+    assert_eq!(
+        stats.operations["logs:DescribeLogGroups"],
+        u64::from(reconciler_aws::pool::READ_ATTEMPTS)
+    );
+}

@@ -46,7 +46,8 @@ use reconciler_engine::provider::Provider;
 use reconciler_engine::{Options, Reconciler, ResourceId};
 use reconciler_render::kinds;
 use reconciler_render::naming::ServerNames;
-use reconciler_testkit::{fresh_account_id, Emulator};
+use reconciler_testkit::proxy::{Fault, FaultPlan, Proxy, ScriptedFault};
+use reconciler_testkit::{fresh_account_id, sdk_config, Emulator};
 use serde_json::{json, Value};
 
 const REGION: &str = "eu-west-1";
@@ -65,7 +66,20 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let cfg = Emulator::shared().sdk_config(REGION, &fresh_account_id());
+        Env::at(Emulator::shared().sdk_config(REGION, &fresh_account_id()))
+    }
+
+    /// An environment whose reconciler talks through a proxy playing `plan` (direct SDK calls
+    /// go straight to the emulator); keep the proxy alive as long as the environment.
+    fn through(plan: FaultPlan) -> (Env, Proxy) {
+        let account = fresh_account_id();
+        let proxy = Proxy::start(Emulator::shared().url(), plan);
+        let mut env = Env::at(sdk_config(proxy.url(), REGION, &account));
+        env.cfg = Emulator::shared().sdk_config(REGION, &account);
+        (env, proxy)
+    }
+
+    fn at(cfg: SdkConfig) -> Env {
         let counter = CallCounter::new();
         let pool = Arc::new(
             ClientPool::new(cfg.clone()).with_interceptor(SharedInterceptor::new(counter.clone())),
@@ -723,21 +737,11 @@ async fn group_update_never_sends_the_capacity() {
 #[tokio::test]
 async fn task_definitions_vouched_by_their_digest_are_not_described() {
     let env = Env::new();
-    let names = ServerNames::new("main", "digest");
     let family = |i: usize| format!("rc-digest-{i}");
-    let definition = |i: usize, image: &str| {
-        let task =
-            DesiredResource::new(kinds::TASK_DEFINITION, &format!("t{i}"), REGION, family(i))
-                .with_properties(json!({
-                    "family": family(i),
-                    "networkMode": "host",
-                    "executionRoleArn": "arn:aws:iam::123456789012:role/rc-digest-task-execution",
-                    "containerDefinitions": [container("digest", image)],
-                    "volumes": []
-                }));
-        tagged(task, &names)
-    };
-    let graph = DesiredGraph::new((0..3).map(|i| definition(i, "nginx:1"))).unwrap();
+    let graph = DesiredGraph::new(
+        (0..3).map(|i| task_definition("digest", &format!("t{i}"), &family(i), "nginx:1")),
+    )
+    .unwrap();
     env.apply(&graph).await;
 
     env.counter.reset();
@@ -798,6 +802,53 @@ async fn task_definitions_vouched_by_their_digest_are_not_described() {
         calls.by_operation
     );
     env.apply(&graph).await;
+    assert!(env.plan(&graph).await.is_empty());
+}
+
+/// A task definition of `server` alone, as render shapes it (host network, one container).
+fn task_definition(server: &str, local: &str, family: &str, image: &str) -> DesiredResource {
+    let task = DesiredResource::new(kinds::TASK_DEFINITION, local, REGION, family)
+        .with_properties(json!({
+            "family": family,
+            "networkMode": "host",
+            "executionRoleArn": format!("arn:aws:iam::123456789012:role/rc-{server}-task-execution"),
+            "containerDefinitions": [container(server, image)],
+            "volumes": []
+        }));
+    tagged(task, &ServerNames::new("main", server))
+}
+
+/// `RegisterTaskDefinition` has no idempotency token. When its answer is lost (the connection
+/// reset after ECS registered), the engine's retry adopts the revision that call made instead
+/// of registering a second one.
+#[tokio::test]
+async fn a_register_whose_answer_was_lost_is_not_repeated() {
+    let (env, proxy) = Env::through(FaultPlan {
+        faults: vec![ScriptedFault {
+            operation: "RegisterTaskDefinition".into(),
+            times: 1,
+            fault: Fault::ResetAfterSend,
+        }],
+        ..FaultPlan::default()
+    });
+    let graph = DesiredGraph::new([task_definition("lost", "t", "rc-lost", "nginx:1")]).unwrap();
+    env.apply(&graph).await;
+
+    let stats = proxy.stats();
+    assert_eq!(stats.injected.get("reset-after"), Some(&1), "{stats:?}");
+    assert_eq!(
+        stats.operations["ecs:RegisterTaskDefinition"], 1,
+        "{stats:?}"
+    );
+    let active = env
+        .ecs()
+        .list_task_definitions()
+        .family_prefix("rc-lost")
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(active.task_definition_arns().len(), 1, "{active:?}");
     assert!(env.plan(&graph).await.is_empty());
 }
 

@@ -55,7 +55,8 @@ pub fn load_specs_with(
 }
 
 /// Builds the base SDK configuration: the default credential chain, one attempt per call (the
-/// engine owns retries, by error class), and bounded timeouts.
+/// engine owns retries, by error class; the client pool gives reads a few attempts in place),
+/// and bounded timeouts.
 pub async fn sdk_config(opts: &AwsOptions, region: &str) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))

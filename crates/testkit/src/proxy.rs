@@ -1,7 +1,7 @@
 //! A loopback HTTP proxy in front of the emulator that misbehaves on purpose, the way AWS
 //! does: throttling and server errors in each protocol's real error shape, connections reset
 //! before or after the request reached the service, stalled answers, added latency, and
-//! scripted errors for one operation. It can also answer chosen requests itself with scripted
+//! scripted errors or faults for one operation. It can also answer chosen requests itself with scripted
 //! successful replies, for operations the emulator does not implement (the tests that use them
 //! name the gap). It also counts requests by operation and can run a hook
 //! after the k-th mutating call (the interruption tests kill a `reconciler` process there).
@@ -71,6 +71,18 @@ pub struct Scripted {
     pub message: String,
 }
 
+/// A fault played on the first `times` calls of one operation, whatever the dice say: a lost
+/// answer ([`Fault::ResetAfterSend`]) on exactly the create a test is about.
+#[derive(Debug, Clone)]
+pub struct ScriptedFault {
+    /// Operation name, as for [`Scripted`].
+    pub operation: String,
+    /// How many calls get the fault.
+    pub times: u64,
+    /// The fault.
+    pub fault: Fault,
+}
+
 /// A successful answer given instead of forwarding, for an operation the emulator lacks.
 /// Replies matching a request are used once each, in order; once used up, requests are
 /// forwarded again.
@@ -104,6 +116,8 @@ pub struct FaultPlan {
     pub scripted: Vec<Scripted>,
     /// Scripted successful replies, checked first.
     pub replies: Vec<Reply>,
+    /// Scripted faults, checked after the scripted errors and before the dice.
+    pub faults: Vec<ScriptedFault>,
     /// Account header to stamp on requests that carry none (for binaries).
     pub account: Option<String>,
 }
@@ -118,6 +132,7 @@ impl Default for FaultPlan {
             stall: Duration::from_secs(3),
             scripted: Vec::new(),
             replies: Vec::new(),
+            faults: Vec::new(),
             account: None,
         }
     }
@@ -515,11 +530,25 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         }
     }
 
-    let fault = (plan.rate > 0.0 && !plan.kinds.is_empty() && dice(plan.seed, n, 1) < plan.rate)
-        .then(|| {
-            let i = (dice(plan.seed, n, 2) * plan.kinds.len() as f64) as usize;
-            plan.kinds[i.min(plan.kinds.len() - 1)]
-        });
+    let scripted_fault = plan.faults.iter().find_map(|f| {
+        if f.operation != operation {
+            return None;
+        }
+        let mut used = state.scripted_used.lock().expect("scripted");
+        let count = used.entry(format!("fault:{}", f.operation)).or_default();
+        (*count < f.times).then(|| {
+            *count += 1;
+            f.fault
+        })
+    });
+    let fault = scripted_fault.or_else(|| {
+        (plan.rate > 0.0 && !plan.kinds.is_empty() && dice(plan.seed, n, 1) < plan.rate).then(
+            || {
+                let i = (dice(plan.seed, n, 2) * plan.kinds.len() as f64) as usize;
+                plan.kinds[i.min(plan.kinds.len() - 1)]
+            },
+        )
+    });
     match fault {
         Some(Fault::Throttle) => {
             note("throttle");

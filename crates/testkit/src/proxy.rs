@@ -1,10 +1,10 @@
 //! A loopback HTTP proxy in front of the emulator that misbehaves on purpose, the way AWS
 //! does: throttling and server errors in each protocol's real error shape, connections reset
 //! before or after the request reached the service, stalled answers, added latency, and
-//! scripted errors or faults for one operation. It can also answer chosen requests itself with scripted
-//! successful replies, for operations the emulator does not implement (the tests that use them
-//! name the gap). It also counts requests by operation and can run a hook
-//! after the k-th mutating call (the interruption tests kill a `reconciler` process there).
+//! scripted errors or faults for one operation. It can also answer chosen requests itself with
+//! scripted successful replies, for operations the emulator does not implement (the tests that
+//! use them name the gap). It also counts requests by operation and can run a hook after the
+//! k-th mutating call (the interruption tests kill a `reconciler` process there).
 //!
 //! Being a proxy rather than an SDK layer, it serves in-process tests and the `reconciler`
 //! binary alike (`--endpoint-url`), and it can stamp the emulator's account header so a binary

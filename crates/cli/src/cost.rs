@@ -1,8 +1,8 @@
 //! `reconciler cost`: what each server costs, from an offline price table.
 //!
 //! A server has two kinds of cost: a fixed monthly part that runs whether anybody plays (its
-//! hosted zone, none with a shared wake zone; its alarms, the data on EFS and in AWS Backup) and an hourly part that runs
-//! only while its instance is up (the instance, its root volume, its public IPv4 address). The
+//! hosted zone, none with a shared wake zone; its alarms and dashboard, the data on EFS and in
+//! AWS Backup) and an hourly part that runs only while its instance is up (the instance, its root volume, its public IPv4 address). The
 //! prices come from `data/prices.json`, checked into the repository with its source and date,
 //! so the command works without a pricing API and gives the same answer twice; the date is
 //! printed with every report because list prices change.
@@ -42,6 +42,8 @@ pub struct PriceTable {
     pub hosted_zone_monthly: f64,
     /// One metric of a standard-resolution alarm per month.
     pub alarm_metric_monthly: f64,
+    /// A CloudWatch dashboard per month (beyond an account's first three, which are free).
+    pub dashboard_monthly: f64,
     /// A public IPv4 address per hour.
     pub public_ipv4_hourly: f64,
     /// Size of the instance's root volume (the ECS-optimized AMI's default).
@@ -195,6 +197,22 @@ pub fn estimate(
                 "{alarm_metrics} alarm metrics at {}/month",
                 table.alarm_metric_monthly
             ),
+        },
+        if spec.dashboard.enabled {
+            CostLine {
+                item: "dashboard".into(),
+                amount: table.dashboard_monthly,
+                detail: format!(
+                    "its CloudWatch dashboard, {}/month (an account's first three are free)",
+                    table.dashboard_monthly
+                ),
+            }
+        } else {
+            CostLine {
+                item: "dashboard".into(),
+                amount: 0.0,
+                detail: "none (dashboard.enabled: false)".into(),
+            }
         },
     ];
     for (id, volume) in &spec.volumes {

@@ -199,3 +199,44 @@ async fn an_adopted_volume_is_sized_from_the_file_system_it_names() {
     );
     assert!(mc.fixed_monthly.iter().any(|l| l.item == "volume Data"));
 }
+
+/// A server's dashboard is a fixed monthly cost (CloudWatch bills each beyond an account's
+/// first three); without one the line says so and costs nothing.
+#[test]
+fn a_dashboard_is_priced_unless_disabled() {
+    let table = PriceTable::offline().unwrap();
+    let yaml = |enabled: bool| {
+        format!("apiVersion: reconciler.dev/v1alpha1\nkind: ContainerSpec\nmetadata:\n  name: mc\nspec:\n  ec2:\n    instanceType: m5.large\n  container:\n    image: x\n  watchdog:\n    threshold: 10\n  dashboard:\n    enabled: {enabled}\n")
+    };
+    let dashboard = |enabled: bool| {
+        let doc: reconciler_spec::ContainerSpecDocument =
+            serde_yaml_ng::from_str(&yaml(enabled)).unwrap();
+        let c = estimate(
+            &table,
+            &doc,
+            "us-east-1",
+            5,
+            WakeZone::PerServer,
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let line = c
+            .fixed_monthly
+            .iter()
+            .find(|l| l.item == "dashboard")
+            .unwrap()
+            .clone();
+        (line, c.fixed_monthly_total)
+    };
+    let (with, with_total) = dashboard(true);
+    let (without, without_total) = dashboard(false);
+    assert_eq!(with.amount, table.dashboard_monthly);
+    assert!(table.dashboard_monthly > 0.0);
+    assert!(
+        with.detail.contains("first three are free"),
+        "{}",
+        with.detail
+    );
+    assert_eq!(without.amount, 0.0);
+    assert!((with_total - without_total - table.dashboard_monthly).abs() < 1e-9);
+}

@@ -174,7 +174,7 @@ pub async fn plan_with(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> Res
         if retired.is_empty() {
             planned.plan = rec.plan(&p.graph, &observed, &[])?;
         } else {
-            // A Base changed its wake zone: what the other mode made goes, in the same apply.
+            // What an earlier apply made and the input no longer renders goes, in this apply.
             let ids: Vec<ResourceId> = retired.iter().map(|r| r.id.clone()).collect();
             let graph = DesiredGraph::new(p.graph.iter().cloned().chain(retired))?;
             let observed = rec.observe(&graph).await?;
@@ -186,15 +186,21 @@ pub async fn plan_with(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> Res
     Ok(planned)
 }
 
-/// The resources an earlier apply made for the other wake zone mode of a Base
-/// (`spec.domain.wakeZone`) that the input no longer renders: after a switch from per-server
-/// zones to a shared one, each server's zone, delegation, A record, query log, logging config,
-/// filter and invoke permission; after a switch back, the Base's dispatcher, its query log and
-/// filter and the servers' A records in the root zone. Found from the apply records observed
-/// with `observed` (what was applied last) and the input rendered in the other mode (how to
-/// find and delete it), so a plan without a switch costs no extra call.
+/// The resources an earlier apply made that the input no longer renders, to delete in this
+/// apply: a server's dashboard once `dashboard.enabled` is false, the mount targets, group and
+/// backup selection of a volume taken out of its spec, and after a Base switched its wake zone
+/// mode (`spec.domain.wakeZone`) what the other mode made (each server's zone, delegation, A
+/// record, query log, logging config, filter and invoke permission, or the Base's dispatcher,
+/// its query log and filter and the servers' A records in the root zone).
+///
+/// Found from the apply records observed with `observed`: the ids an apply made, and each
+/// server's spec as applied. Rendering those specs (and the input in the other wake zone mode)
+/// says how to find and delete what is gone from the input, so a plan where nothing was
+/// retired costs no extra call. Data survives: a file system or backup vault found this way
+/// is kept (listed as retained), never deleted.
 pub fn retired(p: &Prepared, observed: &ObservedState) -> Result<Vec<DesiredResource>> {
     let mut recorded: BTreeSet<String> = BTreeSet::new();
+    let mut applied_specs = BTreeMap::new();
     for r in p.graph.iter() {
         if r.kind.as_str() != kinds::PARAMETER {
             continue;
@@ -205,13 +211,50 @@ pub fn retired(p: &Prepared, observed: &ObservedState) -> Result<Vec<DesiredReso
             .and_then(ApplyRecord::from_value);
         if let Some(record) = record {
             recorded.extend(record.resources.into_keys());
+            if let Some(spec) = record.spec {
+                applied_specs.insert(spec.metadata.name.clone(), spec);
+            }
         }
     }
     let stale = |id: &ResourceId| recorded.contains(id.as_str()) && p.graph.get(id).is_none();
     if !recorded.iter().any(|id| stale(&id.as_str().into())) {
         return Ok(Vec::new());
     }
-    let mut other = p.set.clone();
+    let mut applied = p.set.clone();
+    for server in &mut applied.servers {
+        if let Some(spec) = applied_specs.get(&server.doc.metadata.name) {
+            server.doc = spec.clone();
+        }
+    }
+    let mut found: BTreeMap<ResourceId, DesiredResource> = BTreeMap::new();
+    for set in [
+        applied.clone(),
+        other_wake_zone(&p.set),
+        other_wake_zone(&applied),
+    ] {
+        let resources = match render_resources(&p.session.context, &set, &p.catalog) {
+            Ok(resources) => resources,
+            Err(e) => {
+                // An applied spec this version cannot render: what only it made stays.
+                tracing::warn!(error = %e, "could not render the specs as last applied");
+                continue;
+            }
+        };
+        for mut r in resources {
+            if stale(&r.id) && !found.contains_key(&r.id) {
+                if STATEFUL_KINDS.contains(&r.kind.as_str()) {
+                    r.retain_on_delete = true;
+                }
+                found.insert(r.id.clone(), r);
+            }
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+/// `set` with every Base in the other wake zone mode.
+fn other_wake_zone(set: &SpecSet) -> SpecSet {
+    let mut other = set.clone();
     for base in &mut other.bases {
         let zone = &mut base.doc.spec.domain.wake_zone;
         *zone = match zone {
@@ -219,10 +262,7 @@ pub fn retired(p: &Prepared, observed: &ObservedState) -> Result<Vec<DesiredReso
             WakeZone::Shared => WakeZone::PerServer,
         };
     }
-    Ok(render_resources(&p.session.context, &other, &p.catalog)?
-        .into_iter()
-        .filter(|r| stale(&r.id))
-        .collect())
+    other
 }
 
 /// Labels each change to an existing resource as a spec change or drift, from the apply

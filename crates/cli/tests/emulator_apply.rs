@@ -177,3 +177,97 @@ async fn apply_plan_destroy_and_adopt_against_the_emulator() {
     }
     assert!(deploy::plan(&p, &rec).await.unwrap().is_empty());
 }
+
+/// What an earlier apply made and the specs no longer render goes on the next apply, found
+/// from the apply records: a dashboard switched off is deleted (it would cost money while
+/// nobody plays), and a volume taken out of its spec loses its mount targets while its file
+/// system, the data, is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn what_the_specs_no_longer_render_is_retired_and_data_kept() {
+    let account = fresh_account_id();
+    let mut p = prepared(&account).await;
+    let rec = reconciler(&p);
+    let plan = deploy::plan(&p, &rec).await.unwrap();
+    let report = deploy::apply(&rec, &plan, None).await;
+    assert!(report.is_success(), "{:#?}", common::failure_lines(&report));
+    let before = p.graph.clone();
+    let of_minecraft = |kind: &'static str| {
+        before
+            .iter()
+            .filter(move |r| r.kind.as_str() == kind && r.id.as_str().contains("/minecraft-"))
+            .map(|r| r.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    let file_systems = of_minecraft(kinds::FILE_SYSTEM);
+    let mount_targets = of_minecraft(kinds::MOUNT_TARGET);
+    assert!(!file_systems.is_empty() && !mount_targets.is_empty());
+
+    let mc = p
+        .set
+        .servers
+        .iter_mut()
+        .find(|s| s.doc.metadata.name == "minecraft")
+        .unwrap();
+    mc.doc.spec.dashboard.enabled = false;
+    mc.doc.spec.volumes.clear();
+    p.graph = p.session.render(&p.set, &p.catalog).unwrap();
+    let rec = reconciler(&p);
+    let plan = deploy::plan(&p, &rec).await.unwrap();
+    let action = |id: &str| {
+        plan.resources()
+            .iter()
+            .find(|r| r.id.as_str() == id)
+            .map(|r| r.action)
+    };
+    assert_eq!(
+        action("cloudwatch.dashboard/minecraft"),
+        Some(Action::Delete),
+        "{plan}"
+    );
+    for id in &mount_targets {
+        assert_eq!(action(id), Some(Action::Delete), "{id}:\n{plan}");
+    }
+    for id in &file_systems {
+        assert_eq!(action(id), Some(Action::Retain), "{id}:\n{plan}");
+    }
+    let report = deploy::apply(&rec, &plan, None).await;
+    assert!(report.is_success(), "{:#?}", common::failure_lines(&report));
+
+    let region = reconciler_cli::session::home_region(&p.set);
+    let config = reconciler_testkit::Emulator::shared().sdk_config(&region, &account);
+    let dashboards = aws_sdk_cloudwatch::Client::new(&config)
+        .list_dashboards()
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<&str> = dashboards
+        .dashboard_entries()
+        .iter()
+        .filter_map(|d| d.dashboard_name())
+        .collect();
+    assert!(!names.contains(&"rc-minecraft-dashboard"), "{names:?}");
+    for other in p.graph.iter().filter(|r| r.kind.as_str() == kinds::DASHBOARD) {
+        assert!(names.contains(&other.name.as_str()), "{names:?}");
+    }
+    let efs = aws_sdk_efs::Client::new(&config);
+    let kept = efs.describe_file_systems().send().await.unwrap();
+    for fs in kept.file_systems() {
+        let targets = efs
+            .describe_mount_targets()
+            .file_system_id(fs.file_system_id())
+            .send()
+            .await
+            .unwrap();
+        let minecraft = fs.name().is_some_and(|n| n.starts_with("rc-minecraft"));
+        if minecraft {
+            assert!(targets.mount_targets().is_empty(), "{targets:?}");
+        }
+    }
+    assert!(
+        kept.file_systems()
+            .iter()
+            .any(|fs| fs.name().is_some_and(|n| n.starts_with("rc-minecraft"))),
+        "the data is kept: {kept:?}"
+    );
+    assert!(deploy::plan(&p, &rec).await.unwrap().is_empty());
+}

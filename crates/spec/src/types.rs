@@ -273,7 +273,8 @@ pub struct ServerSpec {
     /// The container that runs the game.
     pub container: Container,
     /// EFS volumes by id. The id names the file system: changing it creates a new, empty
-    /// volume. Letters, digits and `_`, starting with a letter.
+    /// volume. Letters, digits and `_`, starting with a letter. A volume taken out of the spec
+    /// loses its mount targets on the next apply; its file system, the data, is kept.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub volumes: IndexMap<String, Volume>,
     /// When the server goes back to sleep.
@@ -611,7 +612,7 @@ fn default_duration_hours() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Dashboard {
-    /// Create the dashboard.
+    /// Create the dashboard. Set to false on a deployed server, the next apply deletes it.
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// Minutes of history shown by default.

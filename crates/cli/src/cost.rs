@@ -1,8 +1,8 @@
 //! `reconciler cost`: what each server costs, from an offline price table.
 //!
 //! A server has two kinds of cost: a fixed monthly part that runs whether anybody plays (its
-//! hosted zone, none with a shared wake zone; its alarms and dashboard, the data on EFS and in
-//! AWS Backup) and an hourly part that runs only while its instance is up (the instance, its root volume, its public IPv4 address). The
+//! hosted zone, none with a shared wake zone; its alarms and its share of the Base's dashboard,
+//! the data on EFS and in AWS Backup) and an hourly part that runs only while its instance is up (the instance, its root volume, its public IPv4 address). The
 //! prices come from `data/prices.json`, checked into the repository with its source and date,
 //! so the command works without a pricing API and gives the same answer twice; the date is
 //! printed with every report because list prices change.
@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 use reconciler_render::kinds;
-use reconciler_spec::{base_of, Capacity, ContainerSpecDocument, WakeZone};
+use reconciler_render::wake::SERVERS_PER_DASHBOARD;
+use reconciler_spec::{base_of, Capacity, ContainerSpecDocument, SpecSet, WakeZone};
 use serde::{Deserialize, Serialize};
 
 use crate::deploy::Prepared;
@@ -163,6 +164,7 @@ pub fn estimate(
     region: &str,
     alarm_metrics: usize,
     wake_zone: WakeZone,
+    dashboard_servers: usize,
     sizes: &BTreeMap<String, VolumeSize>,
 ) -> Result<ServerCost> {
     let spec = &doc.spec;
@@ -199,11 +201,16 @@ pub fn estimate(
             ),
         },
         if spec.dashboard.enabled {
+            // The Base's dashboards show its servers, SERVERS_PER_DASHBOARD to a dashboard:
+            // each server pays an equal share.
+            let servers = dashboard_servers.max(1);
+            let dashboards = servers.div_ceil(SERVERS_PER_DASHBOARD);
             CostLine {
                 item: "dashboard".into(),
-                amount: table.dashboard_monthly,
+                amount: dashboards as f64 * table.dashboard_monthly / servers as f64,
                 detail: format!(
-                    "its CloudWatch dashboard, {}/month (an account's first three are free)",
+                    "a share of the Base's {dashboards} CloudWatch dashboard(s) at {}/month, \
+                     shown by {servers} server(s) (an account's first three are free)",
                     table.dashboard_monthly
                 ),
             }
@@ -372,6 +379,15 @@ async fn volume_sizes(
     Ok(out)
 }
 
+/// How many servers of `base` show on its dashboards.
+fn dashboard_servers(set: &SpecSet, base: &str) -> usize {
+    set.servers
+        .iter()
+        .filter(|s| s.doc.spec.dashboard.enabled)
+        .filter(|s| base_of(set, &s.doc).is_some_and(|b| b.doc.metadata.name == base))
+        .count()
+}
+
 /// The cost of the named servers (all when `names` is empty).
 pub async fn cost(p: &Prepared, names: &[String]) -> Result<CostReport> {
     let table = PriceTable::offline()?;
@@ -403,6 +419,7 @@ pub async fn cost(p: &Prepared, names: &[String]) -> Result<CostReport> {
             &base.doc.spec.region,
             alarm_metrics(p, &doc.metadata.name),
             base.doc.spec.domain.wake_zone,
+            dashboard_servers(&p.set, &base.doc.metadata.name),
             &sizes,
         )?);
     }

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 use reconciler_engine::execute::{ApplyEvent, EventKind, Operation};
 use reconciler_engine::model::{DesiredGraph, DesiredResource, ResourceId};
 use reconciler_engine::{Action, ApplyReport, ChangeCause, ObservedState, Plan, Reconciler};
-use reconciler_render::naming::TAG_SERVER;
+use reconciler_render::naming::{dashboard_name, TAG_SERVER};
 use reconciler_render::record::ApplyRecord;
 use reconciler_render::{kinds, render_resources, Context};
 use reconciler_spec::{InstanceCatalog, SpecSet, WakeZone};
@@ -187,8 +187,8 @@ pub async fn plan_with(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> Res
 }
 
 /// The resources an earlier apply made that the input no longer renders, to delete in this
-/// apply: a server's dashboard once `dashboard.enabled` is false, the mount targets, group and
-/// backup selection of a volume taken out of its spec, and after a Base switched its wake zone
+/// apply: a Base's dashboard once no server shows on it, the per-server dashboards of earlier
+/// versions, the mount targets of a volume taken out of its spec, and after a Base switched its wake zone
 /// mode (`spec.domain.wakeZone`) what the other mode made (each server's zone, delegation, A
 /// record, query log, logging config, filter and invoke permission, or the Base's dispatcher,
 /// its query log and filter and the servers' A records in the root zone).
@@ -199,7 +199,8 @@ pub async fn plan_with(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> Res
 /// retired costs no extra call. Data survives: a file system or backup vault found this way
 /// is kept (listed as retained), never deleted.
 pub fn retired(p: &Prepared, observed: &ObservedState) -> Result<Vec<DesiredResource>> {
-    let mut recorded: BTreeSet<String> = BTreeSet::new();
+    // Each recorded id, with the region of the record that lists it.
+    let mut recorded: BTreeMap<String, String> = BTreeMap::new();
     let mut applied_specs = BTreeMap::new();
     for r in p.graph.iter() {
         if r.kind.as_str() != kinds::PARAMETER {
@@ -210,14 +211,19 @@ pub fn retired(p: &Prepared, observed: &ObservedState) -> Result<Vec<DesiredReso
             .and_then(|o| o.properties.get("value"))
             .and_then(ApplyRecord::from_value);
         if let Some(record) = record {
-            recorded.extend(record.resources.into_keys());
+            recorded.extend(
+                record
+                    .resources
+                    .into_keys()
+                    .map(|id| (id, r.region.clone())),
+            );
             if let Some(spec) = record.spec {
                 applied_specs.insert(spec.metadata.name.clone(), spec);
             }
         }
     }
-    let stale = |id: &ResourceId| recorded.contains(id.as_str()) && p.graph.get(id).is_none();
-    if !recorded.iter().any(|id| stale(&id.as_str().into())) {
+    let stale = |id: &ResourceId| recorded.contains_key(id.as_str()) && p.graph.get(id).is_none();
+    if !recorded.keys().any(|id| stale(&id.as_str().into())) {
         return Ok(Vec::new());
     }
     let mut applied = p.set.clone();
@@ -247,6 +253,20 @@ pub fn retired(p: &Prepared, observed: &ObservedState) -> Result<Vec<DesiredReso
                 }
                 found.insert(r.id.clone(), r);
             }
+        }
+    }
+    // A dashboard no render makes any more (the per-server dashboards of earlier versions, a
+    // Base's dashboard whose servers all turned theirs off) is found by its name alone.
+    let dashboard_prefix = format!("{}/", kinds::DASHBOARD);
+    for (id, region) in &recorded {
+        let Some(local) = id.strip_prefix(&dashboard_prefix) else {
+            continue;
+        };
+        let id = ResourceId::from(id.as_str());
+        if stale(&id) && !found.contains_key(&id) {
+            let dashboard =
+                DesiredResource::new(kinds::DASHBOARD, local, region, dashboard_name(local));
+            found.insert(id, dashboard);
         }
     }
     Ok(found.into_values().collect())

@@ -3,11 +3,13 @@
 //! the same documents read from files: validate with the spec crate, prepare, plan, apply,
 //! record the results, and read the server's runtime state for its status.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_types::region::Region;
 use aws_types::SdkConfig;
+use reconciler_engine::model::DesiredGraph;
 use reconciler_engine::ChangeCause;
 use reconciler_operator::crd::Runtime;
 use reconciler_operator::{ApplyOutcome, Aws, AwsError, Desired, DestroyOutcome};
@@ -59,7 +61,7 @@ impl OperatorAws {
             name: format!("{}/Base/{}", desired.namespace, desired.base.metadata.name),
             bytes: yaml(serde_yaml_ng::to_string(&desired.base))?,
         }];
-        if let Some(server) = &desired.server {
+        for server in desired.server.iter().chain(&desired.others) {
             inputs.push(Input {
                 name: format!(
                     "{}/ContainerSpec/{}",
@@ -89,8 +91,37 @@ impl OperatorAws {
             Some(config) => config.to_builder().region(Region::new(region)).build(),
             None => sdk_config(&self.aws, &region).await,
         };
-        deploy::prepare(set, catalog, config).await.map_err(failed)
+        let mut p = deploy::prepare(set, catalog, config)
+            .await
+            .map_err(failed)?;
+        p.graph = without_others(&p.graph, desired);
+        Ok(p)
     }
+}
+
+/// `graph` without the resources of the Base's other servers: they are rendered only so that
+/// what the Base makes for all its servers (its dashboards, a shared wake zone's dispatcher) is
+/// whole; each is applied by its own reconcile. Where the Base's resources refer to theirs, the
+/// whole graph is kept, and this reconcile converges them too.
+fn without_others(graph: &DesiredGraph, desired: &Desired) -> DesiredGraph {
+    if desired.others.is_empty() {
+        return graph.clone();
+    }
+    let others: BTreeSet<&str> = desired
+        .others
+        .iter()
+        .map(|s| s.metadata.name.as_str())
+        .collect();
+    let owners = deploy::server_owners(graph.iter());
+    let kept = graph.iter().filter(|r| {
+        owners
+            .get(&r.id)
+            .is_none_or(|server| !others.contains(server.as_str()))
+    });
+    DesiredGraph::new(kept.cloned()).unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "the Base refers to its other servers' resources; keeping them");
+        graph.clone()
+    })
 }
 
 /// How long a reconcile waits for another run's lock before it fails (and is retried with
@@ -199,6 +230,7 @@ impl Aws for OperatorAws {
             allow_data_loss,
         )
         .map_err(failed)?;
+        let graph = without_others(&graph, desired);
         let locks = crate::lock::acquire(&p, LOCK_WAIT).await.map_err(failed)?;
         let plan = match deploy::plan_destroy(&rec, &graph, &ids).await {
             Ok(plan) => plan,

@@ -91,7 +91,7 @@ fn storage_classes_backups_and_spot_are_priced() {
             archive: 0,
         }),
     )]);
-    let c = estimate(&table, &doc, "us-east-1", 5, WakeZone::PerServer, &sizes).unwrap();
+    let c = estimate(&table, &doc, "us-east-1", 5, WakeZone::PerServer, 1, &sizes).unwrap();
     let us = &table.regions["us-east-1"];
     let volume = c
         .fixed_monthly
@@ -113,7 +113,7 @@ fn storage_classes_backups_and_spot_are_priced() {
     let instance = &c.running_hourly[0];
     assert!((instance.amount - us.instances["m5.large"] * table.spot_factor).abs() < 1e-9);
     assert!(instance.detail.contains("spot"));
-    assert!(estimate(&table, &doc, "sa-east-9", 5, WakeZone::PerServer, &sizes).is_err());
+    assert!(estimate(&table, &doc, "sa-east-9", 5, WakeZone::PerServer, 1, &sizes).is_err());
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn a_shared_wake_zone_costs_no_zone_per_server() {
     let doc: reconciler_spec::ContainerSpecDocument = serde_yaml_ng::from_str(yaml).unwrap();
     let sizes = BTreeMap::new();
     let zone = |mode| {
-        let c = estimate(&table, &doc, "us-east-1", 5, mode, &sizes).unwrap();
+        let c = estimate(&table, &doc, "us-east-1", 5, mode, 1, &sizes).unwrap();
         let line = c
             .fixed_monthly
             .iter()
@@ -200,15 +200,16 @@ async fn an_adopted_volume_is_sized_from_the_file_system_it_names() {
     assert!(mc.fixed_monthly.iter().any(|l| l.item == "volume Data"));
 }
 
-/// A server's dashboard is a fixed monthly cost (CloudWatch bills each beyond an account's
-/// first three); without one the line says so and costs nothing.
+/// A server's share of its Base's dashboards is a fixed monthly cost (CloudWatch bills each
+/// dashboard beyond an account's first three); without a section the line says so and costs
+/// nothing.
 #[test]
-fn a_dashboard_is_priced_unless_disabled() {
+fn a_dashboard_share_is_priced_unless_disabled() {
     let table = PriceTable::offline().unwrap();
     let yaml = |enabled: bool| {
         format!("apiVersion: reconciler.dev/v1alpha1\nkind: ContainerSpec\nmetadata:\n  name: mc\nspec:\n  ec2:\n    instanceType: m5.large\n  container:\n    image: x\n  watchdog:\n    threshold: 10\n  dashboard:\n    enabled: {enabled}\n")
     };
-    let dashboard = |enabled: bool| {
+    let dashboard = |enabled: bool, servers: usize| {
         let doc: reconciler_spec::ContainerSpecDocument =
             serde_yaml_ng::from_str(&yaml(enabled)).unwrap();
         let c = estimate(
@@ -217,6 +218,7 @@ fn a_dashboard_is_priced_unless_disabled() {
             "us-east-1",
             5,
             WakeZone::PerServer,
+            servers,
             &BTreeMap::new(),
         )
         .unwrap();
@@ -228,15 +230,20 @@ fn a_dashboard_is_priced_unless_disabled() {
             .clone();
         (line, c.fixed_monthly_total)
     };
-    let (with, with_total) = dashboard(true);
-    let (without, without_total) = dashboard(false);
-    assert_eq!(with.amount, table.dashboard_monthly);
-    assert!(table.dashboard_monthly > 0.0);
+    let price = table.dashboard_monthly;
+    assert!(price > 0.0);
+    // Alone on the Base's dashboard: the whole dashboard.
+    let (alone, alone_total) = dashboard(true, 1);
+    assert!((alone.amount - price).abs() < 1e-9, "{alone:?}");
     assert!(
-        with.detail.contains("first three are free"),
+        alone.detail.contains("first three are free"),
         "{}",
-        with.detail
+        alone.detail
     );
+    // Four servers share one dashboard; eleven need two.
+    assert!((dashboard(true, 4).0.amount - price / 4.0).abs() < 1e-9);
+    assert!((dashboard(true, 11).0.amount - 2.0 * price / 11.0).abs() < 1e-9);
+    let (without, without_total) = dashboard(false, 1);
     assert_eq!(without.amount, 0.0);
-    assert!((with_total - without_total - table.dashboard_monthly).abs() < 1e-9);
+    assert!((alone_total - without_total - price).abs() < 1e-9);
 }

@@ -179,9 +179,10 @@ async fn apply_plan_destroy_and_adopt_against_the_emulator() {
 }
 
 /// What an earlier apply made and the specs no longer render goes on the next apply, found
-/// from the apply records: a dashboard switched off is deleted (it would cost money while
-/// nobody plays), and a volume taken out of its spec loses its mount targets while its file
-/// system, the data, is kept.
+/// from the apply records: the per-server dashboard of an earlier version and the Base's
+/// dashboard once no server shows on it are deleted (each costs money while nobody plays),
+/// and a volume taken out of its spec loses its mount targets while its file system, the
+/// data, is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn what_the_specs_no_longer_render_is_retired_and_data_kept() {
     let account = fresh_account_id();
@@ -190,6 +191,41 @@ async fn what_the_specs_no_longer_render_is_retired_and_data_kept() {
     let plan = deploy::plan(&p, &rec).await.unwrap();
     let report = deploy::apply(&rec, &plan, None).await;
     assert!(report.is_success(), "{:#?}", common::failure_lines(&report));
+    let region = reconciler_cli::session::home_region(&p.set);
+    let config = reconciler_testkit::Emulator::shared().sdk_config(&region, &account);
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    let dashboards = || async {
+        let listed = cloudwatch.list_dashboards().send().await.unwrap();
+        listed
+            .dashboard_entries()
+            .iter()
+            .filter_map(|d| d.dashboard_name().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dashboards().await, ["rc-main-dashboard"]);
+
+    // As an earlier version left it: a dashboard of minecraft's own, in minecraft's record.
+    cloudwatch
+        .put_dashboard()
+        .dashboard_name("rc-minecraft-dashboard")
+        .dashboard_body(r#"{"widgets":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let record_name = reconciler_render::record::server_record_name("main", "minecraft");
+    let record = ssm.get_parameter().name(&record_name).send().await.unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_str(record.parameter().unwrap().value().unwrap()).unwrap();
+    value["resources"]["cloudwatch.dashboard/minecraft"] = serde_json::json!("earlier");
+    ssm.put_parameter()
+        .name(&record_name)
+        .value(value.to_string())
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+
     let before = p.graph.clone();
     let of_minecraft = |kind: &'static str| {
         before
@@ -201,15 +237,12 @@ async fn what_the_specs_no_longer_render_is_retired_and_data_kept() {
     let file_systems = of_minecraft(kinds::FILE_SYSTEM);
     let mount_targets = of_minecraft(kinds::MOUNT_TARGET);
     assert!(!file_systems.is_empty() && !mount_targets.is_empty());
-
-    let mc = p
-        .set
-        .servers
-        .iter_mut()
-        .find(|s| s.doc.metadata.name == "minecraft")
-        .unwrap();
-    mc.doc.spec.dashboard.enabled = false;
-    mc.doc.spec.volumes.clear();
+    for server in &mut p.set.servers {
+        server.doc.spec.dashboard.enabled = false;
+        if server.doc.metadata.name == "minecraft" {
+            server.doc.spec.volumes.clear();
+        }
+    }
     p.graph = p.session.render(&p.set, &p.catalog).unwrap();
     let rec = reconciler(&p);
     let plan = deploy::plan(&p, &rec).await.unwrap();
@@ -219,11 +252,12 @@ async fn what_the_specs_no_longer_render_is_retired_and_data_kept() {
             .find(|r| r.id.as_str() == id)
             .map(|r| r.action)
     };
-    assert_eq!(
-        action("cloudwatch.dashboard/minecraft"),
-        Some(Action::Delete),
-        "{plan}"
-    );
+    for id in [
+        "cloudwatch.dashboard/minecraft",
+        "cloudwatch.dashboard/main",
+    ] {
+        assert_eq!(action(id), Some(Action::Delete), "{id}:\n{plan}");
+    }
     for id in &mount_targets {
         assert_eq!(action(id), Some(Action::Delete), "{id}:\n{plan}");
     }
@@ -233,41 +267,23 @@ async fn what_the_specs_no_longer_render_is_retired_and_data_kept() {
     let report = deploy::apply(&rec, &plan, None).await;
     assert!(report.is_success(), "{:#?}", common::failure_lines(&report));
 
-    let region = reconciler_cli::session::home_region(&p.set);
-    let config = reconciler_testkit::Emulator::shared().sdk_config(&region, &account);
-    let dashboards = aws_sdk_cloudwatch::Client::new(&config)
-        .list_dashboards()
-        .send()
-        .await
-        .unwrap();
-    let names: Vec<&str> = dashboards
-        .dashboard_entries()
-        .iter()
-        .filter_map(|d| d.dashboard_name())
-        .collect();
-    assert!(!names.contains(&"rc-minecraft-dashboard"), "{names:?}");
-    for other in p.graph.iter().filter(|r| r.kind.as_str() == kinds::DASHBOARD) {
-        assert!(names.contains(&other.name.as_str()), "{names:?}");
-    }
+    assert!(dashboards().await.is_empty());
     let efs = aws_sdk_efs::Client::new(&config);
     let kept = efs.describe_file_systems().send().await.unwrap();
-    for fs in kept.file_systems() {
+    let minecraft: Vec<_> = kept
+        .file_systems()
+        .iter()
+        .filter(|fs| fs.name().is_some_and(|n| n.starts_with("rc-minecraft")))
+        .collect();
+    assert!(!minecraft.is_empty(), "the data is kept: {kept:?}");
+    for fs in minecraft {
         let targets = efs
             .describe_mount_targets()
             .file_system_id(fs.file_system_id())
             .send()
             .await
             .unwrap();
-        let minecraft = fs.name().is_some_and(|n| n.starts_with("rc-minecraft"));
-        if minecraft {
-            assert!(targets.mount_targets().is_empty(), "{targets:?}");
-        }
+        assert!(targets.mount_targets().is_empty(), "{targets:?}");
     }
-    assert!(
-        kept.file_systems()
-            .iter()
-            .any(|fs| fs.name().is_some_and(|n| n.starts_with("rc-minecraft"))),
-        "the data is kept: {kept:?}"
-    );
     assert!(deploy::plan(&p, &rec).await.unwrap().is_empty());
 }

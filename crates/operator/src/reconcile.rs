@@ -33,6 +33,9 @@ pub struct Desired {
     pub base: BaseDocument,
     /// The server; `None` when the Base itself is reconciled.
     pub server: Option<ContainerSpecDocument>,
+    /// The Base's other servers (not being deleted): what the Base shows of every server (its
+    /// dashboards) is rendered from all of them, while only `server` and the Base are applied.
+    pub others: Vec<ContainerSpecDocument>,
 }
 
 /// What an apply did.
@@ -262,7 +265,12 @@ pub async fn reconcile_server<K: Kube, A: Aws>(
         if let Some(wait) = fresh(&*obj, &ctx, &key) {
             return Ok(Action::requeue(wait));
         }
-        let desired = desired(&key.namespace, base, Some(&*obj));
+        let desired = with_others(
+            &ctx.kube,
+            &key.namespace,
+            desired(&key.namespace, base, Some(&*obj)),
+        )
+        .await?;
         return cleanup(&*obj, &key, desired, &ctx).await;
     }
     ensure_finalizer(&*obj, &key, &ctx).await?;
@@ -282,7 +290,12 @@ pub async fn reconcile_server<K: Kube, A: Aws>(
             return Err(Error::Base(message));
         }
     };
-    let desired = desired(&key.namespace, base, Some(&*obj));
+    let desired = with_others(
+        &ctx.kube,
+        &key.namespace,
+        desired(&key.namespace, base, Some(&*obj)),
+    )
+    .await?;
     converge(&*obj, &key, desired, &ctx).await
 }
 
@@ -329,6 +342,7 @@ pub async fn reconcile_base<K: Kube, A: Aws>(
     if let Some(wait) = fresh(&*obj, &ctx, &key) {
         return Ok(Action::requeue(wait));
     }
+    let desired = with_others(&ctx.kube, &key.namespace, desired).await?;
     converge(&*obj, &key, desired, &ctx).await
 }
 
@@ -369,13 +383,42 @@ fn desired(namespace: &str, base: &Base, server: Option<&ContainerSpec>) -> Desi
             },
             spec: base.spec.clone(),
         },
-        server: server.map(|s| ContainerSpecDocument {
-            api_version: ApiVersion::V1Alpha1,
-            kind: ContainerSpecKind::ContainerSpec,
-            metadata: Metadata { name: s.name_any() },
-            spec: s.spec.clone(),
-        }),
+        server: server.map(document),
+        others: Vec::new(),
     }
+}
+
+fn document(s: &ContainerSpec) -> ContainerSpecDocument {
+    ContainerSpecDocument {
+        api_version: ApiVersion::V1Alpha1,
+        kind: ContainerSpecKind::ContainerSpec,
+        metadata: Metadata { name: s.name_any() },
+        spec: s.spec.clone(),
+    }
+}
+
+/// `desired` with the Base's other servers of the namespace: those that use it, are not being
+/// deleted and are not `desired.server`.
+async fn with_others<K: Kube>(
+    kube: &K,
+    namespace: &str,
+    mut desired: Desired,
+) -> Result<Desired, Error> {
+    let bases = kube.bases(namespace).await?;
+    let own = desired.server.as_ref().map(|s| s.metadata.name.clone());
+    desired.others = kube
+        .servers(namespace)
+        .await?
+        .iter()
+        .filter(|s| s.metadata.deletion_timestamp.is_none())
+        .filter(|s| own.as_deref() != Some(s.name_any().as_str()))
+        .filter(|s| {
+            pick_base(&bases, s.spec.base_ref.as_deref(), namespace)
+                .is_ok_and(|b| b.name_any() == desired.base.metadata.name)
+        })
+        .map(document)
+        .collect();
+    Ok(desired)
 }
 
 fn has_finalizer<O: Object>(obj: &O) -> bool {

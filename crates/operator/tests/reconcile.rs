@@ -423,3 +423,43 @@ async fn a_deletion_is_acted_on_at_once_even_without_a_new_generation() {
         Some(Call::Destroy(_, false))
     ));
 }
+
+/// Each apply gets the Base's other live servers, so what the Base makes for all of them (its
+/// dashboards) is rendered whole whichever object is reconciled: a server sees its siblings,
+/// the Base sees every server, and a server being deleted is nobody's sibling any more.
+#[tokio::test]
+async fn every_apply_sees_the_bases_other_servers() {
+    let ctx = context();
+    ctx.kube.put_base(example_base());
+    for name in ["minecraft", "valheim", "palworld"] {
+        ctx.kube.put_server(example_server(name));
+    }
+    let others = |call: &Call| -> Vec<String> {
+        let Call::Apply(desired) = call else {
+            panic!("{call:?}")
+        };
+        let mut names: Vec<String> = desired
+            .others
+            .iter()
+            .map(|s| s.metadata.name.clone())
+            .collect();
+        names.sort();
+        names
+    };
+    server(&ctx, "minecraft").await.unwrap();
+    assert_eq!(others(&ctx.aws.calls()[0]), ["palworld", "valheim"]);
+    base(&ctx, "main").await.unwrap();
+    assert_eq!(
+        others(&ctx.aws.calls()[1]),
+        ["minecraft", "palworld", "valheim"]
+    );
+
+    server(&ctx, "valheim").await.unwrap();
+    ctx.kube.delete_server("valheim");
+    let mut terraria = example_server("minecraft");
+    terraria.metadata.name = Some("terraria".into());
+    ctx.kube.put_server(terraria);
+    server(&ctx, "terraria").await.unwrap();
+    let last = ctx.aws.calls().last().cloned().unwrap();
+    assert_eq!(others(&last), ["minecraft", "palworld"]);
+}

@@ -187,6 +187,7 @@ pub fn render_resources(
 ) -> Result<Vec<DesiredResource>, RenderError> {
     let mut out = Vec::new();
     let mut base_refs = std::collections::HashMap::new();
+    let mut bases = Vec::new();
     for base in &set.bases {
         let (mut resources, refs) = base::render(cx, &base.doc);
         // A shared wake zone's query log, filter and dispatcher belong to the Base, and its
@@ -200,10 +201,12 @@ pub fn render_resources(
             .map(|s| &s.doc)
             .collect();
         resources.extend(wake::render_shared(cx, &base.doc, &servers));
-        out.push(record::base_record(&base.doc, &resources));
-        out.extend(resources);
+        bases.push((&base.doc, resources));
         base_refs.insert(base.doc.metadata.name.clone(), refs);
     }
+    let mut servers_out = Vec::new();
+    let mut sections: std::collections::HashMap<String, Vec<wake::DashboardSection>> =
+        std::collections::HashMap::new();
     for server in &set.servers {
         let name = server.doc.metadata.name.clone();
         let base = base_of(set, &server.doc).ok_or_else(|| RenderError::MissingBase {
@@ -220,10 +223,26 @@ pub fn render_resources(
             }
         };
         let (mut resources, server_refs) = server::render(cx, &base.doc, refs, &server.doc, info);
-        resources.extend(wake::render(cx, &base.doc, refs, &server.doc, &server_refs).0);
-        out.push(record::server_record(&base.doc, &server.doc, &resources));
+        let (wake_resources, wake_refs) =
+            wake::render(cx, &base.doc, refs, &server.doc, &server_refs);
+        resources.extend(wake_resources);
+        if let Some(section) = wake_refs.dashboard {
+            sections
+                .entry(base.doc.metadata.name.clone())
+                .or_default()
+                .push(section);
+        }
+        servers_out.push(record::server_record(&base.doc, &server.doc, &resources));
+        servers_out.extend(resources);
+    }
+    // The servers' dashboards are the Base's: one dashboard shows many servers.
+    for (base, mut resources) in bases {
+        let base_sections = sections.remove(&base.metadata.name).unwrap_or_default();
+        resources.extend(wake::base_dashboards(base, &base_sections));
+        out.push(record::base_record(base, &resources));
         out.extend(resources);
     }
+    out.extend(servers_out);
     if !set.servers.is_empty() {
         // One account-wide policy covers every server's query log group.
         out.push(wake::route53_log_policy(cx));

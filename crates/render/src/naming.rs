@@ -24,6 +24,13 @@ pub const BACKUP_DAILY: &str = "daily";
 /// Region of the global services (IAM, Route 53) and of Route 53 query logging.
 pub const GLOBAL_REGION: &str = "us-east-1";
 
+/// The name of the dashboard with local id `local` (a Base's, `<base>` or `<base>-<n>`).
+/// Dashboards carry no tags, so this one rule also finds the per-server dashboards of earlier
+/// versions (`rc-<server>-dashboard`) to retire them.
+pub fn dashboard_name(local: &str) -> String {
+    format!("{PREFIX}-{local}-dashboard")
+}
+
 /// Names derived from a Base.
 #[derive(Debug, Clone)]
 pub struct BaseNames {

@@ -22,7 +22,7 @@ use reconciler_spec::{dns_name_of, BaseDocument, ContainerSpecDocument, WakeZone
 use serde_json::{json, Value};
 
 use crate::base::{tagged, BaseRefs};
-use crate::naming::{BaseNames, ServerNames, GLOBAL_REGION};
+use crate::naming::{dashboard_name, BaseNames, ServerNames, GLOBAL_REGION};
 use crate::server::ServerRefs;
 use crate::{kinds, policies, Context};
 
@@ -421,6 +421,78 @@ pub struct WakeRefs {
     pub alarms: Vec<String>,
     /// The state-change Lambda.
     pub state_change_function: String,
+    /// The server's section of its Base's dashboard (none when `dashboard.enabled` is false).
+    pub dashboard: Option<DashboardSection>,
+}
+
+/// Servers shown on one of a Base's dashboards. Each section runs two Logs Insights queries
+/// when the dashboard loads, and an account runs at most 30 at once in the older quota (100 in
+/// the newer), dashboards included; ten sections also keep a dashboard a readable length.
+pub const SERVERS_PER_DASHBOARD: usize = 10;
+
+/// One server's part of its Base's dashboard: a heading and the server's widgets, laid out
+/// from the top of the section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashboardSection {
+    /// The server.
+    pub server: String,
+    /// The server's `dashboard.intervalMinutes`.
+    pub interval_minutes: u32,
+    /// Widgets, their `y` counted from the section's top.
+    pub widgets: Vec<Value>,
+}
+
+impl DashboardSection {
+    /// Rows the section takes.
+    fn height(&self) -> i64 {
+        self.widgets
+            .iter()
+            .map(|w| w["y"].as_i64().unwrap_or(0) + w["height"].as_i64().unwrap_or(0))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// A Base's dashboards: the sections of its servers, [`SERVERS_PER_DASHBOARD`] to a dashboard,
+/// in input order. One dashboard per Base instead of one per server: CloudWatch bills each
+/// dashboard (USD 3 a month beyond an account's first three) whether anybody plays or not.
+/// Each opens on the longest `intervalMinutes` among its servers.
+pub fn base_dashboards(base: &BaseDocument, sections: &[DashboardSection]) -> Vec<DesiredResource> {
+    sections
+        .chunks(SERVERS_PER_DASHBOARD)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let local = if i == 0 {
+                base.metadata.name.clone()
+            } else {
+                format!("{}-{}", base.metadata.name, i + 1)
+            };
+            let mut widgets = Vec::new();
+            let mut top = 0;
+            for section in chunk {
+                for w in &section.widgets {
+                    let mut w = w.clone();
+                    w["y"] = json!(w["y"].as_i64().unwrap_or(0) + top);
+                    widgets.push(w);
+                }
+                top += section.height();
+            }
+            let minutes = chunk.iter().map(|s| s.interval_minutes).max().unwrap_or(30);
+            DesiredResource::new(
+                kinds::DASHBOARD,
+                &local,
+                &base.spec.region,
+                dashboard_name(&local),
+            )
+            .with_properties(json!({
+                "body": {
+                    "start": format!("-PT{minutes}M"),
+                    "periodOverride": "auto",
+                    "widgets": widgets
+                }
+            }))
+        })
+        .collect()
 }
 
 /// A Lambda function with its log group and role.
@@ -1075,8 +1147,8 @@ pub fn render(
         ));
     }
 
-    if spec.dashboard.enabled {
-        out.push(dashboard(
+    let section = spec.dashboard.enabled.then(|| {
+        dashboard_section(
             cx,
             &names,
             doc,
@@ -1084,14 +1156,15 @@ pub fn render(
             &dns,
             &query_log_name,
             &metrics_for_dashboard(&asg_dim, &namespace, local),
-        ));
-    }
+        )
+    });
 
     let refs = WakeRefs {
         zone: zone_ref,
         query_log_group: query_logs_ref,
         alarms: vec![idle_id, left_up_id, crash_alarm_id],
         state_change_function: state_id,
+        dashboard: section,
     };
     (out, refs)
 }
@@ -1108,7 +1181,7 @@ fn metrics_for_dashboard(asg_dim: &Value, namespace: &str, local: &str) -> Vec<V
 
 /// The server's dashboard: DNS wake-ups from the query log, the state-change Lambda, whether an
 /// instance is up, the alarms, traffic, the container's logs and its CPU and memory.
-fn dashboard(
+fn dashboard_section(
     cx: &Context,
     names: &ServerNames,
     doc: &ContainerSpecDocument,
@@ -1116,7 +1189,7 @@ fn dashboard(
     dns: &str,
     query_log_name: &str,
     traffic: &[Value],
-) -> DesiredResource {
+) -> DashboardSection {
     let spec = &doc.spec;
     let local = doc.metadata.name.as_str();
     let alarm_arn = |suffix: &str| {
@@ -1136,7 +1209,11 @@ fn dashboard(
     };
     let widgets = json!([
         {
-            "type": "log", "x": 0, "y": 0, "width": 12, "height": 4,
+            "type": "text", "x": 0, "y": 0, "width": 24, "height": 2,
+            "properties": { "markdown": format!("## Server {local} · {dns}") }
+        },
+        {
+            "type": "log", "x": 0, "y": 2, "width": 12, "height": 4,
             "properties": {
                 "title": format!("DNS lookups that wake the server [{GLOBAL_REGION}: {query_log_name}]"),
                 "region": GLOBAL_REGION,
@@ -1145,7 +1222,7 @@ fn dashboard(
             }
         },
         {
-            "type": "metric", "x": 12, "y": 0, "width": 12, "height": 6,
+            "type": "metric", "x": 12, "y": 2, "width": 12, "height": 6,
             "properties": {
                 "title": "(Lambda) Instance state changes",
                 "region": region,
@@ -1156,7 +1233,7 @@ fn dashboard(
             }
         },
         {
-            "type": "metric", "x": 0, "y": 4, "width": 4, "height": 6,
+            "type": "metric", "x": 0, "y": 6, "width": 4, "height": 6,
             "properties": {
                 "title": "Instance up",
                 "region": region,
@@ -1171,7 +1248,7 @@ fn dashboard(
             }
         },
         {
-            "type": "alarm", "x": 4, "y": 4, "width": 8, "height": 6,
+            "type": "alarm", "x": 4, "y": 6, "width": 8, "height": 6,
             "properties": {
                 "title": format!("Alarms [{local}]"),
                 "alarms": [alarm_arn("idle"), alarm_arn("left-up"), alarm_arn("crash-loop")],
@@ -1179,7 +1256,7 @@ fn dashboard(
             }
         },
         {
-            "type": "metric", "x": 12, "y": 6, "width": 12, "height": 6,
+            "type": "metric", "x": 12, "y": 8, "width": 12, "height": 6,
             "properties": {
                 "title": "Traffic in (bytes per second) and DNS wake-ups",
                 "region": region,
@@ -1192,7 +1269,7 @@ fn dashboard(
             }
         },
         {
-            "type": "metric", "x": 0, "y": 10, "width": 12, "height": 6,
+            "type": "metric", "x": 0, "y": 12, "width": 12, "height": 6,
             "properties": {
                 "title": format!("(Alarm) {}", names.name("idle")),
                 "region": region,
@@ -1201,7 +1278,7 @@ fn dashboard(
             }
         },
         {
-            "type": "log", "x": 12, "y": 12, "width": 12, "height": 10,
+            "type": "log", "x": 12, "y": 14, "width": 12, "height": 10,
             "properties": {
                 "title": format!("Container logs [{region}: {container_logs}]"),
                 "region": region,
@@ -1210,7 +1287,7 @@ fn dashboard(
             }
         },
         {
-            "type": "metric", "x": 0, "y": 16, "width": 12, "height": 6,
+            "type": "metric", "x": 0, "y": 18, "width": 12, "height": 6,
             "properties": {
                 "title": format!("(ECS) Container utilization [{}]", spec.ec2.instance_type),
                 "region": region,
@@ -1224,20 +1301,73 @@ fn dashboard(
             }
         }
     ]);
-    DesiredResource::new(kinds::DASHBOARD, local, region, names.name("dashboard")).with_properties(
-        json!({
-            "body": {
-                "start": format!("-PT{}M", spec.dashboard.interval_minutes),
-                "periodOverride": "auto",
-                "widgets": widgets
-            }
-        }),
-    )
+    DashboardSection {
+        server: local.to_string(),
+        interval_minutes: spec.dashboard.interval_minutes,
+        widgets: widgets.as_array().cloned().unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn section(i: usize, minutes: u32) -> DashboardSection {
+        DashboardSection {
+            server: format!("s{i}"),
+            interval_minutes: minutes,
+            widgets: vec![
+                json!({ "type": "text", "x": 0, "y": 0, "width": 24, "height": 2 }),
+                json!({ "type": "log", "x": 0, "y": 2, "width": 12, "height": 4 }),
+                json!({ "type": "log", "x": 12, "y": 2, "width": 12, "height": 10 }),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_base_shows_ten_servers_a_dashboard_stacked_in_order() {
+        let base: BaseDocument = serde_yaml_ng::from_str(
+            "apiVersion: reconciler.dev/v1alpha1\nkind: Base\nmetadata:\n  name: main\nspec:\n  region: eu-west-1\n  domain:\n    name: example.com\n    hostedZoneId: Z1\n  alerts:\n    email: a@example.com\n",
+        )
+        .unwrap();
+        let sections: Vec<DashboardSection> = (0..25)
+            .map(|i| section(i, if i == 12 { 90 } else { 30 }))
+            .collect();
+        let dashboards = base_dashboards(&base, &sections);
+        let names: Vec<&str> = dashboards.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "rc-main-dashboard",
+                "rc-main-2-dashboard",
+                "rc-main-3-dashboard"
+            ]
+        );
+        let widgets =
+            |d: &DesiredResource| d.properties["body"]["widgets"].as_array().unwrap().clone();
+        assert_eq!(
+            dashboards
+                .iter()
+                .map(|d| widgets(d).len())
+                .collect::<Vec<_>>(),
+            [30, 30, 15]
+        );
+        // Sections stack 12 rows apart; the second dashboard opens on its longest interval.
+        let ys: Vec<i64> = widgets(&dashboards[0])
+            .iter()
+            .filter(|w| w["type"] == "text")
+            .map(|w| w["y"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ys, (0..10).map(|i| i * 12).collect::<Vec<_>>());
+        assert_eq!(dashboards[0].properties["body"]["start"], "-PT30M");
+        assert_eq!(dashboards[1].properties["body"]["start"], "-PT90M");
+        // Logs Insights queries per dashboard stay within the account's oldest quota (30).
+        for d in &dashboards {
+            let logs = widgets(d).iter().filter(|w| w["type"] == "log").count();
+            assert!(logs <= 20, "{logs}");
+        }
+        assert!(base_dashboards(&base, &[]).is_empty());
+    }
 
     fn activity(volumes: &[&str]) -> IdleActivity {
         let fs: Vec<(String, String)> = volumes

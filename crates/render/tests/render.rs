@@ -602,20 +602,59 @@ fn task_execution_reads_only_the_named_secrets() {
 }
 
 #[test]
-fn dashboards_only_where_enabled_and_pointing_at_the_servers_own_objects() {
+fn one_base_dashboard_with_a_section_per_server_that_enables_it() {
     let g = graph();
     let names: Vec<&str> = of_kind(&g, kinds::DASHBOARD)
         .iter()
         .map(|d| d.name.as_str())
         .collect();
-    assert_eq!(names, ["rc-minecraft-dashboard", "rc-palworld-dashboard"]);
-    let body = &get(&g, "cloudwatch.dashboard/minecraft").properties["body"];
+    assert_eq!(names, ["rc-main-dashboard"]);
+    let dashboard = get(&g, "cloudwatch.dashboard/main");
+    assert_eq!(dashboard.region, "us-west-2");
+    let body = &dashboard.properties["body"];
     assert_eq!(body["start"], "-PT30M");
+    let widgets = body["widgets"].as_array().unwrap();
+    // Each section opens with its heading; valheim turned its dashboard off.
+    let headings: Vec<&str> = widgets
+        .iter()
+        .filter(|w| w["type"] == "text")
+        .filter_map(|w| w["properties"]["markdown"].as_str())
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "## Server minecraft · minecraft.games.example.com",
+            "## Server palworld · pals.games.example.com"
+        ]
+    );
     let text = body.to_string();
     assert!(text.contains("SOURCE '/aws/route53/rc-minecraft'"));
     assert!(text.contains("arn:aws:cloudwatch:us-west-2:123456789012:alarm:rc-minecraft-idle"));
     assert!(text.contains("/reconciler/minecraft/container"));
-    assert!(!text.contains("valheim") && !text.contains("palworld"));
+    assert!(text.contains("/reconciler/palworld/container"));
+    assert!(!text.contains("valheim"));
+    // Sections stack: palworld's widgets all sit below minecraft's.
+    let rows = |server: &str| -> Vec<i64> {
+        widgets
+            .iter()
+            .filter(|w| w.to_string().contains(&format!("rc-{server}")))
+            .map(|w| w["y"].as_i64().unwrap())
+            .collect()
+    };
+    let minecraft_bottom = widgets
+        .iter()
+        .filter(|w| w.to_string().contains("rc-minecraft"))
+        .map(|w| w["y"].as_i64().unwrap() + w["height"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    assert!(rows("palworld").iter().all(|y| *y >= minecraft_bottom));
+    assert!(!rows("minecraft").is_empty());
+    // The Base's record covers it; no server record does.
+    let base_record = get(&g, "ssm.parameter/main.base-record");
+    assert!(base_record
+        .depends_on
+        .iter()
+        .any(|d| d.as_str() == "cloudwatch.dashboard/main"));
 }
 
 #[test]
@@ -644,7 +683,6 @@ fn wake_path_is_complete_and_in_the_right_regions() {
         (kinds::SCALING_POLICY, home, 1),
         (kinds::ALARM, home, 3),
         (kinds::EVENT_RULE, home, 3),
-        (kinds::DASHBOARD, home, 1),
     ] {
         assert_eq!(count(kind, region), n, "{kind} in {region}");
     }
@@ -1041,7 +1079,7 @@ fn in_a_shared_wake_zone_each_server_writes_only_its_own_record_in_the_root_zone
         serde_json::json!(["UPSERT"])
     );
     // The dashboard reads the Base's query log.
-    let dashboard = get(&g, "cloudwatch.dashboard/minecraft");
+    let dashboard = get(&g, "cloudwatch.dashboard/main");
     assert!(dashboard.properties["body"]
         .to_string()
         .contains("/aws/route53/rc-main/queries"));

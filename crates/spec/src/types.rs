@@ -282,7 +282,7 @@ pub struct ServerSpec {
     /// Who is alerted about this server besides the Base's admins (start-up, stop).
     #[serde(default, skip_serializing_if = "Alerts::is_empty")]
     pub alerts: Alerts,
-    /// The server's CloudWatch dashboard.
+    /// The server's section of its Base's CloudWatch dashboard.
     #[serde(default)]
     pub dashboard: Dashboard,
 }
@@ -608,14 +608,17 @@ fn default_duration_hours() -> u32 {
     8
 }
 
-/// The server's CloudWatch dashboard (three dashboards per account are free).
+/// The server's section of its Base's CloudWatch dashboard. A Base's dashboard shows up to ten
+/// servers, one section each (CloudWatch bills USD 3 a month per dashboard beyond an account's
+/// first three).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Dashboard {
-    /// Create the dashboard. Set to false on a deployed server, the next apply deletes it.
+    /// Show the server on its Base's dashboard. A dashboard no server shows on any more is
+    /// deleted by the next apply.
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Minutes of history shown by default.
+    /// Minutes of history the dashboard shows when it opens (the longest of its servers').
     #[serde(default = "default_interval_minutes")]
     #[schemars(range(min = 1, max = 44640))]
     pub interval_minutes: u32,

@@ -279,7 +279,7 @@ fn markdown(results: &[Value]) -> String {
     md
 }
 
-/// What the numbers above come from, where a target is not met.
+/// Where the read calls go, and why what remains per object remains.
 const WHY: &str = "
 ## Where read calls go
 
@@ -306,17 +306,17 @@ in batches what those calls leave out:
   are described (a revision registered out of band with copied tags has another ARN).
 
 What is still read per object has no batch form in its API and can change in place: a
-dashboard's body (`GetDashboard`), a Lambda function's resource policy (`GetPolicy`, three
-functions a server), an event rule's targets (`ListTargetsByRule`, three rules), a topic's
-attributes, a file system's policy and its mount targets, the records of the server's zone, its
-ECS cluster's services, its query log group's subscription filter: thirteen calls for a
-server's 44 resources (0.30 per resource) before any listing is counted, so a no-op of many
-servers stays just above 0.3 with one zone, cluster, topic and set of runtime functions per
-server. Sharing those objects per Base lowers the calls and the resources alike, so the ratio
-barely moves (the shared wake zone drops a server's zone, its records read and its filter read
-along with six resources); going lower would take knowing that a mutable object is unchanged
-without reading it, which these APIs do not offer. For one server the listings dominate: about
-forty kinds each cost one call, shared where two kinds list alike.
+Lambda function's resource policy (`GetPolicy`, three functions a server), an event rule's
+targets (`ListTargetsByRule`, three rules), a topic's attributes, a file system's policy and
+its mount targets, the records of the server's zone, its ECS cluster's services, its query log
+group's subscription filter: twelve calls for a server's 43 resources (0.28 per resource),
+plus one dashboard body (`GetDashboard`) for every ten servers, since a Base's dashboard shows
+ten servers (one dashboard each would cost a read each, and USD 3 a month each while nobody
+plays). Sharing the rest per Base would lower the calls and the resources alike, so the ratio
+would barely move (the shared wake zone drops a server's zone, its records read and its
+filter read along with six resources); going lower would take knowing that a mutable object
+is unchanged without reading it, which these APIs do not offer. For one server the listings
+dominate: about forty kinds each cost one call, shared where two kinds list alike.
 
 The no-op wall time follows from the reads: the emulator is one Python process that serves a
 few hundred calls a second.

@@ -6,11 +6,22 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{prepared, reconciler};
-use reconciler_cli::cost::{cost, cost_table, estimate, PriceTable, StoredBytes, VolumeSize};
+use reconciler_cli::cost::{
+    cost, cost_table, estimate, CostLine, PriceTable, ServerCost, StoredBytes, VolumeSize,
+};
 use reconciler_cli::deploy;
 use reconciler_engine::NoEvents;
 use reconciler_spec::{Capacity, WakeZone};
 use reconciler_testkit::fresh_account_id;
+
+/// The fixed monthly line named `item`.
+fn fixed_line(c: &ServerCost, item: &str) -> CostLine {
+    c.fixed_monthly
+        .iter()
+        .find(|l| l.item == item)
+        .unwrap_or_else(|| panic!("no {item} line: {c:?}"))
+        .clone()
+}
 
 #[test]
 fn the_table_parses_and_covers_the_examples() {
@@ -93,18 +104,10 @@ fn storage_classes_backups_and_spot_are_priced() {
     )]);
     let c = estimate(&table, &doc, "us-east-1", 5, WakeZone::PerServer, 1, &sizes).unwrap();
     let us = &table.regions["us-east-1"];
-    let volume = c
-        .fixed_monthly
-        .iter()
-        .find(|l| l.item == "volume Data")
-        .unwrap();
+    let volume = fixed_line(&c, "volume Data");
     let expected = 10.0 * us.efs_gb_month.standard + 20.0 * us.efs_gb_month.infrequent_access;
     assert!((volume.amount - expected).abs() < 1e-9, "{volume:?}");
-    let backups = c
-        .fixed_monthly
-        .iter()
-        .find(|l| l.item == "backups of Data")
-        .unwrap();
+    let backups = fixed_line(&c, "backups of Data");
     assert!((backups.amount - 30.0 * us.backup_gb_month).abs() < 1e-9);
     assert!(
         (c.fixed_monthly[1].amount - 0.5).abs() < 1e-9,
@@ -124,12 +127,7 @@ fn a_shared_wake_zone_costs_no_zone_per_server() {
     let sizes = BTreeMap::new();
     let zone = |mode| {
         let c = estimate(&table, &doc, "us-east-1", 5, mode, 1, &sizes).unwrap();
-        let line = c
-            .fixed_monthly
-            .iter()
-            .find(|l| l.item == "hosted zone")
-            .unwrap()
-            .clone();
+        let line = fixed_line(&c, "hosted zone");
         (line, c.fixed_monthly_total)
     };
     let (own, own_total) = zone(WakeZone::PerServer);
@@ -222,12 +220,7 @@ fn a_dashboard_share_is_priced_unless_disabled() {
             &BTreeMap::new(),
         )
         .unwrap();
-        let line = c
-            .fixed_monthly
-            .iter()
-            .find(|l| l.item == "dashboard")
-            .unwrap()
-            .clone();
+        let line = fixed_line(&c, "dashboard");
         (line, c.fixed_monthly_total)
     };
     let price = table.dashboard_monthly;

@@ -277,13 +277,8 @@ async fn what_the_specs_no_longer_render_is_retired_and_data_kept() {
         .collect();
     assert!(!minecraft.is_empty(), "the data is kept: {kept:?}");
     for fs in minecraft {
-        let targets = efs
-            .describe_mount_targets()
-            .file_system_id(fs.file_system_id())
-            .send()
-            .await
-            .unwrap();
-        assert!(targets.mount_targets().is_empty(), "{targets:?}");
+        let targets = common::inventory::mount_targets(&efs, fs.file_system_id()).await;
+        assert_eq!(targets, 0, "{fs:?}");
     }
     assert!(deploy::plan(&p, &rec).await.unwrap().is_empty());
 }

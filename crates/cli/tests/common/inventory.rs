@@ -37,6 +37,17 @@ pub const COUNTED: &[&str] = &[
     "ssm.parameter",
 ];
 
+/// How many mount targets the file system `id` has.
+pub async fn mount_targets(efs: &aws_sdk_efs::Client, id: &str) -> usize {
+    efs.describe_mount_targets()
+        .file_system_id(id)
+        .send()
+        .await
+        .unwrap()
+        .mount_targets()
+        .len()
+}
+
 /// The count the graph implies per counted kind (one version per launch template, one
 /// active revision per task definition family).
 pub fn expected(graph: &DesiredGraph) -> BTreeMap<String, usize> {
@@ -195,13 +206,10 @@ pub async fn count(
         let systems = efs.describe_file_systems().send().await.unwrap();
         add("efs.file-system", systems.file_systems().len());
         for fs in systems.file_systems() {
-            let targets = efs
-                .describe_mount_targets()
-                .file_system_id(fs.file_system_id())
-                .send()
-                .await
-                .unwrap();
-            add("efs.mount-target", targets.mount_targets().len());
+            add(
+                "efs.mount-target",
+                mount_targets(&efs, fs.file_system_id()).await,
+            );
         }
 
         let sns = aws_sdk_sns::Client::new(&cfg);

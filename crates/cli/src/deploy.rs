@@ -188,10 +188,10 @@ pub async fn plan_with(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> Res
 
 /// The resources an earlier apply made that the input no longer renders, to delete in this
 /// apply: a Base's dashboard once no server shows on it, the per-server dashboards of earlier
-/// versions, the mount targets of a volume taken out of its spec, and after a Base switched its wake zone
-/// mode (`spec.domain.wakeZone`) what the other mode made (each server's zone, delegation, A
-/// record, query log, logging config, filter and invoke permission, or the Base's dispatcher,
-/// its query log and filter and the servers' A records in the root zone).
+/// versions, the mount targets of a volume taken out of its spec, and after a Base switched its
+/// wake zone mode (`spec.domain.wakeZone`) what the other mode made (each server's zone,
+/// delegation, A record, query log, logging config, filter and invoke permission, or the Base's
+/// dispatcher, its query log and filter and the servers' A records in the root zone).
 ///
 /// Found from the apply records observed with `observed`: the ids an apply made, and each
 /// server's spec as applied. Rendering those specs (and the input in the other wake zone mode)

@@ -1163,7 +1163,6 @@ fn without_content_tag(mut tags: IndexMap<String, String>) -> IndexMap<String, S
     tags
 }
 
-/// Describes the latest ACTIVE revision of `desired`'s family; `None` when there is none.
 /// Tags a revision with its [`content_digest`]. A failure only warns: the revision is right
 /// without it, and observation then describes it instead of trusting the index.
 async fn tag_content_digest(client: &Client, arn: &str, desired: &DesiredResource) {
@@ -1183,6 +1182,7 @@ async fn tag_content_digest(client: &Client, arn: &str, desired: &DesiredResourc
     }
 }
 
+/// Describes the latest ACTIVE revision of `desired`'s family; `None` when there is none.
 async fn describe_latest(
     client: Client,
     desired: DesiredResource,

@@ -13,7 +13,7 @@ use reconciler_engine::model::DesiredGraph;
 use reconciler_engine::ChangeCause;
 use reconciler_operator::crd::Runtime;
 use reconciler_operator::{ApplyOutcome, Aws, AwsError, Desired, DestroyOutcome};
-use reconciler_spec::{check, Input, InstanceCatalog, SpecSet};
+use reconciler_spec::{check, ContainerSpecDocument, Input, InstanceCatalog, SpecSet};
 
 use crate::deploy::{self, PlanOptions, Prepared};
 use crate::session::{home_region, sdk_config, AwsOptions};
@@ -51,35 +51,61 @@ impl OperatorAws {
     }
 
     /// The documents as a validated spec set, named `<namespace>/<Kind>/<name>` in
-    /// diagnostics.
+    /// diagnostics. The Base's other servers join only where they validate with it: a broken
+    /// sibling is its own reconcile's error, never this one's.
     fn load(&self, desired: &Desired) -> Result<(SpecSet, InstanceCatalog), AwsError> {
         let yaml = |v: Result<String, serde_yaml_ng::Error>| {
             v.map(String::into_bytes)
                 .map_err(|e| AwsError::Failed(format!("serializing the object: {e}")))
         };
-        let mut inputs = vec![Input {
+        let base = Input {
             name: format!("{}/Base/{}", desired.namespace, desired.base.metadata.name),
             bytes: yaml(serde_yaml_ng::to_string(&desired.base))?,
-        }];
-        for server in desired.server.iter().chain(&desired.others) {
-            inputs.push(Input {
-                name: format!(
-                    "{}/ContainerSpec/{}",
-                    desired.namespace, server.metadata.name
-                ),
-                bytes: yaml(serde_yaml_ng::to_string(server))?,
-            });
+        };
+        let server = |doc: &ContainerSpecDocument| -> Result<Input, AwsError> {
+            Ok(Input {
+                name: format!("{}/ContainerSpec/{}", desired.namespace, doc.metadata.name),
+                bytes: yaml(serde_yaml_ng::to_string(doc))?,
+            })
+        };
+        let mut own = vec![base];
+        if let Some(doc) = &desired.server {
+            own.push(server(doc)?);
         }
         let catalog = InstanceCatalog::offline();
         let env = self.env.clone();
-        let (set, diags) = check(&inputs, &move |name: &str| env(name), &catalog);
-        let errors: Vec<String> = diags
-            .iter()
-            .filter(|d| d.is_error())
-            .map(ToString::to_string)
-            .collect();
-        if !errors.is_empty() {
-            return Err(AwsError::Invalid(errors.join("\n")));
+        let errors = |inputs: &[Input]| -> (SpecSet, Vec<String>) {
+            let env = env.clone();
+            let (set, diags) = check(inputs, &move |name: &str| env(name), &catalog);
+            let errors = diags
+                .iter()
+                .filter(|d| d.is_error())
+                .map(ToString::to_string)
+                .collect();
+            (set, errors)
+        };
+        let mut all = own.clone();
+        for doc in &desired.others {
+            let input = server(doc)?;
+            let alone = [own[0].clone(), input.clone()];
+            if errors(&alone).1.is_empty() {
+                all.push(input);
+            } else {
+                tracing::warn!(server = %doc.metadata.name, "a sibling that does not validate is left out of the Base's dashboards");
+            }
+        }
+        let (set, problems) = errors(&all);
+        if problems.is_empty() {
+            return Ok((set, catalog));
+        }
+        // The siblings clash with each other or with this server: go on without them.
+        tracing::warn!(
+            "the Base's other servers do not validate together with this one; its dashboards \
+             show this server alone until they do"
+        );
+        let (set, problems) = errors(&own);
+        if !problems.is_empty() {
+            return Err(AwsError::Invalid(problems.join("\n")));
         }
         Ok((set, catalog))
     }
@@ -251,5 +277,50 @@ impl Aws for OperatorAws {
             retained: plan.retained().map(|r| r.id.to_string()).collect(),
             errors: errors(&report),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example<T: serde::de::DeserializeOwned>(name: &str) -> T {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../specs")
+            .join(format!("{name}.yaml"));
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn servers(set: &SpecSet) -> Vec<&str> {
+        set.servers
+            .iter()
+            .map(|s| s.doc.metadata.name.as_str())
+            .collect()
+    }
+
+    /// The Base's other servers join the spec set so its dashboards are whole; one that does
+    /// not validate is left out instead of failing this server's reconcile.
+    #[test]
+    fn siblings_join_where_they_validate() {
+        let aws = OperatorAws::with_config(SdkConfig::builder().build(), Arc::new(|_| None));
+        let mut broken: ContainerSpecDocument = example("valheim");
+        let volume = broken.spec.volumes.values().next().unwrap().clone();
+        broken.spec.volumes.insert("9-not-an-id".into(), volume);
+        let desired = Desired {
+            namespace: "games".into(),
+            base: example("base"),
+            server: Some(example("minecraft")),
+            others: vec![example("palworld"), broken],
+        };
+        let (set, _) = aws.load(&desired).expect("the reconciled server validates");
+        assert_eq!(servers(&set), ["minecraft", "palworld"]);
+
+        // The broken one alone, reconciled as itself, is still an error.
+        let alone = Desired {
+            server: desired.others.get(1).cloned(),
+            others: Vec::new(),
+            ..desired
+        };
+        assert!(matches!(aws.load(&alone), Err(AwsError::Invalid(_))));
     }
 }

@@ -233,11 +233,8 @@ pub fn retired(p: &Prepared, observed: &ObservedState) -> Result<Vec<DesiredReso
         }
     }
     let mut found: BTreeMap<ResourceId, DesiredResource> = BTreeMap::new();
-    for set in [
-        applied.clone(),
-        other_wake_zone(&p.set),
-        other_wake_zone(&applied),
-    ] {
+    let applied_other_zone = other_wake_zone(&applied);
+    for set in [applied, other_wake_zone(&p.set), applied_other_zone] {
         let resources = match render_resources(&p.session.context, &set, &p.catalog) {
             Ok(resources) => resources,
             Err(e) => {

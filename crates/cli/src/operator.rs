@@ -74,7 +74,7 @@ impl OperatorAws {
         }
         let catalog = InstanceCatalog::offline();
         let env = self.env.clone();
-        let errors = |inputs: &[Input]| -> (SpecSet, Vec<String>) {
+        let validate = |inputs: &[Input]| -> (SpecSet, Vec<String>) {
             let env = env.clone();
             let (set, diags) = check(inputs, &move |name: &str| env(name), &catalog);
             let errors = diags
@@ -88,13 +88,13 @@ impl OperatorAws {
         for doc in &desired.others {
             let input = server(doc)?;
             let alone = [own[0].clone(), input.clone()];
-            if errors(&alone).1.is_empty() {
+            if validate(&alone).1.is_empty() {
                 all.push(input);
             } else {
                 tracing::warn!(server = %doc.metadata.name, "a sibling that does not validate is left out of the Base's dashboards");
             }
         }
-        let (set, problems) = errors(&all);
+        let (set, problems) = validate(&all);
         if problems.is_empty() {
             return Ok((set, catalog));
         }
@@ -103,7 +103,7 @@ impl OperatorAws {
             "the Base's other servers do not validate together with this one; its dashboards \
              show this server alone until they do"
         );
-        let (set, problems) = errors(&own);
+        let (set, problems) = validate(&own);
         if !problems.is_empty() {
             return Err(AwsError::Invalid(problems.join("\n")));
         }

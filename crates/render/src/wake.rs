@@ -434,8 +434,6 @@ pub const SERVERS_PER_DASHBOARD: usize = 10;
 /// from the top of the section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DashboardSection {
-    /// The server.
-    pub server: String,
     /// The server's `dashboard.intervalMinutes`.
     pub interval_minutes: u32,
     /// Widgets, their `y` counted from the section's top.
@@ -477,7 +475,11 @@ pub fn base_dashboards(base: &BaseDocument, sections: &[DashboardSection]) -> Ve
                 }
                 top += section.height();
             }
-            let minutes = chunk.iter().map(|s| s.interval_minutes).max().unwrap_or(30);
+            let minutes = chunk
+                .iter()
+                .map(|s| s.interval_minutes)
+                .max()
+                .unwrap_or_default();
             DesiredResource::new(
                 kinds::DASHBOARD,
                 &local,
@@ -1179,8 +1181,9 @@ fn metrics_for_dashboard(asg_dim: &Value, namespace: &str, local: &str) -> Vec<V
     ]
 }
 
-/// The server's dashboard: DNS wake-ups from the query log, the state-change Lambda, whether an
-/// instance is up, the alarms, traffic, the container's logs and its CPU and memory.
+/// The server's section of its Base's dashboard: a heading with its DNS name, DNS wake-ups from
+/// the query log, the state-change Lambda, whether an instance is up, the alarms, traffic, the
+/// container's logs and its CPU and memory.
 fn dashboard_section(
     cx: &Context,
     names: &ServerNames,
@@ -1302,7 +1305,6 @@ fn dashboard_section(
         }
     ]);
     DashboardSection {
-        server: local.to_string(),
         interval_minutes: spec.dashboard.interval_minutes,
         widgets: widgets.as_array().cloned().unwrap_or_default(),
     }
@@ -1312,9 +1314,8 @@ fn dashboard_section(
 mod tests {
     use super::*;
 
-    fn section(i: usize, minutes: u32) -> DashboardSection {
+    fn section(minutes: u32) -> DashboardSection {
         DashboardSection {
-            server: format!("s{i}"),
             interval_minutes: minutes,
             widgets: vec![
                 json!({ "type": "text", "x": 0, "y": 0, "width": 24, "height": 2 }),
@@ -1331,7 +1332,7 @@ mod tests {
         )
         .unwrap();
         let sections: Vec<DashboardSection> = (0..25)
-            .map(|i| section(i, if i == 12 { 90 } else { 30 }))
+            .map(|i| section(if i == 12 { 90 } else { 30 }))
             .collect();
         let dashboards = base_dashboards(&base, &sections);
         let names: Vec<&str> = dashboards.iter().map(|d| d.name.as_str()).collect();

@@ -63,7 +63,7 @@ pub use instance_state_change::{
     instance_state_change, InstanceStateChangeClients, InstanceStateChangeOutcome, Trigger,
 };
 pub use start_system::{
-    decide_wake, start_system, start_system_at, MetricPushed, StartSystemClients,
-    StartSystemOutcome, WakeDecision, WAKES_TAG,
+    decide_wake, encode_wakes, parse_wakes, start_system, start_system_at, wakes_to_keep,
+    MetricPushed, StartSystemClients, StartSystemOutcome, WakeDecision, TAG_VALUE_MAX, WAKES_TAG,
 };
 pub use wake_dispatcher::{wake_dispatcher, Dispatched, LambdaWaker, WakeDispatcherOutcome, Waker};

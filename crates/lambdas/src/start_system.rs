@@ -13,7 +13,8 @@
 //! With a wake cooldown or a wake rate limit configured, it first reads the
 //! group (DescribeAutoScalingGroups): a running group only gets the metric
 //! push; a stopped group is woken only when the wakes recorded in the group's
-//! [`WAKES_TAG`] tag allow it, and each wake is appended to that tag. The
+//! [`WAKES_TAG`] tag allow it, and each wake is added to that tag, which keeps
+//! only what the limits read so it stays within AWS's tag value limit. The
 //! group is the state: no table, no local file, and a redeploy leaves the tag
 //! alone (the reconciler only manages its own `reconciler.dev/` tag keys).
 
@@ -61,10 +62,17 @@ pub struct MetricPushed {
     pub value: f64,
 }
 
-/// Tag on the Auto Scaling group holding the recent DNS wakes: Unix seconds,
-/// space-separated, oldest first, none older than an hour. Not under the
-/// reconciler's `reconciler.dev/` prefix, so deploys neither diff nor remove it.
+/// Tag on the Auto Scaling group holding the recent DNS wakes (see
+/// [`encode_wakes`]). Not under the reconciler's `reconciler.dev/` prefix, so
+/// deploys neither diff nor remove it.
 pub const WAKES_TAG: &str = "reconciler-runtime/wakes";
+
+/// AWS's limit on an Auto Scaling tag value, in characters.
+pub const TAG_VALUE_MAX: usize = 256;
+
+/// Characters of one wake's offset in [`encode_wakes`]: base 36, so three
+/// digits hold any offset within the hour (36^3 > 3600).
+const OFFSET_DIGITS: usize = 3;
 
 /// One hour, the window of the wake rate limit.
 const HOUR_SECS: i64 = 3600;
@@ -139,12 +147,66 @@ pub fn decide_wake(
     }
 }
 
-/// Parses the [`WAKES_TAG`] value; unreadable entries are skipped (a hand
-/// edit must not keep the server from waking).
+/// The wakes worth keeping at `now`: those of the last hour, and of those at
+/// most the `max_per_hour` latest (the rate limit needs no more, the cooldown
+/// only the latest), oldest first.
+pub fn wakes_to_keep(now: i64, wakes: &[i64], max_per_hour: u32) -> Vec<i64> {
+    let mut kept: Vec<i64> = wakes
+        .iter()
+        .copied()
+        .filter(|t| (0..HOUR_SECS).contains(&(now - t)))
+        .collect();
+    kept.sort_unstable();
+    let keep = usize::try_from(max_per_hour.max(1)).unwrap_or(usize::MAX);
+    kept.split_off(kept.len().saturating_sub(keep))
+}
+
+/// The [`WAKES_TAG`] value for `wakes` (oldest first, all within one hour):
+/// the oldest in Unix seconds, a `:`, then each wake's offset from it in
+/// seconds as three base-36 digits. Sixty wakes take 191 characters, within
+/// [`TAG_VALUE_MAX`]; plain Unix seconds (11 characters a wake) would outgrow
+/// it past 23 wakes, and the tag write would then keep the server asleep.
+pub fn encode_wakes(wakes: &[i64]) -> String {
+    let Some(&base) = wakes.first() else {
+        return String::new();
+    };
+    let mut out = format!("{base}:");
+    for t in wakes {
+        out.push_str(&base36(t - base));
+    }
+    out
+}
+
+fn base36(mut n: i64) -> String {
+    let mut digits = [b'0'; OFFSET_DIGITS];
+    for d in digits.iter_mut().rev() {
+        let r = u8::try_from(n.rem_euclid(36)).unwrap_or(0);
+        *d = if r < 10 { b'0' + r } else { b'a' + r - 10 };
+        n /= 36;
+    }
+    String::from_utf8_lossy(&digits).into_owned()
+}
+
+/// Parses the [`WAKES_TAG`] value written by [`encode_wakes`], or by earlier
+/// versions (Unix seconds separated by spaces); unreadable parts are skipped
+/// (a hand edit must not keep the server from waking).
 pub fn parse_wakes(value: &str) -> Vec<i64> {
-    value
-        .split_whitespace()
-        .filter_map(|t| t.parse().ok())
+    let Some((base, offsets)) = value.trim().split_once(':') else {
+        return value
+            .split_whitespace()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+    };
+    let Ok(base) = base.parse::<i64>() else {
+        return Vec::new();
+    };
+    offsets
+        .as_bytes()
+        .chunks(OFFSET_DIGITS)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .filter(|c| c.len() == OFFSET_DIGITS)
+        .filter_map(|c| i64::from_str_radix(c, 36).ok())
+        .map(|offset| base + offset)
         .collect()
 }
 
@@ -314,16 +376,9 @@ async fn limited_wake(
 
     // Record the wake first: if the scale-up then fails, a retried batch is
     // limited as if it had worked, which errs on the side of fewer wakes.
-    let mut kept: Vec<i64> = wakes
-        .into_iter()
-        .filter(|t| now_secs - t < HOUR_SECS)
-        .collect();
+    let mut kept = wakes;
     kept.push(now_secs);
-    let value = kept
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let value = encode_wakes(&wakes_to_keep(now_secs, &kept, config.max_wakes_per_hour));
     clients
         .autoscaling
         .create_or_update_tags()
@@ -424,5 +479,30 @@ mod tests {
     #[test]
     fn unreadable_tag_entries_are_skipped() {
         assert_eq!(parse_wakes("12 x 15  "), [12, 15]);
+        assert_eq!(parse_wakes("1000:00a0!!zz"), [1010]);
+        assert_eq!(parse_wakes("x:00a"), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_full_hour_of_wakes_fits_an_auto_scaling_tag_value() {
+        let now = 1_765_100_000;
+        let wakes: Vec<i64> = (0..60).map(|i| now - 3_599 + i * 60).collect();
+        let kept = wakes_to_keep(now, &wakes, 60);
+        assert_eq!(kept, wakes);
+        let value = encode_wakes(&kept);
+        assert!(value.len() <= TAG_VALUE_MAX, "{} characters", value.len());
+        assert_eq!(parse_wakes(&value), wakes);
+    }
+
+    #[test]
+    fn only_the_wakes_the_limits_read_are_kept() {
+        // Older than an hour: gone; beyond the rate limit: only the latest.
+        assert_eq!(
+            wakes_to_keep(10_000, &[5_000, 9_000, 9_500, 9_900], 2),
+            [9_500, 9_900]
+        );
+        // Without a rate limit the cooldown reads only the latest.
+        assert_eq!(wakes_to_keep(10_000, &[9_000, 9_900], 0), [9_900]);
+        assert_eq!(encode_wakes(&[]), "");
     }
 }

@@ -10,8 +10,8 @@ use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use common::{event, Cloud, REGION};
 use reconciler_lambdas::{
-    start_system, start_system_at, HandlerError, LogBatchReading, StartSystemClients,
-    StartSystemConfig, WakeDecision, WAKES_TAG,
+    parse_wakes, start_system, start_system_at, HandlerError, LogBatchReading, StartSystemClients,
+    StartSystemConfig, WakeDecision, TAG_VALUE_MAX, WAKES_TAG,
 };
 
 const GROUP: &str = "minecraft-asg";
@@ -203,7 +203,7 @@ async fn recorded_wakes(cloud: &Cloud) -> Vec<i64> {
         .iter()
         .find(|t| t.key() == Some(WAKES_TAG))
         .and_then(|t| t.value())
-        .map(|v| v.split(' ').map(|t| t.parse().unwrap()).collect())
+        .map(parse_wakes)
         .unwrap_or_default()
 }
 
@@ -250,14 +250,15 @@ async fn the_cooldown_keeps_stray_lookups_from_waking_a_stopped_server() {
     assert!(stray.metric.is_none());
     assert_eq!(cloud.group(GROUP).await.0, 0, "still asleep");
 
-    // After the cooldown the next lookup wakes it again, and both wakes are on record.
+    // After the cooldown the next lookup wakes it again. Without a rate limit only the latest
+    // wake is read, so only it is kept.
     let later = t0 + Duration::from_secs(1201);
     let again = start_system_at(&config, &clients, &batch, later)
         .await
         .unwrap();
     assert_eq!(again.wake, WakeDecision::Woke { wakes_last_hour: 2 });
     assert_eq!(cloud.group(GROUP).await.0, 1);
-    assert_eq!(recorded_wakes(&cloud).await, [secs(t0), secs(later)]);
+    assert_eq!(recorded_wakes(&cloud).await, [secs(later)]);
 }
 
 #[tokio::test]
@@ -299,4 +300,57 @@ async fn at_most_max_wakes_per_hour_and_old_wakes_age_out() {
         recorded_wakes(&cloud).await,
         [secs(t0 + Duration::from_secs(600)), secs(late)]
     );
+}
+
+/// At the highest rate the spec allows (60 wakes an hour), every wake is recorded and the tag
+/// stays within AWS's 256 characters; the 61st lookup of the hour is refused by the limit, not
+/// by a failed tag write.
+#[tokio::test]
+async fn sixty_wakes_an_hour_fit_the_tag_and_the_limit_holds() {
+    let cloud = Cloud::new();
+    cloud.create_group(GROUP, 0).await;
+    let config = limited_config(GROUP, "0", "60");
+    let clients = StartSystemClients::new(&cloud.sdk);
+    let batch = event("cloudwatch-logs-dns-queries.json");
+    let t0 = SystemTime::now();
+    for i in 0..60u64 {
+        let at = t0 + Duration::from_secs(i * 59);
+        let out = start_system_at(&config, &clients, &batch, at)
+            .await
+            .unwrap_or_else(|e| panic!("wake {}: {e}", i + 1));
+        assert_eq!(
+            out.wake,
+            WakeDecision::Woke {
+                wakes_last_hour: i as u32 + 1
+            }
+        );
+        cloud.set_desired(GROUP, 0).await;
+    }
+    assert_eq!(recorded_wakes(&cloud).await.len(), 60);
+    assert!(recorded_value(&cloud).await.len() <= TAG_VALUE_MAX);
+    let refused = start_system_at(&config, &clients, &batch, t0 + Duration::from_secs(3540))
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused.wake, WakeDecision::Suppressed { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(cloud.group(GROUP).await.0, 0);
+}
+
+async fn recorded_value(cloud: &Cloud) -> String {
+    let out = cloud
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(GROUP)
+        .send()
+        .await
+        .expect("describe_auto_scaling_groups");
+    out.auto_scaling_groups()[0]
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(WAKES_TAG))
+        .and_then(|t| t.value())
+        .unwrap_or_default()
+        .to_string()
 }

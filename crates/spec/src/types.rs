@@ -272,10 +272,14 @@ pub struct ServerSpec {
     pub ec2: Ec2,
     /// The container that runs the game.
     pub container: Container,
-    /// EFS volumes by id. The id names the file system: changing it creates a new, empty
-    /// volume. Letters, digits and `_`, starting with a letter. A volume taken out of the spec
-    /// loses its mount targets on the next apply; its file system, the data, is kept.
+    /// EFS volumes by id, at most 8: the idle alarm reads each volume's EFS reads besides
+    /// network in and DNS hits, and a CloudWatch metric-math alarm reads at most 10 metrics
+    /// (mount several paths from one volume instead). The id names the file system: changing
+    /// it creates a new, empty volume. Letters, digits and `_`, starting with a letter. A
+    /// volume taken out of the spec loses its mount targets on the next apply; its file
+    /// system, the data, is kept.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(extend("maxProperties" = 8))]
     pub volumes: IndexMap<String, Volume>,
     /// When the server goes back to sleep.
     pub watchdog: Watchdog,
@@ -476,8 +480,8 @@ pub struct Volume {
     #[serde(default, rename = "type")]
     pub kind: VolumeType,
     /// Paths in the container backed by this volume. Each gets its own directory on the file
-    /// system.
-    #[schemars(length(min = 1))]
+    /// system. An empty list mounts the file system on the host only (reachable through Session
+    /// Manager, and backed up like any volume), as the original project's `Paths: []` did.
     pub paths: Vec<VolumePath>,
     /// Daily AWS Backup copies of the file system. Default: on for `prod`, off for `devel`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

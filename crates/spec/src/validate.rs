@@ -693,12 +693,25 @@ fn repository_of(image: &str) -> &str {
     }
 }
 
+/// The most volumes a server may have: its idle alarm reads network in, DNS hits and one
+/// metric per volume, and `PutMetricAlarm` takes at most 10 metrics (`MetricStat` entries).
+pub const MAX_VOLUMES: usize = 8;
+
 fn validate_volumes(
     src: &DocSource,
     server: &Loaded<ContainerSpecDocument>,
     out: &mut Vec<Diagnostic>,
 ) {
     let spec = &server.doc.spec;
+    if spec.volumes.len() > MAX_VOLUMES {
+        out.push(
+            src.error_at_key("spec.volumes", format!(
+                "{} volumes; a server can have at most {MAX_VOLUMES}",
+                spec.volumes.len()
+            ))
+            .with_hint("the idle alarm reads each volume's EFS reads, and a CloudWatch metric-math alarm reads at most 10 metrics (network in, DNS hits and 8 volumes); mount several paths from one volume instead"),
+        );
+    }
     let mut ids: HashMap<String, &str> = HashMap::new();
     let mut paths: HashMap<&str, String> = HashMap::new();
     for (id, volume) in &spec.volumes {
@@ -712,12 +725,6 @@ fn validate_volumes(
             out.push(
                 src.error_at_key(&at, format!("volume id `{id}` clashes with `{first}`"))
                     .with_hint("AWS names are case-insensitive here; use ids that differ in more than case"),
-            );
-        }
-        if volume.paths.is_empty() {
-            out.push(
-                src.error_at(&join_key(&at, "paths"), "list at least one container path")
-                    .with_hint("for example `- path: /data`"),
             );
         }
         for (i, p) in volume.paths.iter().enumerate() {
@@ -966,6 +973,32 @@ mod tests {
             e.iter().any(|m| m.contains("`/data` is mounted twice")),
             "{e:?}"
         );
+    }
+
+    /// The idle alarm reads one metric per volume besides network in and DNS hits, and AWS
+    /// refuses a metric-math alarm of more than 10 metrics: nine volumes would validate and
+    /// then fail at apply.
+    #[test]
+    fn at_most_eight_volumes_fit_the_idle_alarm() {
+        let volumes = |n: usize| {
+            let list: String = (0..n)
+                .map(|i| format!("    V{i}:\n      paths:\n        - path: /v{i}\n"))
+                .collect();
+            SERVER.replace("    Data:\n      paths:\n        - path: /data\n", &list)
+        };
+        assert!(check(&[BASE, &volumes(MAX_VOLUMES)]).is_empty());
+        let e = errors(&check(&[BASE, &volumes(MAX_VOLUMES + 1)]));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("spec.volumes: 9 volumes; a server can have at most 8"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_volume_without_paths_is_mounted_on_the_host_only() {
+        let s = SERVER.replace("      paths:\n        - path: /data\n", "      paths: []\n");
+        assert!(check(&[BASE, &s]).is_empty());
     }
 
     #[test]

@@ -208,3 +208,23 @@ fn bad_original_configs_are_reported_with_locations() {
         "{shown:?}"
     );
 }
+
+/// The original accepted a volume with `Paths: []` (a file system nobody mounts in the
+/// container). It imports as a volume mounted on the host only, so its data stays reachable
+/// through Session Manager and is backed up.
+#[test]
+fn a_volume_without_paths_imports_as_a_host_only_volume() {
+    let text = std::fs::read_to_string(corpus("Palworld.example.yaml"))
+        .unwrap()
+        .replace(
+            "Volumes:\n",
+            "Volumes:\n  Archive:\n    Paths: []\n    EnableBackups: True\n",
+        );
+    let pw = import(&text, &opts("palworld", Maturity::Prod)).unwrap();
+    assert!(pw.contains("Archive:\n      paths: []\n"), "{pw}");
+    let base = import_file("base-stack-config.yaml", &opts("main", Maturity::Prod));
+    let set = load_all(&[("base", base), ("pw", pw)]);
+    let archive = &set.servers[0].doc.spec.volumes["Archive"];
+    assert!(archive.paths.is_empty());
+    assert!(archive.backups_enabled(Maturity::Prod));
+}

@@ -21,6 +21,7 @@ pub mod ecs;
 pub mod efs;
 pub mod error;
 pub mod events;
+pub mod grant;
 pub mod iam;
 pub mod identity;
 pub mod lambda;

@@ -20,6 +20,7 @@ use reconciler_render::kinds;
 use serde_json::{json, Value};
 
 use crate::error::classify;
+use crate::grant::{allowing_statement, ServiceRequest};
 use crate::iam::{align_policy, document_text, read_all, updated};
 use crate::pool::ClientPool;
 use crate::tagging;
@@ -527,37 +528,109 @@ fn filter_properties(group: &str, pattern: &str, destination: &str) -> Value {
     })
 }
 
-async fn put_filter(
-    logs: &aws_sdk_cloudwatchlogs::Client,
-    desired: &DesiredResource,
-) -> Result<Value, ProviderError> {
+async fn put_filter(pool: &ClientPool, desired: &DesiredResource) -> Result<Value, ProviderError> {
+    let logs = pool.logs(&desired.region);
     let name = desired.name.as_str();
     let group = util::str_prop(desired, "logGroupName")?;
     let pattern = util::opt_str(desired, "filterPattern").unwrap_or_default();
     let destination = util::str_prop(desired, "destinationArn")?;
     // PutSubscriptionFilter creates or replaces the filter of that name.
-    logs.put_subscription_filter()
+    let put = logs
+        .put_subscription_filter()
         .log_group_name(group)
         .filter_name(name)
         .filter_pattern(pattern)
         .destination_arn(destination)
         .send()
-        .await
-        .map_err(|e| put_filter_error(classify(&format!("PutSubscriptionFilter {name}"), e)))?;
+        .await;
+    if let Err(e) = put {
+        let err = classify(&format!("PutSubscriptionFilter {name}"), e);
+        return Err(destination_refused(pool, &desired.region, group, destination, err).await);
+    }
     Ok(filter_properties(group, pattern, destination))
 }
 
-/// CloudWatch Logs tests the destination when the filter is written; a Lambda permission for
-/// `logs.amazonaws.com` that was just added may not be in effect yet, which AWS reports as an
-/// invalid parameter. That is worth waiting for, not a failure.
-fn put_filter_error(mut err: ProviderError) -> ProviderError {
-    if err.code.as_deref() == Some("InvalidParameterException") {
+/// CloudWatch Logs tests the destination when a filter is written and answers
+/// `InvalidParameterException` ("Could not execute the lambda function") when it may not
+/// invoke it. A permission added a moment ago may not be in effect yet, which is worth a
+/// short wait; a policy that grants nothing to this group never heals, and saying which
+/// permission is missing beats retrying. So the function's policy is read and evaluated with
+/// the source ARN Logs presents (the group's ARN with `:*`).
+async fn destination_refused(
+    pool: &ClientPool,
+    region: &str,
+    group: &str,
+    destination: &str,
+    mut err: ProviderError,
+) -> ProviderError {
+    let refused = err.code.as_deref() == Some("InvalidParameterException") && {
         let m = err.message.to_ascii_lowercase();
-        if m.contains("could not execute") || m.contains("permission") {
+        m.contains("could not execute") || m.contains("permission")
+    };
+    let Some(function) = refused.then(|| lambda_function_of(destination)).flatten() else {
+        return err;
+    };
+    let account = destination.split(':').nth(4).unwrap_or_default();
+    let source_arn = format!("{}:*", group_arn(destination, region, group));
+    let request = ServiceRequest {
+        principal: "logs.amazonaws.com",
+        action: "lambda:InvokeFunction",
+        source_arn: &source_arn,
+        source_account: account,
+    };
+    let lambda = pool.lambda(function.region);
+    let policy = match lambda.get_policy().function_name(destination).send().await {
+        Ok(out) => out.policy().map(util::parse_policy),
+        Err(_) => None,
+    };
+    match policy
+        .as_ref()
+        .and_then(|p| allowing_statement(p, &request))
+    {
+        Some(sid) => {
             err.class = ErrorClass::EventualConsistency;
+            err.message = format!(
+                "{}; permission `{sid}` of function {} lets logs.amazonaws.com invoke it from \
+                 {source_arn} but is not in effect yet",
+                err.message, function.name
+            );
+        }
+        None => {
+            err.class = ErrorClass::Terminal;
+            err.message = format!(
+                "{}; no permission of function {} lets logs.amazonaws.com invoke it from \
+                 {source_arn} (CloudWatch Logs presents the log group's ARN with `:*` as the \
+                 source ARN; a permission for the bare group ARN never matches)",
+                err.message, function.name
+            );
         }
     }
     err
+}
+
+/// A Lambda function's region and name, from its ARN.
+struct FunctionRef<'a> {
+    region: &'a str,
+    name: &'a str,
+}
+
+fn lambda_function_of(arn: &str) -> Option<FunctionRef<'_>> {
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, "lambda", region, _, "function", name] => Some(FunctionRef {
+            region,
+            name: name.split(':').next().unwrap_or(name),
+        }),
+        _ => None,
+    }
+}
+
+/// The bare ARN of log group `group` of the destination's account and partition.
+fn group_arn(destination: &str, region: &str, group: &str) -> String {
+    let parts: Vec<&str> = destination.split(':').collect();
+    let partition = parts.get(1).copied().unwrap_or("aws");
+    let account = parts.get(4).copied().unwrap_or_default();
+    format!("arn:{partition}:logs:{region}:{account}:log-group:{group}")
 }
 
 #[async_trait]
@@ -623,8 +696,7 @@ impl ResourceClient for SubscriptionFilterClient {
     }
 
     async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {
-        let logs = self.pool.logs(&desired.region);
-        let properties = put_filter(&logs, desired).await?;
+        let properties = put_filter(&self.pool, desired).await?;
         Ok(util::observed(
             desired,
             properties,
@@ -641,8 +713,7 @@ impl ResourceClient for SubscriptionFilterClient {
     ) -> Result<Observed, ProviderError> {
         ensure_managed(desired, observed, "change")?;
         if touches(changes, "filterPattern") || touches(changes, "destinationArn") {
-            let logs = self.pool.logs(&desired.region);
-            put_filter(&logs, desired).await?;
+            put_filter(&self.pool, desired).await?;
         }
         Ok(updated(observed, desired))
     }

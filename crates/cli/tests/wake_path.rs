@@ -43,6 +43,20 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
+/// `name` with every other letter upper-cased, as a resolver using DNS 0x20 may send it.
+fn mixed_case(name: &str) -> String {
+    name.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i % 2 == 0 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// A rule's pattern and target ARNs as deployed.
 async fn rule(events: &aws_sdk_eventbridge::Client, name: &str) -> (String, Vec<String>) {
     let rule = events.describe_rule().name(name).send().await.unwrap();
@@ -130,7 +144,7 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
         panic!("one subscription filter on {query_logs}: {filters:?}")
     };
     let pattern = filter.filter_pattern().unwrap().to_string();
-    assert_eq!(pattern, format!("\" {dns} A \""));
+    assert_eq!(pattern, reconciler_render::wake::SERVER_ZONE_FILTER);
     let (start_arn, start_env) = environment(&global, &format!("rc-{SERVER}-start-system")).await;
     assert_eq!(filter.destination_arn(), Some(start_arn.as_str()));
     let (state_arn, state_env) =
@@ -194,14 +208,16 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
     let lines = [
         format!("1.0 2026-11-23T10:00:00.000Z {zone_id} {dns} A NOERROR UDP IAD89-C1 192.0.2.1 -"),
         format!("1.0 2026-11-23T10:00:01.000Z {zone_id} {dns} AAAA NOERROR UDP IAD89-C1 192.0.2.1 -"),
-        format!("1.0 2026-11-23T10:00:02.000Z {zone_id} _minecraft._tcp.{dns} SRV NOERROR UDP IAD89-C1 192.0.2.1 -"),
-        format!("1.0 2026-11-23T10:00:03.000Z {zone_id} other.{DOMAIN} A NOERROR UDP IAD89-C1 192.0.2.1 -"),
+        format!("1.0 2026-11-23T10:00:02.000Z {zone_id} _minecraft._tcp.{dns} SRV NXDOMAIN UDP IAD89-C1 192.0.2.1 -"),
+        format!("1.0 2026-11-23T10:00:03.000Z {zone_id} deeper.{dns} A NXDOMAIN UDP IAD89-C1 192.0.2.1 -"),
+        // A resolver using DNS 0x20 randomises the case of the name; the log keeps it.
+        format!("1.0 2026-11-23T10:00:04.000Z {zone_id} {} A NOERROR UDP IAD89-C1 192.0.2.1 -", mixed_case(&dns)),
     ];
     let matched = lines_matching(&logs, &query_logs, stream, &lines, &pattern).await;
     assert_eq!(
         matched,
-        [lines[0].clone()],
-        "only this server's A query wakes it"
+        [lines[0].clone(), lines[4].clone()],
+        "the server's name looked up for an address wakes it, in any letter case"
     );
 
     assert_eq!(desired_capacity(&autoscaling, &group).await, 0);

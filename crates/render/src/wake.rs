@@ -384,7 +384,7 @@ pub fn render_shared(
         &dispatcher,
         GLOBAL_REGION,
         "logs.amazonaws.com",
-        reference(query_logs_id.as_str(), "arn"),
+        json!(log_group_source_arn(cx, GLOBAL_REGION, &query_log_name)),
         statement,
     ));
     out.push(
@@ -559,10 +559,7 @@ fn owned_function(
     let local = &owner.local;
     let fn_name = owner.fn_name.clone();
     let log_group = format!("/aws/lambda/{fn_name}");
-    let log_arn = format!(
-        "arn:{}:logs:{region}:{}:log-group:{log_group}:*",
-        cx.partition, cx.account_id
-    );
+    let log_arn = log_group_source_arn(cx, region, &log_group);
     let mut statements = vec![json!({
         "Sid": "WriteOwnLogs",
         "Effect": "Allow",
@@ -621,6 +618,25 @@ fn owned_function(
         name: fn_name,
     }
 }
+
+/// The source ARN CloudWatch Logs presents when a subscription filter of group `name` invokes a
+/// function: the group's ARN with `:*`, as `DescribeLogGroups` spells it. A permission with the
+/// bare ARN never matches, and `PutSubscriptionFilter` then fails ("Could not execute the lambda
+/// function").
+pub fn log_group_source_arn(cx: &Context, region: &str, name: &str) -> String {
+    format!(
+        "arn:{}:logs:{region}:{}:log-group:{name}:*",
+        cx.partition, cx.account_id
+    )
+}
+
+/// The subscription filter of a server's own zone: every successful A lookup, whatever the
+/// spelling of the name. The zone holds only the server's names, and only its apex has an A
+/// record, so `NOERROR` answers to A are exactly the lookups of the server's name; a deeper
+/// sub-name or `_tcp.<name>` gets `NXDOMAIN`, and an AAAA lookup another type. The name is not
+/// spelled, because filter terms are case-sensitive and resolvers may randomise a name's case
+/// (DNS 0x20), which the query log keeps.
+pub const SERVER_ZONE_FILTER: &str = "\" A NOERROR \"";
 
 /// Lets `principal` invoke a function, only from `source_arn`. The statement id (the name) is
 /// unique per server.
@@ -835,7 +851,7 @@ pub fn render(
             &start,
             GLOBAL_REGION,
             "logs.amazonaws.com",
-            reference(query_logs_id.as_str(), "arn"),
+            json!(log_group_source_arn(cx, GLOBAL_REGION, &query_log_name)),
             "query-log-invoke",
         ));
         out.push(
@@ -847,9 +863,7 @@ pub fn render(
             )
             .with_properties(json!({
                 "logGroupName": query_log_name,
-                // A quoted term with a space on each side: the exact name followed by the
-                // record type, so `_tcp.<name>` and AAAA-only lookups do not wake the server.
-                "filterPattern": format!("\" {dns} A \""),
+                "filterPattern": SERVER_ZONE_FILTER,
                 "destinationArn": reference(start_id.as_str(), "arn")
             }))
             .with_dependency(
@@ -1221,7 +1235,7 @@ fn dashboard_section(
                 "title": format!("DNS lookups that wake the server [{GLOBAL_REGION}: {query_log_name}]"),
                 "region": GLOBAL_REGION,
                 "view": "table",
-                "query": format!("SOURCE '{query_log_name}' | fields @timestamp, substr(@message, 25) as message | filter @message like / {} A /", dns.replace('.', "\\.")),
+                "query": format!("SOURCE '{query_log_name}' | fields @timestamp, substr(@message, 25) as message | filter @message like /(?i) {} A /", dns.replace('.', "\\.")),
             }
         },
         {

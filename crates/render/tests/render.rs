@@ -708,11 +708,17 @@ fn wake_path_is_complete_and_in_the_right_regions() {
     );
     assert!(a.properties.get("values").is_none());
     assert_eq!(a.properties["ttl"], 1);
-    // The filter takes only this server's A queries.
+    // The filter takes the zone's answered A queries, whatever the case of the name.
     let filter = get(&g, "logs.subscription-filter/minecraft-queries");
-    assert_eq!(
-        filter.properties["filterPattern"],
-        "\" minecraft.games.example.com A \""
+    assert_eq!(filter.properties["filterPattern"], "\" A NOERROR \"");
+    let invoke = get(&g, "lambda.permission/minecraft-query-log-invoke");
+    let source = invoke.properties["sourceArn"].as_str().unwrap();
+    assert!(
+        source.ends_with(&format!(
+            ":log-group:{}:*",
+            filter.properties["logGroupName"].as_str().unwrap()
+        )),
+        "{source}"
     );
     // The idle alarm uses the spec's threshold and minutes and acts through the zero policy.
     let idle = get(&g, "cloudwatch.alarm/minecraft-idle");
@@ -969,9 +975,12 @@ fn a_shared_wake_zone_has_one_query_log_filter_and_dispatcher_per_base_whatever_
             permissions[0].properties["functionName"],
             "rc-main-wake-dispatcher"
         );
-        assert_eq!(
-            permissions[0].properties["sourceArn"]["$ref"],
-            "logs.log-group/main.wake-queries"
+        // CloudWatch Logs presents the group's ARN with `:*`; the bare ARN would never match.
+        let source = permissions[0].properties["sourceArn"].as_str().unwrap();
+        assert!(
+            source.starts_with("arn:aws:logs:us-east-1:")
+                && source.ends_with(":log-group:/aws/route53/rc-main/queries:*"),
+            "{source}"
         );
         // The dispatcher routes every server's name to its start function, and may invoke
         // exactly those functions.

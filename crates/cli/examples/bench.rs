@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reconciler_cli::deploy::{self, PlanOptions, Prepared};
-use reconciler_cli::session::{home_region, load_specs_with};
 use reconciler_engine::execute::{ApplyEvent, EventKind};
 use reconciler_engine::model::ResourceId;
 use reconciler_engine::{NoEvents, Options, Reconciler};
+use reconciler_ops::deploy::{self, PlanOptions, Prepared};
+use reconciler_ops::session::{home_region, load_specs_with};
 use reconciler_spec::InstanceCatalog;
 use reconciler_testkit::proxy::{FaultPlan, Proxy};
 use reconciler_testkit::{fresh_account_id, sdk_config, Emulator};

@@ -1,14 +1,4 @@
-//! The `reconciler` command's library: the binary parses arguments and prints; what the
-//! commands do lives here, so tests drive the same code.
+//! The `reconciler` command's presentation helpers: what it prints is shaped here (secrets
+//! redacted from plans and renders); what the commands do lives in `reconciler-ops`.
 
-pub mod calibrate;
-pub mod cost;
-pub mod day2;
-pub mod deploy;
-pub mod lock;
-pub mod operator;
-pub mod prune;
 pub mod redact;
-pub mod results;
-pub mod session;
-pub mod watch;

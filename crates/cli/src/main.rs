@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use reconciler_cli::deploy::{self, Prepared};
-use reconciler_cli::session::{load_specs, sdk_config, AwsOptions};
-use reconciler_cli::{day2, redact, watch};
+use reconciler_cli::redact;
+use reconciler_ops::deploy::{self, Prepared};
+use reconciler_ops::session::{load_specs, sdk_config, AwsOptions};
+use reconciler_ops::{day2, watch};
 use reconciler_spec::import::{import, ImportKind, ImportOptions};
 use reconciler_spec::{check, collect_inputs, Diagnostic, InstanceCatalog, Maturity};
 
@@ -525,7 +526,7 @@ async fn prepare(files: &[PathBuf], aws: &AwsOptions) -> Result<Option<Prepared>
     for d in &diags {
         eprintln!("{d}\n");
     }
-    let region = reconciler_cli::session::home_region(&set);
+    let region = reconciler_ops::session::home_region(&set);
     let config = sdk_config(aws, &region).await;
     Ok(Some(deploy::prepare(set, catalog, config).await?))
 }
@@ -539,7 +540,7 @@ async fn render_cmd(args: &RenderArgs, aws: &AwsOptions) -> Result<u8> {
     let (context, catalog) = match &args.account_id {
         Some(id) => (reconciler_render::Context::new(id.clone()), catalog),
         None => {
-            let region = reconciler_cli::session::home_region(&set);
+            let region = reconciler_ops::session::home_region(&set);
             let p = deploy::prepare(set.clone(), catalog, sdk_config(aws, &region).await).await?;
             (p.session.context.clone(), p.catalog)
         }
@@ -632,9 +633,9 @@ async fn cost_cmd(args: &StatusArgs, aws: &AwsOptions) -> Result<u8> {
     let Some(p) = prepare(&args.files, aws).await? else {
         return Ok(EXIT_ERROR);
     };
-    let report = reconciler_cli::cost::cost(&p, &args.names).await?;
+    let report = reconciler_ops::cost::cost(&p, &args.names).await?;
     match args.output {
-        StatusFormat::Text => print!("{}", reconciler_cli::cost::cost_table(&report)),
+        StatusFormat::Text => print!("{}", reconciler_ops::cost::cost_table(&report)),
         StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         StatusFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&report)?),
     }
@@ -646,13 +647,13 @@ async fn calibrate_cmd(args: &CalibrateArgs, aws: &AwsOptions) -> Result<u8> {
         return Ok(EXIT_ERROR);
     };
     let rec = p.session.reconciler(aws);
-    let opts = reconciler_cli::calibrate::CalibrateOptions {
+    let opts = reconciler_ops::calibrate::CalibrateOptions {
         days: args.days,
         margin_percent: args.margin,
     };
-    let report = reconciler_cli::calibrate::calibrate(&p, &rec, &args.name, opts).await?;
+    let report = reconciler_ops::calibrate::calibrate(&p, &rec, &args.name, opts).await?;
     match args.output {
-        Format::Text => print!("{}", reconciler_cli::calibrate::calibration_text(&report)),
+        Format::Text => print!("{}", reconciler_ops::calibrate::calibration_text(&report)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
     // No proposal (nothing ran in the window) is a failure for scripts.
@@ -743,7 +744,7 @@ async fn operator_cmd(args: OperatorArgs, aws: AwsOptions) -> Result<u8> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster service account or KUBECONFIG)")?;
-    let aws = reconciler_cli::operator::OperatorAws::new(aws);
+    let aws = reconciler_ops::operator::OperatorAws::new(aws);
     reconciler_operator::run(client, aws, opts, shutdown).await?;
     Ok(EXIT_OK)
 }
@@ -808,7 +809,7 @@ async fn apply_cmd(args: &ApplyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8> {
     // Changes to make: take the lock, then plan again, as another run may have made them.
     let mut locks = None;
     if !planned.plan.is_empty() {
-        locks = Some(reconciler_cli::lock::acquire(&p, args.lock_timeout).await?);
+        locks = Some(reconciler_ops::lock::acquire(&p, args.lock_timeout).await?);
         planned = deploy::plan_with(&p, &rec, plan_options(&args.prune)).await?;
     }
     let result = apply_locked(args, &p, &rec, &planned, ui).await;
@@ -889,7 +890,7 @@ async fn destroy_cmd(args: &DestroyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8>
         &args.names,
         args.allow_data_loss,
     )?;
-    let locks = reconciler_cli::lock::acquire(&p, args.lock_timeout).await?;
+    let locks = reconciler_ops::lock::acquire(&p, args.lock_timeout).await?;
     let result = destroy_locked(args, &p, &rec, &graph, &ids, ui).await;
     locks.release(&p).await;
     result

@@ -53,7 +53,7 @@ async fn calibrate_proposes_the_idle_peak_plus_the_margin() {
     let zone = common::root_zone(&emulator.sdk_config("us-east-1", &account)).await;
     let p = common::prepared_in(&account, &zone).await;
     let rec = common::reconciler(&p);
-    let planned = reconciler_cli::deploy::plan_with(&p, &rec, Default::default())
+    let planned = reconciler_ops::deploy::plan_with(&p, &rec, Default::default())
         .await
         .unwrap();
     assert!(rec.apply(&planned.plan, &NoEvents).await.is_success());

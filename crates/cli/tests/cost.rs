@@ -6,11 +6,11 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{prepared, reconciler};
-use reconciler_cli::cost::{
+use reconciler_engine::NoEvents;
+use reconciler_ops::cost::{
     cost, cost_table, estimate, CostLine, PriceTable, ServerCost, StoredBytes, VolumeSize,
 };
-use reconciler_cli::deploy;
-use reconciler_engine::NoEvents;
+use reconciler_ops::deploy;
 use reconciler_spec::{Capacity, WakeZone};
 use reconciler_testkit::fresh_account_id;
 
@@ -142,7 +142,7 @@ fn a_shared_wake_zone_costs_no_zone_per_server() {
 /// own creation token, before and after the first apply.
 #[tokio::test]
 async fn an_adopted_volume_is_sized_from_the_file_system_it_names() {
-    use reconciler_cli::session::{home_region, load_specs_with};
+    use reconciler_ops::session::{home_region, load_specs_with};
     use reconciler_spec::InstanceCatalog;
     use reconciler_testkit::Emulator;
 

@@ -4,9 +4,9 @@
 mod common;
 
 use common::{prepared, reconciler};
-use reconciler_cli::day2::{self, ServerState};
-use reconciler_cli::deploy;
 use reconciler_engine::NoEvents;
+use reconciler_ops::day2::{self, ServerState};
+use reconciler_ops::deploy;
 use reconciler_testkit::fresh_account_id;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

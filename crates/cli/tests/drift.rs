@@ -5,8 +5,8 @@
 mod common;
 
 use common::{prepared, reconciler, DOMAIN};
-use reconciler_cli::deploy;
 use reconciler_engine::{Action, ChangeCause, NoEvents};
+use reconciler_ops::deploy;
 use reconciler_testkit::{fresh_account_id, Emulator};
 
 fn name_of(p: &deploy::Prepared, id: &str) -> String {
@@ -27,7 +27,7 @@ async fn out_of_band_changes_are_reported_and_corrected_runtime_changes_are_not(
     assert!(report.is_success());
     assert!(deploy::plan(&p, &rec).await.unwrap().is_empty());
 
-    let home = reconciler_cli::session::home_region(&p.set);
+    let home = reconciler_ops::session::home_region(&p.set);
     let regional = Emulator::shared().sdk_config(&home, &account);
     let global = Emulator::shared().sdk_config("us-east-1", &account);
 

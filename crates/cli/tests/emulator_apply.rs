@@ -7,9 +7,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{prepared, reconciler};
-use reconciler_cli::deploy;
 use reconciler_engine::execute::Outcome;
 use reconciler_engine::{Action, ApplyEvent, EventKind, NoEvents};
+use reconciler_ops::deploy;
 use reconciler_render::kinds;
 use reconciler_testkit::fresh_account_id;
 
@@ -191,7 +191,7 @@ async fn what_the_specs_no_longer_render_is_retired_and_data_kept() {
     let plan = deploy::plan(&p, &rec).await.unwrap();
     let report = deploy::apply(&rec, &plan, None).await;
     assert!(report.is_success(), "{:#?}", common::failure_lines(&report));
-    let region = reconciler_cli::session::home_region(&p.set);
+    let region = reconciler_ops::session::home_region(&p.set);
     let config = reconciler_testkit::Emulator::shared().sdk_config(&region, &account);
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
     let dashboards = || async {

@@ -14,8 +14,8 @@ use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use common::inventory::assert_no_duplicates;
 use common::{prepared, reconciler};
 use reconciler_aws::{CallCounter, ClientPool};
-use reconciler_cli::deploy::{self, PlanOptions};
 use reconciler_engine::{NoEvents, Options, Reconciler};
+use reconciler_ops::deploy::{self, PlanOptions};
 use reconciler_testkit::proxy::{FaultPlan, Proxy, Scripted};
 use reconciler_testkit::{fresh_account_id, sdk_config, Emulator};
 
@@ -57,7 +57,7 @@ async fn apply_converges_through_ten_percent_faults_without_duplicates() {
     );
 
     // The reconciler talks through the proxy, with an attempt timeout shorter than a stall.
-    let region = reconciler_cli::session::home_region(&p.set);
+    let region = reconciler_ops::session::home_region(&p.set);
     let faulty = sdk_config(proxy.url(), &region, &account)
         .to_builder()
         .timeout_config(

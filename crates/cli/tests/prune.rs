@@ -5,9 +5,9 @@
 mod common;
 
 use common::{prepared, reconciler};
-use reconciler_cli::deploy::{self, PlanOptions, Prepared};
-use reconciler_cli::results;
 use reconciler_engine::{Action, NoEvents, Reconciler};
+use reconciler_ops::deploy::{self, PlanOptions, Prepared};
+use reconciler_ops::results;
 use reconciler_testkit::{fresh_account_id, Emulator};
 
 async fn apply(p: &Prepared, rec: &Reconciler, opts: PlanOptions) -> deploy::Planned {
@@ -51,7 +51,7 @@ async fn a_removed_server_is_pruned_its_data_kept_and_foreign_objects_untouched(
     let recorded = results::read(&p, &["valheim".into()]).await.unwrap();
     assert_eq!(recorded["valheim"].outcome, "succeeded", "{recorded:?}");
 
-    let region = reconciler_cli::session::home_region(&p.set);
+    let region = reconciler_ops::session::home_region(&p.set);
     let regional = Emulator::shared().sdk_config(&region, &account);
     let efs = aws_sdk_efs::Client::new(&regional);
     let logs = aws_sdk_cloudwatchlogs::Client::new(&regional);

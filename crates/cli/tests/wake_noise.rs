@@ -16,13 +16,13 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::types::StateValue;
 use common::{root_zone, specs_dir};
-use reconciler_cli::deploy;
-use reconciler_cli::session::{home_region, load_specs_with};
 use reconciler_engine::NoEvents;
 use reconciler_lambdas::{
     idle_stop_at, start_system_at, IdleStopClients, IdleStopConfig, IdleStopOutcome,
     StartSystemClients, StartSystemConfig, WakeDecision,
 };
+use reconciler_ops::deploy;
+use reconciler_ops::session::{home_region, load_specs_with};
 use reconciler_spec::InstanceCatalog;
 use reconciler_testkit::{fresh_account_id, Emulator};
 use serde_json::json;

@@ -22,13 +22,13 @@ use std::io::Write;
 
 use base64::Engine;
 use common::{prepared, reconciler, DOMAIN};
-use reconciler_cli::deploy;
 use reconciler_engine::NoEvents;
 use reconciler_lambdas::{
     break_crash_loop, instance_state_change, start_system, AutoScalingEvent, BreakCrashLoopClients,
     BreakCrashLoopConfig, InstanceStateChangeClients, InstanceStateChangeConfig,
     StartSystemClients, StartSystemConfig,
 };
+use reconciler_ops::deploy;
 use reconciler_testkit::{fresh_account_id, Emulator};
 use serde_json::{json, Value};
 
@@ -121,7 +121,7 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
         .iter()
         .find(|s| s.doc.metadata.name == SERVER)
         .unwrap();
-    let home = reconciler_cli::session::home_region(&p.set);
+    let home = reconciler_ops::session::home_region(&p.set);
     let global = Emulator::shared().sdk_config(GLOBAL, &account);
     let regional = Emulator::shared().sdk_config(&home, &account);
     let logs = aws_sdk_cloudwatchlogs::Client::new(&global);

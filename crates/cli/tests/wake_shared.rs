@@ -28,13 +28,13 @@ use std::sync::Mutex;
 
 use aws_types::SdkConfig;
 use common::{prepared, reconciler, DOMAIN};
-use reconciler_cli::deploy::{self, Prepared};
 use reconciler_engine::{Action, NoEvents};
 use reconciler_lambdas::{
     instance_state_change, start_system, wake_dispatcher, AutoScalingEvent, HandlerError,
     InstanceStateChangeClients, InstanceStateChangeConfig, LogBatch, LogLine, StartSystemClients,
     StartSystemConfig, WakeDispatcherConfig, Waker,
 };
+use reconciler_ops::deploy::{self, Prepared};
 use reconciler_spec::WakeZone;
 use reconciler_testkit::{fresh_account_id, Emulator};
 use serde_json::{json, Value};
@@ -107,7 +107,7 @@ async fn a_shared_zone_wakes_only_the_server_a_lookup_names() {
     assert_converged(&p).await;
 
     let root_zone = p.set.bases[0].doc.spec.domain.hosted_zone_id.clone();
-    let home = reconciler_cli::session::home_region(&p.set);
+    let home = reconciler_ops::session::home_region(&p.set);
     let global = Emulator::shared().sdk_config(GLOBAL, &account);
     let regional = Emulator::shared().sdk_config(&home, &account);
     let logs = aws_sdk_cloudwatchlogs::Client::new(&global);
@@ -295,7 +295,7 @@ async fn a_shared_zone_wakes_only_the_server_a_lookup_names() {
         std::slice::from_ref(&ip)
     );
     // `status` reads the record where it lives: in the root zone.
-    let status = reconciler_cli::day2::status(&p, &["minecraft".to_string()])
+    let status = reconciler_ops::day2::status(&p, &["minecraft".to_string()])
         .await
         .unwrap();
     assert_eq!(status[0].dns_record, [ip]);

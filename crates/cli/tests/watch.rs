@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{prepared, reconciler};
-use reconciler_cli::watch::{WatchOptions, Watcher};
+use reconciler_ops::watch::{WatchOptions, Watcher};
 use reconciler_testkit::{fresh_account_id, Emulator};
 use tokio::time::Instant;
 
@@ -15,7 +15,7 @@ async fn a_failing_server_backs_off_while_the_others_converge() {
     let account = fresh_account_id();
     let p = prepared(&account).await;
     let rec = reconciler(&p);
-    let home = reconciler_cli::session::home_region(&p.set);
+    let home = reconciler_ops::session::home_region(&p.set);
 
     // The injected failure: valheim's container log group exists but is not ours, so the
     // reconciler refuses to adopt it (and everything of valheim that needs it waits).
@@ -44,7 +44,7 @@ async fn a_failing_server_backs_off_while_the_others_converge() {
     assert!(first.base_failures.is_empty(), "{first:?}");
     assert!(watcher.is_backing_off("valheim", t0 + Duration::from_secs(59)));
     // The failure is recorded for `status`; the others succeeded.
-    let last = reconciler_cli::results::read(&p, &["valheim".into(), "minecraft".into()])
+    let last = reconciler_ops::results::read(&p, &["valheim".into(), "minecraft".into()])
         .await
         .unwrap();
     assert_eq!(last["valheim"].outcome, "failed", "{last:?}");

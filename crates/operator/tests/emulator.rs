@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use fake::{condition, example_base, example_server, FakeKube};
 use kube::runtime::controller::Action;
-use reconciler_cli::operator::OperatorAws;
 use reconciler_operator::reconcile::reconcile_server;
 use reconciler_operator::{Config, Context};
+use reconciler_ops::operator::OperatorAws;
 use reconciler_testkit::{fresh_account_id, Emulator};
 
 const DOMAIN: &str = "games.example.com";

@@ -8,9 +8,9 @@ pub mod runtime;
 use std::path::{Path, PathBuf};
 
 use aws_types::SdkConfig;
-use reconciler_cli::deploy::{self, Prepared};
-use reconciler_cli::session::{home_region, load_specs_with};
 use reconciler_engine::{ApplyReport, Options, Reconciler};
+use reconciler_ops::deploy::{self, Prepared};
+use reconciler_ops::session::{home_region, load_specs_with};
 use reconciler_spec::InstanceCatalog;
 use reconciler_testkit::Emulator;
 

@@ -418,7 +418,9 @@ pub async fn get_values(
     Ok(values)
 }
 
-/// Writes a JSON value, creating the parameter with `tags` the first time.
+/// Writes a JSON value, creating the parameter with `tags` the first time. Safe to repeat
+/// after any failure: the first write is a create that carries its tags (so no retry can leave
+/// a parameter untagged), and only a parameter that exists is overwritten.
 pub async fn put_value(
     pool: &ClientPool,
     region: &str,
@@ -426,8 +428,10 @@ pub async fn put_value(
     value: &Value,
     tags: &IndexMap<String, String>,
 ) -> Result<(), ProviderError> {
-    let ssm = pool.ssm(region);
-    let version = ssm
+    if create_value(pool, region, name, value, tags).await? {
+        return Ok(());
+    }
+    pool.ssm(region)
         .put_parameter()
         .name(name)
         .value(encode_value(value))
@@ -436,18 +440,7 @@ pub async fn put_value(
         .overwrite(true)
         .send()
         .await
-        .map_err(|e| classify(&format!("PutParameter {name}"), e))?
-        .version();
-    // An overwrite cannot carry tags: the first version gets them separately.
-    if version == 1 && !tags.is_empty() {
-        ssm.add_tags_to_resource()
-            .resource_type(ResourceTypeForTagging::Parameter)
-            .resource_id(name)
-            .set_tags(Some(ssm_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| classify(&format!("AddTagsToResource {name}"), e))?;
-    }
+        .map_err(|e| classify(&format!("PutParameter {name}"), e))?;
     Ok(())
 }
 

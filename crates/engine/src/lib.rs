@@ -127,4 +127,4 @@ pub use provider::{
     ErrorClass, KindSpec, Provider, ProviderError, ReplaceStrategy, ResourceClient,
 };
 pub use reconciler::{Options, ReconcileError, Reconciler};
-pub use retry::{Backoff, RetryPolicy};
+pub use retry::{retrying, Backoff, RetryPolicy};

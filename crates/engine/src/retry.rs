@@ -144,6 +144,45 @@ impl Jitter {
     }
 }
 
+/// Calls `op` until it succeeds or the budget of its error's class is spent, each class
+/// counted apart as for the engine's own operations, sleeping with jitter in between.
+///
+/// For the AWS calls a use case makes outside the graph (locks, last results, wake and sleep):
+/// they meet the same throttling and faults as graph operations and get the same patience.
+/// Throttled, transient and eventual-consistency errors are retried; a conflict, a not-found
+/// or a terminal error is the caller's to interpret and returns at once.
+pub async fn retrying<T, F, Fut>(
+    policy: &RetryPolicy,
+    key: &str,
+    mut op: F,
+) -> Result<T, crate::provider::ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::provider::ProviderError>>,
+{
+    let mut jitter = policy.jitter(key);
+    let mut failures: std::collections::HashMap<ErrorClass, u32> = Default::default();
+    loop {
+        let err = match op().await {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
+        let retryable = matches!(
+            err.class,
+            ErrorClass::Throttled | ErrorClass::Transient | ErrorClass::EventualConsistency
+        );
+        let backoff = policy.backoff(err.class);
+        let count = failures.entry(err.class).or_insert(0);
+        *count += 1;
+        if !retryable || *count >= backoff.max_attempts {
+            return Err(err);
+        }
+        let delay = jitter.delay(&backoff, *count);
+        tracing::debug!(key, class = %err.class, attempt = *count, ?delay, error = %err.message, "retrying");
+        tokio::time::sleep(delay).await;
+    }
+}
+
 fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -189,6 +228,47 @@ mod tests {
             .iter()
             .enumerate()
             .any(|(n, d)| *d != b.cap(n as u32 + 1)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retrying_spends_each_class_budget_apart_and_stops_on_final_errors() {
+        use crate::provider::ProviderError;
+        let policy = RetryPolicy::default().with_seed(1);
+        // Two throttles, then a transient error, then success: all within budget.
+        let mut script = vec![
+            Err(ProviderError::throttled("slow down")),
+            Err(ProviderError::throttled("slow down")),
+            Err(ProviderError::transient("reset")),
+            Ok(7),
+        ]
+        .into_iter();
+        let calls = std::cell::Cell::new(0);
+        let got = retrying(&policy, "k", || {
+            calls.set(calls.get() + 1);
+            let next = script.next().expect("no more than scripted");
+            async move { next }
+        })
+        .await;
+        assert_eq!(got, Ok(7));
+        assert_eq!(calls.get(), 4);
+        // A conflict is the caller's answer: one call.
+        let calls = std::cell::Cell::new(0);
+        let got: Result<(), _> = retrying(&policy, "k", || {
+            calls.set(calls.get() + 1);
+            async { Err(ProviderError::conflict("exists")) }
+        })
+        .await;
+        assert_eq!(got.unwrap_err().class, ErrorClass::Conflict);
+        assert_eq!(calls.get(), 1);
+        // Throttling without end gives up after the class's attempts.
+        let calls = std::cell::Cell::new(0);
+        let got: Result<(), _> = retrying(&policy, "k", || {
+            calls.set(calls.get() + 1);
+            async { Err(ProviderError::throttled("slow down")) }
+        })
+        .await;
+        assert_eq!(got.unwrap_err().class, ErrorClass::Throttled);
+        assert_eq!(calls.get(), policy.throttled.max_attempts);
     }
 
     #[test]

@@ -68,6 +68,7 @@ fn reconciler_denying(
                 status: 403,
                 code: code.into(),
                 message: format!("not authorized to perform: {operation}"),
+                after_mutations: 0,
             }],
             ..FaultPlan::default()
         },
@@ -331,6 +332,7 @@ async fn reads_retry_in_place_and_writes_are_sent_once() {
         status: 500,
         code: "InternalFailure".into(),
         message: "We encountered an internal error. Please try again.".into(),
+        after_mutations: 0,
     };
     let proxy = Proxy::start(
         Emulator::shared().url(),

@@ -930,6 +930,7 @@ async fn file_system_and_mount_targets_round_trip() {
                 status: 403,
                 code: "UnauthorizedOperation".into(),
                 message: "You are not authorized to perform this operation.".into(),
+                after_mutations: 0,
             }],
             ..FaultPlan::default()
         },

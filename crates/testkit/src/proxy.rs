@@ -69,6 +69,10 @@ pub struct Scripted {
     pub code: String,
     /// Error message.
     pub message: String,
+    /// The error is answered only once this many mutating requests have gone through (0:
+    /// from the start), so a test can fail a call in the middle of a run (after a lock is
+    /// taken, say).
+    pub after_mutations: u64,
 }
 
 /// A fault played on the first `times` calls of one operation, whatever the dice say: a lost
@@ -518,7 +522,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
 
     // Scripted errors next.
     for s in &plan.scripted {
-        if s.operation == operation {
+        if s.operation == operation && state.mutations.load(Ordering::SeqCst) >= s.after_mutations {
             let mut used = state.scripted_used.lock().expect("scripted");
             let count = used.entry(s.operation.clone()).or_default();
             if *count < s.times {

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reconciler_cli::redact;
+use reconciler_ops::converge::{converge, ConvergeHooks, ConvergeOptions};
 use reconciler_ops::deploy::{self, Prepared};
+use reconciler_ops::destroy::{destroy, DestroyTarget};
 use reconciler_ops::session::{load_specs, sdk_config, AwsOptions};
 use reconciler_ops::{day2, watch};
 use reconciler_spec::import::{import, ImportKind, ImportOptions};
@@ -800,76 +802,120 @@ fn report_json(
     })
 }
 
+/// What `apply` and `destroy` show along the shared paths: the plan, the question before
+/// anything is deleted, and progress lines.
+struct Shown {
+    ui: Ui,
+    text: bool,
+    yes: bool,
+    started: std::time::Instant,
+    /// `destroy` shows the deletion plan and always asks; `apply` asks only before a prune.
+    destroying: bool,
+}
+
+impl Shown {
+    fn progress(&self) -> bool {
+        self.text && !self.ui.quiet
+    }
+}
+
+impl ConvergeHooks for Shown {
+    fn planned(&self, planned: &deploy::Planned) -> Result<bool> {
+        if self.destroying {
+            return self.destroy_planned(&planned.plan);
+        }
+        if self.text {
+            print_plan(planned, self.ui);
+        }
+        if planned.plan.is_empty() {
+            return Ok(true);
+        }
+        if self.text {
+            println!();
+        }
+        let prunes = !planned.pruned_owners.is_empty() && planned.plan.summary().destroy > 0;
+        if prunes
+            && !self.yes
+            && !confirm("Delete the pruned servers' resources marked `-` above? Type yes: ")?
+        {
+            eprintln!("Nothing was changed.");
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn event(&self, event: reconciler_engine::execute::ApplyEvent) {
+        if self.progress() {
+            if let Some(line) = deploy::progress_line(&event, self.started) {
+                eprint_line(&line);
+            }
+        }
+    }
+}
+
+impl Shown {
+    fn destroy_planned(&self, plan: &reconciler_engine::Plan) -> Result<bool> {
+        if self.text {
+            print!("{}", self.ui.plan_text(&redact::plan(plan).to_string()));
+        }
+        if plan.summary().destroy > 0
+            && !self.yes
+            && !confirm("Delete the resources marked `-` above? Type yes: ")?
+        {
+            eprintln!("Nothing was deleted.");
+            return Ok(false);
+        }
+        if self.text && plan.summary().destroy == 0 {
+            println!("Nothing to delete.");
+        }
+        Ok(true)
+    }
+}
+
 async fn apply_cmd(args: &ApplyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8> {
     let Some(p) = prepare(&args.files, aws).await? else {
         return Ok(EXIT_ERROR);
     };
     let rec = p.session.reconciler(aws);
-    let mut planned = deploy::plan_with(&p, &rec, plan_options(&args.prune)).await?;
-    // Changes to make: take the lock, then plan again, as another run may have made them.
-    let mut locks = None;
-    if !planned.plan.is_empty() {
-        locks = Some(reconciler_ops::lock::acquire(&p, args.lock_timeout).await?);
-        planned = deploy::plan_with(&p, &rec, plan_options(&args.prune)).await?;
-    }
-    let result = apply_locked(args, &p, &rec, &planned, ui).await;
-    if let Some(locks) = locks {
-        locks.release(&p).await;
-    }
-    result
+    let shown = Shown {
+        ui,
+        text: args.output == Format::Text,
+        yes: args.yes,
+        started: std::time::Instant::now(),
+        destroying: false,
+    };
+    let opts = ConvergeOptions {
+        plan: plan_options(&args.prune),
+        lock_wait: args.lock_timeout,
+    };
+    let converged = converge(&p, &rec, &opts, &shown).await?;
+    let plan = &converged.planned.plan;
+    let report = match &converged.report {
+        Some(report) => report,
+        // Declined: nothing was changed.
+        None if !plan.is_empty() => return Ok(EXIT_ERROR),
+        None => &reconciler_engine::ApplyReport::default(),
+    };
+    finish(&shown, plan, report, &p, converged.record_error.as_ref())
 }
 
-async fn apply_locked(
-    args: &ApplyArgs,
+/// Prints the closing summary (or the JSON report) of an apply or destroy; the exit code.
+fn finish(
+    shown: &Shown,
+    plan: &reconciler_engine::Plan,
+    report: &reconciler_engine::ApplyReport,
     p: &Prepared,
-    rec: &reconciler_engine::Reconciler,
-    planned: &deploy::Planned,
-    ui: Ui,
+    after_error: Option<&anyhow::Error>,
 ) -> Result<u8> {
-    let text = args.output == Format::Text;
-    if text {
-        print_plan(planned, ui);
+    let calls = p.session.counter.snapshot();
+    if !shown.text {
+        println!("{}", report_json(plan, report, &calls));
+    } else if !plan.is_empty() || shown.destroying {
+        deploy::summary(report, plan, &calls, &mut std::io::stdout())?;
     }
-    if planned.plan.is_empty() {
-        if !text {
-            let report = rec.apply(&planned.plan, &reconciler_engine::NoEvents).await;
-            println!(
-                "{}",
-                report_json(&planned.plan, &report, &p.session.counter.snapshot())
-            );
-        }
-        return Ok(EXIT_OK);
-    }
-    if text {
-        println!();
-    }
-    if !planned.pruned_owners.is_empty()
-        && planned.plan.summary().destroy > 0
-        && !args.yes
-        && !confirm("Delete the pruned servers' resources marked `-` above? Type yes: ")?
-    {
-        eprintln!("Nothing was changed.");
+    if let Some(error) = after_error {
+        eprintln!("error: {error:#}");
         return Ok(EXIT_ERROR);
-    }
-    let progress: Option<&(dyn Fn(&str) + Send + Sync)> = if ui.quiet || !text {
-        None
-    } else {
-        Some(&eprint_line)
-    };
-    let report = deploy::apply(rec, &planned.plan, progress).await;
-    deploy::record_results(p, planned, &report).await?;
-    if text {
-        deploy::summary(
-            &report,
-            &planned.plan,
-            &p.session.counter.snapshot(),
-            &mut std::io::stdout(),
-        )?;
-    } else {
-        println!(
-            "{}",
-            report_json(&planned.plan, &report, &p.session.counter.snapshot())
-        );
     }
     Ok(if report.is_success() {
         EXIT_OK
@@ -890,62 +936,29 @@ async fn destroy_cmd(args: &DestroyArgs, aws: &AwsOptions, ui: Ui) -> Result<u8>
         &args.names,
         args.allow_data_loss,
     )?;
-    let locks = reconciler_ops::lock::acquire(&p, args.lock_timeout).await?;
-    let result = destroy_locked(args, &p, &rec, &graph, &ids, ui).await;
-    locks.release(&p).await;
-    result
-}
-
-async fn destroy_locked(
-    args: &DestroyArgs,
-    p: &Prepared,
-    rec: &reconciler_engine::Reconciler,
-    graph: &reconciler_engine::model::DesiredGraph,
-    ids: &[reconciler_engine::model::ResourceId],
-    ui: Ui,
-) -> Result<u8> {
-    let plan = deploy::plan_destroy(rec, graph, ids).await?;
-    let text = args.output == Format::Text;
-    if text {
-        print!("{}", ui.plan_text(&redact::plan(&plan).to_string()));
-    }
-    if plan.summary().destroy > 0
-        && !args.yes
-        && !confirm("Delete the resources marked `-` above? Type yes: ")?
-    {
-        eprintln!("Nothing was deleted.");
-        return Ok(EXIT_ERROR);
-    }
-    if text && plan.summary().destroy == 0 {
-        println!("Nothing to delete.");
-    }
-    let progress: Option<&(dyn Fn(&str) + Send + Sync)> = if ui.quiet || !text {
-        None
-    } else {
-        Some(&eprint_line)
+    let shown = Shown {
+        ui,
+        text: args.output == Format::Text,
+        yes: args.yes,
+        started: std::time::Instant::now(),
+        destroying: true,
     };
-    let report = deploy::apply(rec, &plan, progress).await;
-    if report.is_success() {
-        deploy::forget_results(p, &args.names).await?;
-    }
-    if text {
-        deploy::summary(
-            &report,
-            &plan,
-            &p.session.counter.snapshot(),
-            &mut std::io::stdout(),
-        )?;
-    } else {
-        println!(
-            "{}",
-            report_json(&plan, &report, &p.session.counter.snapshot())
-        );
-    }
-    Ok(if report.is_success() {
-        EXIT_OK
-    } else {
-        EXIT_ERROR
-    })
+    let target = DestroyTarget {
+        graph: &graph,
+        ids: &ids,
+        servers: &args.names,
+    };
+    let destroyed = destroy(&p, &rec, &target, args.lock_timeout, &shown).await?;
+    let Some(report) = &destroyed.report else {
+        return Ok(EXIT_ERROR);
+    };
+    finish(
+        &shown,
+        &destroyed.plan,
+        report,
+        &p,
+        destroyed.forget_error.as_ref(),
+    )
 }
 
 fn confirm(question: &str) -> Result<bool> {

@@ -34,28 +34,7 @@ async fn out_of_band_changes_are_reported_and_corrected_runtime_changes_are_not(
     // 1. An alarm's threshold.
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&regional);
     let alarm_name = name_of(&p, "cloudwatch.alarm/minecraft-idle");
-    let alarm = cloudwatch
-        .describe_alarms()
-        .alarm_names(&alarm_name)
-        .send()
-        .await
-        .unwrap()
-        .metric_alarms()[0]
-        .clone();
-    cloudwatch
-        .put_metric_alarm()
-        .alarm_name(&alarm_name)
-        .set_alarm_description(alarm.alarm_description().map(str::to_string))
-        .set_metrics(Some(alarm.metrics().to_vec()))
-        .set_comparison_operator(alarm.comparison_operator().cloned())
-        .threshold(99_999.0)
-        .set_evaluation_periods(alarm.evaluation_periods())
-        .set_datapoints_to_alarm(alarm.datapoints_to_alarm())
-        .set_treat_missing_data(alarm.treat_missing_data().map(str::to_string))
-        .set_alarm_actions(Some(alarm.alarm_actions().to_vec()))
-        .send()
-        .await
-        .unwrap();
+    common::runtime::set_alarm_threshold(&cloudwatch, &alarm_name, 99_999.0).await;
 
     // 2. A security group rule.
     let ec2 = aws_sdk_ec2::Client::new(&regional);

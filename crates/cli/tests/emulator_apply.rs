@@ -22,7 +22,7 @@ async fn apply_plan_destroy_and_adopt_against_the_emulator() {
     // From nothing: every resource is created.
     let plan = deploy::plan(&p, &rec).await.unwrap();
     assert_eq!(plan.summary().add, p.graph.len(), "{plan}");
-    let report = deploy::apply(&rec, &plan, None).await;
+    let report = rec.apply(&plan, &NoEvents).await;
     let failures = common::failure_lines(&report);
     assert!(report.is_success(), "{failures:#?}");
     let kinds_created: BTreeSet<&str> = p.graph.iter().map(|r| r.kind.as_str()).collect();
@@ -66,7 +66,7 @@ async fn apply_plan_destroy_and_adopt_against_the_emulator() {
     p.session.counter.reset();
     let again = deploy::plan(&p, &rec).await.unwrap();
     assert!(again.is_empty(), "second plan should be empty:\n{again}");
-    let report = deploy::apply(&rec, &again, None).await;
+    let report = rec.apply(&again, &NoEvents).await;
     assert!(report.is_success());
     let calls = p.session.counter.snapshot();
     assert_eq!(
@@ -189,7 +189,7 @@ async fn what_the_specs_no_longer_render_is_retired_and_data_kept() {
     let mut p = prepared(&account).await;
     let rec = reconciler(&p);
     let plan = deploy::plan(&p, &rec).await.unwrap();
-    let report = deploy::apply(&rec, &plan, None).await;
+    let report = rec.apply(&plan, &NoEvents).await;
     assert!(report.is_success(), "{:#?}", common::failure_lines(&report));
     let region = reconciler_ops::session::home_region(&p.set);
     let config = reconciler_testkit::Emulator::shared().sdk_config(&region, &account);
@@ -264,7 +264,7 @@ async fn what_the_specs_no_longer_render_is_retired_and_data_kept() {
     for id in &file_systems {
         assert_eq!(action(id), Some(Action::Retain), "{id}:\n{plan}");
     }
-    let report = deploy::apply(&rec, &plan, None).await;
+    let report = rec.apply(&plan, &NoEvents).await;
     assert!(report.is_success(), "{:#?}", common::failure_lines(&report));
 
     assert!(dashboards().await.is_empty());

@@ -1,4 +1,5 @@
-//! Apply of the example specs through a proxy that injects AWS's failures at 10%: throttling
+//! Apply (the whole converge path: plans, lock, apply, results) of the example specs through a
+//! proxy that injects AWS's failures at 10%: throttling
 //! in each protocol's error shape, 500/503, connections reset before and after the service
 //! acted, stalled answers beyond the client's timeout, and the IAM propagation error Lambda
 //! answers while a new role is not yet assumable. The apply must converge with nothing
@@ -14,8 +15,10 @@ use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use common::inventory::assert_no_duplicates;
 use common::{prepared, reconciler};
 use reconciler_aws::{CallCounter, ClientPool};
-use reconciler_engine::{NoEvents, Options, Reconciler};
-use reconciler_ops::deploy::{self, PlanOptions};
+use reconciler_engine::{Options, Reconciler};
+use reconciler_ops::converge::{converge, ConvergeOptions, Quiet};
+use reconciler_ops::deploy::{self, PlanOptions, Prepared};
+use reconciler_ops::session::Session;
 use reconciler_testkit::proxy::{FaultPlan, Proxy, Scripted};
 use reconciler_testkit::{fresh_account_id, sdk_config, Emulator};
 
@@ -51,6 +54,7 @@ async fn apply_converges_through_ten_percent_faults_without_duplicates() {
                 status: 400,
                 code: "InvalidParameterValueException".into(),
                 message: "The role defined for the function cannot be assumed by Lambda.".into(),
+                after_mutations: 0,
             }],
             ..FaultPlan::default()
         },
@@ -69,11 +73,28 @@ async fn apply_converges_through_ten_percent_faults_without_duplicates() {
     let counter = CallCounter::new();
     let pool = Arc::new(ClientPool::new(faulty).with_interceptor(SharedInterceptor::new(counter)));
     let rec = Reconciler::new(reconciler_aws::provider(&pool), Options::default());
+    let faulty = Prepared {
+        session: Session {
+            pool,
+            ..p.session.clone()
+        },
+        ..p.clone()
+    };
 
-    let planned = deploy::plan_with(&p, &rec, PlanOptions::default())
+    // The whole converge path, as `reconciler apply` runs it: plans, the lock, the apply, and
+    // each server's result written outside the graph, all through the faults.
+    let opts = ConvergeOptions {
+        plan: PlanOptions::default(),
+        lock_wait: Duration::from_secs(60),
+    };
+    let converged = converge(&faulty, &rec, &opts, &Quiet)
         .await
-        .expect("observation survives the faults");
-    let report = rec.apply(&planned.plan, &NoEvents).await;
+        .expect("observation and the lock survive the faults");
+    if let Some(error) = &converged.record_error {
+        panic!("seed {seed}: results not recorded: {error:#}");
+    }
+    let planned = &converged.planned;
+    let report = converged.report.expect("there was something to apply");
     let stats = proxy.stats();
     let failures = common::failure_lines(&report);
     assert!(
@@ -117,4 +138,22 @@ async fn apply_converges_through_ten_percent_faults_without_duplicates() {
     let after = deploy::plan(&p, &clean).await.unwrap();
     assert!(after.is_empty(), "seed {seed}:\n{after}");
     assert_no_duplicates(&account, &p.graph, &root_zone).await;
+    // Every server's result is on record, and the lock is gone.
+    let servers: Vec<String> = p
+        .set
+        .servers
+        .iter()
+        .map(|s| s.doc.metadata.name.clone())
+        .collect();
+    let results = reconciler_ops::results::read(&p, &servers).await.unwrap();
+    assert_eq!(results.len(), servers.len(), "seed {seed}: {results:?}");
+    assert!(
+        results.values().all(|r| r.outcome == "succeeded"),
+        "{results:?}"
+    );
+    let lock = reconciler_ops::lock::lock_name(&p.set.bases[0].doc.metadata.name);
+    let held = reconciler_aws::ssm::get_values(&p.session.pool, &region, &[lock])
+        .await
+        .unwrap();
+    assert!(held.is_empty(), "seed {seed}: the lock was left behind");
 }

@@ -1,13 +1,20 @@
 //! `watch` against the emulator: one server that cannot be reconciled backs off while the
-//! others converge, and it is tried again once its backoff ends.
+//! others converge, and it is tried again once its backoff ends; a cycle converges exactly as
+//! `apply` does (retiring, drift labels) and never leaves its lock behind.
 
 mod common;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use common::{prepared, reconciler};
+use reconciler_aws::ClientPool;
+use reconciler_ops::deploy::Prepared;
+use reconciler_ops::session::Session;
 use reconciler_ops::watch::{WatchOptions, Watcher};
-use reconciler_testkit::{fresh_account_id, Emulator};
+use reconciler_testkit::proxy::{FaultPlan, Proxy, Scripted};
+use reconciler_testkit::{fresh_account_id, sdk_config, Emulator};
 use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -81,6 +88,116 @@ async fn a_failing_server_backs_off_while_the_others_converge() {
     assert_eq!(third.reconciled.len(), 3, "{third:?}");
     assert!(third.failed.is_empty(), "{third:?}");
     assert!(!watcher.is_backing_off("valheim", t0 + Duration::from_secs(62)));
+}
+
+/// A cycle converges as `apply` does: what the specs no longer render is retired (a volume
+/// taken out loses its mount targets, its file system kept) and an out-of-band change is
+/// labelled drift, in the same cycle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cycle_retires_what_the_specs_dropped_and_labels_drift() {
+    let account = fresh_account_id();
+    let mut p = prepared(&account).await;
+    let rec = reconciler(&p);
+    let opts = WatchOptions {
+        interval: Duration::from_secs(60),
+        max_backoff: Duration::from_secs(600),
+        cycles: None,
+    };
+    let mut watcher = Watcher::new();
+    let t0 = Instant::now();
+    let first = watcher.cycle(&p, &rec, &opts, t0).await.unwrap();
+    assert!(first.failed.is_empty() && first.changed > 0, "{first:?}");
+
+    let home = reconciler_ops::session::home_region(&p.set);
+    let config = Emulator::shared().sdk_config(&home, &account);
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    // Palworld's alarm: minecraft's changes with its volumes (a spec change, not drift).
+    common::runtime::set_alarm_threshold(&cloudwatch, "rc-palworld-idle", 99_999.0).await;
+    for server in &mut p.set.servers {
+        if server.doc.metadata.name == "minecraft" {
+            server.doc.spec.volumes.clear();
+        }
+    }
+    p.graph = p.session.render(&p.set, &p.catalog).unwrap();
+
+    let second = watcher
+        .cycle(&p, &rec, &opts, t0 + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(second.failed.is_empty(), "{second:?}");
+    assert_eq!(
+        second.drifted,
+        ["cloudwatch.alarm/palworld-idle"],
+        "{second:?}"
+    );
+    let efs = aws_sdk_efs::Client::new(&config);
+    let kept = efs.describe_file_systems().send().await.unwrap();
+    let minecraft: Vec<_> = kept
+        .file_systems()
+        .iter()
+        .filter(|fs| fs.name().is_some_and(|n| n.starts_with("rc-minecraft")))
+        .collect();
+    assert!(!minecraft.is_empty(), "the data is kept");
+    for fs in minecraft {
+        let targets = common::inventory::mount_targets(&efs, fs.file_system_id()).await;
+        assert_eq!(targets, 0, "retired by the cycle: {fs:?}");
+    }
+}
+
+/// A cycle that fails after taking the Base's lock (here its second observation, under the
+/// lock, is refused) releases the lock at once, instead of leaving the Base locked until the
+/// lock goes stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_cycle_releases_the_lock_at_once() {
+    let account = fresh_account_id();
+    let p = prepared(&account).await;
+    let proxy = Proxy::start(
+        Emulator::shared().url(),
+        FaultPlan {
+            scripted: vec![Scripted {
+                operation: "DescribeVpcs".into(),
+                times: u64::MAX,
+                status: 403,
+                code: "UnauthorizedOperation".into(),
+                message: "You are not authorized to perform this operation.".into(),
+                // The first mutating call of the cycle is taking the lock.
+                after_mutations: 1,
+            }],
+            ..FaultPlan::default()
+        },
+    );
+    let home = reconciler_ops::session::home_region(&p.set);
+    let through_proxy = Prepared {
+        session: Session {
+            pool: Arc::new(ClientPool::new(sdk_config(proxy.url(), &home, &account))),
+            ..p.session.clone()
+        },
+        ..p.clone()
+    };
+    let rec = reconciler(&through_proxy);
+    let opts = WatchOptions {
+        interval: Duration::from_secs(60),
+        max_backoff: Duration::from_secs(600),
+        cycles: None,
+    };
+    let failed = Watcher::new()
+        .cycle(&through_proxy, &rec, &opts, Instant::now())
+        .await;
+    let error = format!(
+        "{:#}",
+        failed.expect_err("the observation under the lock fails")
+    );
+    assert!(error.contains("UnauthorizedOperation"), "{error}");
+    assert!(
+        proxy.stats().operations.contains_key("ssm:DeleteParameter"),
+        "released: {:?}",
+        proxy.stats().operations
+    );
+    let lock = reconciler_ops::lock::lock_name(&p.set.bases[0].doc.metadata.name);
+    let held = reconciler_aws::ssm::get_values(&p.session.pool, &home, &[lock])
+        .await
+        .unwrap();
+    assert!(held.is_empty(), "the lock is released: {held:?}");
 }
 
 /// The binary reconciles, logs each cycle (JSON here) and stops cleanly on SIGTERM while it

@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use aws_types::region::Region;
 use aws_types::SdkConfig;
 use reconciler_engine::model::DesiredResource;
+use reconciler_engine::retrying;
 use reconciler_lambdas::{start_system, StartSystemClients, StartSystemConfig};
 use reconciler_render::kinds;
 use serde::Serialize;
@@ -114,12 +115,16 @@ fn server_names(p: &Prepared, names: &[String]) -> Result<Vec<String>> {
     })
 }
 
+/// The session's configuration in `region`, for the start handler's own clients: with the
+/// SDK's standard retries (throttling and transient errors, five attempts), as the handler has
+/// them in Lambda, where the session itself leaves retries to the engine.
 fn regional(p: &Prepared, region: &str) -> SdkConfig {
     p.session
         .pool
         .base()
         .to_builder()
         .region(Region::new(region.to_string()))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
         .build()
 }
 
@@ -334,15 +339,19 @@ pub async fn wake(p: &Prepared, name: &str) -> Result<()> {
 pub async fn sleep(p: &Prepared, name: &str) -> Result<()> {
     server_names(p, &[name.to_string()])?;
     let group = resource(p, &format!("{}/{name}", kinds::AUTO_SCALING_GROUP))?;
-    p.session
-        .pool
-        .autoscaling(&group.region)
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(&group.name)
-        .desired_capacity(0)
-        .send()
-        .await
-        .with_context(|| format!("UpdateAutoScalingGroup {}", group.name))?;
+    let autoscaling = p.session.pool.autoscaling(&group.region);
+    let operation = format!("UpdateAutoScalingGroup {}", group.name);
+    retrying(&p.session.retry, &operation, || async {
+        autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(&group.name)
+            .desired_capacity(0)
+            .send()
+            .await
+            .map_err(|e| reconciler_aws::error::classify(&operation, e))
+    })
+    .await
+    .map_err(|e| anyhow!("stopping {name}: {e}"))?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use crate::prune::{Orphan, Unreadable};
 use crate::session::{home_region, Session};
 
 /// Validated specs, connected session and rendered graph.
+#[derive(Clone)]
 pub struct Prepared {
     /// The specs.
     pub set: SpecSet,
@@ -76,6 +77,19 @@ pub struct Planned {
 }
 
 impl Planned {
+    /// A plan over `graph_len` resources that found nothing about servers outside the input
+    /// (a destroy's).
+    pub fn of(plan: Plan, graph_len: usize) -> Planned {
+        Planned {
+            plan,
+            orphans: Vec::new(),
+            unreadable: Vec::new(),
+            unowned: Vec::new(),
+            pruned_owners: BTreeMap::new(),
+            graph_len,
+        }
+    }
+
     /// The inventory of a prune: per server, what is deleted and what is kept. Empty when
     /// nothing is pruned.
     pub fn prune_inventory(&self) -> String {
@@ -304,29 +318,18 @@ pub fn attribute(plan: &mut Plan) {
             return None;
         }
         let before = recorded.get(r.id.as_str())?;
-        Some(if *before == r.desired().fingerprint() {
-            ChangeCause::Drift
-        } else {
-            ChangeCause::Spec
-        })
+        // A change that only follows a dependency's new output (a task definition's next
+        // revision) comes from whatever changed the dependency, not from outside.
+        let follows_dependency =
+            !r.changes.is_empty() && r.changes.iter().all(|c| c.after_unknown());
+        Some(
+            if *before == r.desired().fingerprint() && !follows_dependency {
+                ChangeCause::Drift
+            } else {
+                ChangeCause::Spec
+            },
+        )
     });
-}
-
-/// Applies a plan, printing one progress line per resource operation to `progress`.
-pub async fn apply(
-    rec: &Reconciler,
-    plan: &Plan,
-    progress: Option<&(dyn Fn(&str) + Send + Sync)>,
-) -> ApplyReport {
-    let started = Instant::now();
-    let sink = |event: ApplyEvent| {
-        if let Some(print) = progress {
-            if let Some(line) = progress_line(&event, started) {
-                print(&line);
-            }
-        }
-    };
-    rec.apply(plan, &sink).await
 }
 
 fn verb(op: Operation) -> (&'static str, &'static str) {
@@ -376,6 +379,27 @@ pub fn progress_line(event: &ApplyEvent, started: Instant) -> Option<String> {
                 .join(", ")
         )),
     }
+}
+
+/// `graph` without the resources of `servers`: `watch` leaves out the servers backing off,
+/// and the operator the Base's servers other reconciles own. The Base's own resources stay
+/// whole (its dashboards show every server). Where the Base's resources refer to those of a
+/// left-out server, the whole graph is kept: converging them too beats a graph that does not
+/// hold together.
+pub fn without_servers(graph: &DesiredGraph, servers: &BTreeSet<&str>) -> DesiredGraph {
+    if servers.is_empty() {
+        return graph.clone();
+    }
+    let owners = server_owners(graph.iter());
+    let kept = graph.iter().filter(|r| {
+        owners
+            .get(&r.id)
+            .is_none_or(|server| !servers.contains(server.as_str()))
+    });
+    DesiredGraph::new(kept.cloned()).unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "the Base refers to left-out servers' resources; keeping them");
+        graph.clone()
+    })
 }
 
 /// Kinds that hold data: never deleted unless the command line confirms.

@@ -5,9 +5,11 @@
 //! prints; nothing here prints.
 
 pub mod calibrate;
+pub mod converge;
 pub mod cost;
 pub mod day2;
 pub mod deploy;
+pub mod destroy;
 pub mod lock;
 pub mod operator;
 pub mod prune;

@@ -10,7 +10,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use anyhow::{bail, Result};
+use reconciler_aws::ClientPool;
+use reconciler_engine::{retrying, RetryPolicy};
 use reconciler_render::naming::BaseNames;
 use serde::{Deserialize, Serialize};
 
@@ -57,18 +61,18 @@ fn host() -> String {
 }
 
 impl Holder {
-    fn me() -> Holder {
-        static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let token = TOKEN.get_or_init(|| {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            format!("{nanos:x}-{:x}", std::process::id())
-        });
+    /// A holder for a new run: this host and process, and a token of its own, so two runs in
+    /// one process (two reconciles in the operator) are two holders.
+    fn new_run() -> Holder {
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         Holder {
             host: host(),
             pid: std::process::id(),
-            token: token.clone(),
+            token: format!("{nanos:x}-{:x}-{run}", std::process::id()),
             refreshed: now(),
         }
     }
@@ -86,17 +90,27 @@ impl Holder {
     }
 }
 
-/// Held locks; released on [`Locks::release`] (or left to go stale if the process dies).
-pub struct Locks {
+/// The locks a run holds, with a task refreshing them. Release it with
+/// [`LockGuard::release`] on every path; a guard dropped unreleased (an error or a cancelled
+/// future between acquiring and releasing) releases in the background, and a process that
+/// dies leaves its locks to go stale.
+pub struct LockGuard {
+    pool: Arc<ClientPool>,
+    retry: RetryPolicy,
     held: Vec<(String, String)>,
     refresher: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Takes the lock of every Base of the input, waiting up to `wait` for other runs.
-pub async fn acquire(p: &Prepared, wait: Duration) -> Result<Locks> {
+pub async fn acquire(p: &Prepared, wait: Duration) -> Result<LockGuard> {
     let started = std::time::Instant::now();
-    let me = Holder::me();
-    let mut held = Vec::new();
+    let me = Holder::new_run();
+    let mut guard = LockGuard {
+        pool: p.session.pool.clone(),
+        retry: p.session.retry.clone(),
+        held: Vec::new(),
+        refresher: None,
+    };
     let mut bases: Vec<(String, String)> = p
         .set
         .bases
@@ -112,31 +126,30 @@ pub async fn acquire(p: &Prepared, wait: Duration) -> Result<Locks> {
                 refreshed: now(),
                 ..me.clone()
             })?;
-            let created =
-                reconciler_aws::ssm::create_value(&p.session.pool, &region, &name, &value, &tags)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("taking the lock of Base {base}: {e}"))?;
+            let created = retrying(&guard.retry, &name, || {
+                reconciler_aws::ssm::create_value(&guard.pool, &region, &name, &value, &tags)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("taking the lock of Base {base}: {e}"))?;
             if created {
-                held.push((region.clone(), name.clone()));
+                guard.held.push((region.clone(), name.clone()));
                 break;
             }
-            let current = reconciler_aws::ssm::get_values(
-                &p.session.pool,
-                &region,
-                std::slice::from_ref(&name),
-            )
+            let current = retrying(&guard.retry, &name, || {
+                reconciler_aws::ssm::get_values(&guard.pool, &region, std::slice::from_ref(&name))
+            })
             .await
             .map_err(|e| anyhow::anyhow!("reading the lock of Base {base}: {e}"))?
             .remove(&name)
             .and_then(|v| serde_json::from_value::<Holder>(v).ok());
             match current {
                 Some(holder) if holder.token == me.token => {
-                    held.push((region.clone(), name.clone()));
+                    guard.held.push((region.clone(), name.clone()));
                     break;
                 }
                 Some(holder) if !holder.is_abandoned() => {
                     if started.elapsed() >= wait {
-                        release_all(p, &held).await;
+                        guard.release().await;
                         bail!(
                             "another run holds the lock of Base {base} (process {} on {}); \
                              waited {}s; try again later or raise --lock-timeout",
@@ -151,61 +164,79 @@ pub async fn acquire(p: &Prepared, wait: Duration) -> Result<Locks> {
                 // Abandoned, unreadable, or deleted meanwhile: clear it and try again.
                 _ => {
                     tracing::warn!(base, "taking over an abandoned lock");
-                    reconciler_aws::ssm::delete_value(&p.session.pool, &region, &name)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("clearing the lock of Base {base}: {e}"))?;
+                    retrying(&guard.retry, &name, || {
+                        reconciler_aws::ssm::delete_value(&guard.pool, &region, &name)
+                    })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("clearing the lock of Base {base}: {e}"))?;
                 }
             }
         }
     }
-    let pool = p.session.pool.clone();
-    let refreshed = held.clone();
-    let refresher = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(REFRESH_EVERY).await;
-            for (region, name) in &refreshed {
-                let value = serde_json::to_value(Holder {
-                    refreshed: now(),
-                    ..Holder::me()
-                })
-                .unwrap_or_default();
-                if let Err(e) =
-                    reconciler_aws::ssm::put_value(&pool, region, name, &value, &Default::default())
-                        .await
-                {
-                    tracing::warn!(lock = name, error = %e, "could not refresh the lock");
-                }
-            }
-        }
-    });
-    Ok(Locks {
-        held,
-        refresher: Some(refresher),
-    })
+    guard.refresher = Some(tokio::spawn(refresh(
+        guard.pool.clone(),
+        guard.held.clone(),
+        me,
+    )));
+    Ok(guard)
 }
 
-async fn release_all(p: &Prepared, held: &[(String, String)]) {
+/// Refreshes `held` every [`REFRESH_EVERY`] until aborted.
+async fn refresh(pool: Arc<ClientPool>, held: Vec<(String, String)>, me: Holder) {
+    loop {
+        tokio::time::sleep(REFRESH_EVERY).await;
+        for (region, name) in &held {
+            let value = serde_json::to_value(Holder {
+                refreshed: now(),
+                ..me.clone()
+            })
+            .unwrap_or_default();
+            if let Err(e) =
+                reconciler_aws::ssm::put_value(&pool, region, name, &value, &Default::default())
+                    .await
+            {
+                tracing::warn!(lock = name, error = %e, "could not refresh the lock");
+            }
+        }
+    }
+}
+
+async fn release_all(pool: &ClientPool, retry: &RetryPolicy, held: &[(String, String)]) {
     for (region, name) in held {
-        if let Err(e) = reconciler_aws::ssm::delete_value(&p.session.pool, region, name).await {
+        let released = retrying(retry, name, || {
+            reconciler_aws::ssm::delete_value(pool, region, name)
+        })
+        .await;
+        if let Err(e) = released {
             tracing::warn!(lock = name, error = %e, "could not release the lock; it goes stale");
         }
     }
 }
 
-impl Locks {
-    /// Releases every lock.
-    pub async fn release(mut self, p: &Prepared) {
+impl LockGuard {
+    /// Stops refreshing and deletes every lock held.
+    pub async fn release(mut self) {
         if let Some(r) = self.refresher.take() {
             r.abort();
         }
-        release_all(p, &self.held).await;
+        let held = std::mem::take(&mut self.held);
+        release_all(&self.pool, &self.retry, &held).await;
     }
 }
 
-impl Drop for Locks {
+impl Drop for LockGuard {
     fn drop(&mut self) {
         if let Some(r) = self.refresher.take() {
             r.abort();
+        }
+        let held = std::mem::take(&mut self.held);
+        if held.is_empty() {
+            return;
+        }
+        // Dropped without `release`: let the runtime finish the job, if there is one.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (pool, retry) = (self.pool.clone(), self.retry.clone());
+            runtime.spawn(async move { release_all(&pool, &retry, &held).await });
         }
     }
 }

@@ -10,12 +10,13 @@ use async_trait::async_trait;
 use aws_types::region::Region;
 use aws_types::SdkConfig;
 use reconciler_engine::model::DesiredGraph;
-use reconciler_engine::ChangeCause;
 use reconciler_operator::crd::Runtime;
 use reconciler_operator::{ApplyOutcome, Aws, AwsError, Desired, DestroyOutcome};
 use reconciler_spec::{check, ContainerSpecDocument, Input, InstanceCatalog, SpecSet};
 
+use crate::converge::{converge, ConvergeOptions, Quiet};
 use crate::deploy::{self, PlanOptions, Prepared};
+use crate::destroy::{destroy, DestroyTarget};
 use crate::session::{home_region, sdk_config, AwsOptions};
 
 /// Where `${VAR}` values in the objects come from.
@@ -127,27 +128,14 @@ impl OperatorAws {
 
 /// `graph` without the resources of the Base's other servers: they are rendered only so that
 /// what the Base makes for all its servers (its dashboards, a shared wake zone's dispatcher) is
-/// whole; each is applied by its own reconcile. Where the Base's resources refer to theirs, the
-/// whole graph is kept, and this reconcile converges them too.
+/// whole; each is applied by its own reconcile.
 fn without_others(graph: &DesiredGraph, desired: &Desired) -> DesiredGraph {
-    if desired.others.is_empty() {
-        return graph.clone();
-    }
     let others: BTreeSet<&str> = desired
         .others
         .iter()
         .map(|s| s.metadata.name.as_str())
         .collect();
-    let owners = deploy::server_owners(graph.iter());
-    let kept = graph.iter().filter(|r| {
-        owners
-            .get(&r.id)
-            .is_none_or(|server| !others.contains(server.as_str()))
-    });
-    DesiredGraph::new(kept.cloned()).unwrap_or_else(|e| {
-        tracing::debug!(error = %e, "the Base refers to its other servers' resources; keeping them");
-        graph.clone()
-    })
+    deploy::without_servers(graph, &others)
 }
 
 /// How long a reconcile waits for another run's lock before it fails (and is retried with
@@ -170,62 +158,47 @@ fn errors(report: &reconciler_engine::ApplyReport) -> Vec<String> {
     errors
 }
 
+/// The server's runtime state for its status; `None` (with a warning) when it cannot be read.
+async fn runtime_of(p: &Prepared, name: &str) -> Option<Runtime> {
+    match crate::day2::status(p, &[name.to_string()]).await {
+        Ok(statuses) => statuses.into_iter().next().map(|s| Runtime {
+            state: serde_json::to_value(s.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| s.state.to_string()),
+            dns_name: Some(s.dns_name),
+            public_ip: s.public_ip,
+            desired_capacity: s.desired_capacity,
+        }),
+        Err(error) => {
+            tracing::warn!(server = %name, error = %format!("{error:#}"), "could not read the server's state");
+            None
+        }
+    }
+}
+
 #[async_trait]
 impl Aws for OperatorAws {
     async fn apply(&self, desired: &Desired) -> Result<ApplyOutcome, AwsError> {
         let p = self.prepare(desired).await?;
         let rec = p.session.reconciler(&self.aws);
-        let mut planned = deploy::plan_with(&p, &rec, PlanOptions::default())
-            .await
-            .map_err(failed)?;
-        // Something to change: take the Base's lock (a CLI run or another operator may be
-        // applying the same Base) and plan again under it, as `reconciler apply` does.
-        let mut locks = None;
-        if !planned.plan.is_empty() {
-            locks = Some(crate::lock::acquire(&p, LOCK_WAIT).await.map_err(failed)?);
-            planned = match deploy::plan_with(&p, &rec, PlanOptions::default()).await {
-                Ok(planned) => planned,
-                Err(e) => {
-                    if let Some(locks) = locks.take() {
-                        locks.release(&p).await;
-                    }
-                    return Err(failed(e));
-                }
-            };
-        }
-        let drifted = planned
-            .plan
-            .resources()
-            .iter()
-            .filter(|r| r.cause == Some(ChangeCause::Drift))
-            .map(|r| r.id.to_string())
-            .collect();
-        let report = deploy::apply(&rec, &planned.plan, None).await;
-        if let Err(error) = deploy::record_results(&p, &planned, &report).await {
+        let opts = ConvergeOptions {
+            plan: PlanOptions::default(),
+            lock_wait: LOCK_WAIT,
+        };
+        let converged = converge(&p, &rec, &opts, &Quiet).await.map_err(failed)?;
+        if let Some(error) = &converged.record_error {
             tracing::warn!(error = %format!("{error:#}"), "could not record the results");
         }
-        if let Some(locks) = locks {
-            locks.release(&p).await;
-        }
+        let drifted = converged
+            .planned
+            .plan
+            .drifted()
+            .map(|r| r.id.to_string())
+            .collect();
+        let report = converged.report.unwrap_or_default();
         let runtime = match &desired.server {
-            Some(server) => {
-                let name = server.metadata.name.clone();
-                match crate::day2::status(&p, std::slice::from_ref(&name)).await {
-                    Ok(statuses) => statuses.into_iter().next().map(|s| Runtime {
-                        state: serde_json::to_value(s.state)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_else(|| s.state.to_string()),
-                        dns_name: Some(s.dns_name),
-                        public_ip: s.public_ip,
-                        desired_capacity: s.desired_capacity,
-                    }),
-                    Err(error) => {
-                        tracing::warn!(server = %name, error = %format!("{error:#}"), "could not read the server's state");
-                        None
-                    }
-                }
-            }
+            Some(server) => runtime_of(&p, &server.metadata.name).await,
             None => None,
         };
         Ok(ApplyOutcome {
@@ -257,21 +230,18 @@ impl Aws for OperatorAws {
         )
         .map_err(failed)?;
         let graph = without_others(&graph, desired);
-        let locks = crate::lock::acquire(&p, LOCK_WAIT).await.map_err(failed)?;
-        let plan = match deploy::plan_destroy(&rec, &graph, &ids).await {
-            Ok(plan) => plan,
-            Err(e) => {
-                locks.release(&p).await;
-                return Err(failed(e));
-            }
+        let target = DestroyTarget {
+            graph: &graph,
+            ids: &ids,
+            servers: &servers,
         };
-        let report = deploy::apply(&rec, &plan, None).await;
-        locks.release(&p).await;
-        if report.is_success() {
-            if let Err(error) = deploy::forget_results(&p, &servers).await {
-                tracing::warn!(error = %format!("{error:#}"), "could not forget the results");
-            }
+        let destroyed = destroy(&p, &rec, &target, LOCK_WAIT, &Quiet)
+            .await
+            .map_err(failed)?;
+        if let Some(error) = &destroyed.forget_error {
+            tracing::warn!(error = %format!("{error:#}"), "could not forget the results");
         }
+        let (plan, report) = (destroyed.plan, destroyed.report.unwrap_or_default());
         Ok(DestroyOutcome {
             deleted: report.counts().succeeded,
             retained: plan.retained().map(|r| r.id.to_string()).collect(),

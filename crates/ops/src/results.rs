@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 use reconciler_engine::execute::Outcome;
-use reconciler_engine::ApplyReport;
+use reconciler_engine::{retrying, ApplyReport};
 use reconciler_render::naming::ServerNames;
 use reconciler_spec::base_of;
 use serde::{Deserialize, Serialize};
@@ -112,8 +112,11 @@ pub fn summarize<'a>(
     results
 }
 
-/// Writes the results of the input's servers.
+/// Writes the results of the input's servers, each with the session's retry policy (SSM
+/// throttles writes on real accounts). Every server's result is attempted; the errors of those
+/// that could not be written are returned together.
 pub async fn write(p: &Prepared, results: &BTreeMap<String, LastResult>) -> Result<()> {
+    let mut errors = Vec::new();
     for server in &p.set.servers {
         let name = &server.doc.metadata.name;
         let (Some(result), Some(base)) = (results.get(name), base_of(&p.set, &server.doc)) else {
@@ -121,17 +124,22 @@ pub async fn write(p: &Prepared, results: &BTreeMap<String, LastResult>) -> Resu
         };
         let base_name = &base.doc.metadata.name;
         let tags = ServerNames::new(base_name, name).tags("record");
-        reconciler_aws::ssm::put_value(
-            &p.session.pool,
-            &base.doc.spec.region,
-            &result_name(base_name, name),
-            &serde_json::to_value(result)?,
-            &tags,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("recording the result of server {name}: {e}"))?;
+        let parameter = result_name(base_name, name);
+        let value = serde_json::to_value(result)?;
+        let region = &base.doc.spec.region;
+        let written = retrying(&p.session.retry, &parameter, || {
+            reconciler_aws::ssm::put_value(&p.session.pool, region, &parameter, &value, &tags)
+        })
+        .await;
+        if let Err(e) = written {
+            errors.push(format!("recording the result of server {name}: {e}"));
+        }
     }
-    Ok(())
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(errors.join("; ")))
+    }
 }
 
 /// The last results of `servers` (of the input), where recorded.
@@ -169,7 +177,10 @@ pub async fn read(p: &Prepared, servers: &[String]) -> Result<BTreeMap<String, L
 
 /// Deletes the result of a server that is gone.
 pub async fn delete(p: &Prepared, region: &str, base: &str, server: &str) -> Result<()> {
-    reconciler_aws::ssm::delete_value(&p.session.pool, region, &result_name(base, server))
-        .await
-        .map_err(|e| anyhow::anyhow!("deleting the last result of server {server}: {e}"))
+    let parameter = result_name(base, server);
+    retrying(&p.session.retry, &parameter, || {
+        reconciler_aws::ssm::delete_value(&p.session.pool, region, &parameter)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("deleting the last result of server {server}: {e}"))
 }

@@ -15,7 +15,7 @@ use aws_types::region::Region;
 use aws_types::SdkConfig;
 use reconciler_aws::{CallCounter, ClientPool};
 use reconciler_engine::model::DesiredGraph;
-use reconciler_engine::{Options, Reconciler};
+use reconciler_engine::{Options, Reconciler, RetryPolicy};
 use reconciler_render::Context;
 use reconciler_spec::{check, collect_inputs, Diagnostic, InstanceCatalog, SpecSet};
 
@@ -74,6 +74,7 @@ pub async fn sdk_config(opts: &AwsOptions, region: &str) -> SdkConfig {
 }
 
 /// A connected session: pool, call counter and account context.
+#[derive(Clone)]
 pub struct Session {
     /// The SDK clients.
     pub pool: Arc<ClientPool>,
@@ -81,6 +82,9 @@ pub struct Session {
     pub counter: CallCounter,
     /// Account and partition for ARNs.
     pub context: Context,
+    /// Patience for the calls a use case makes outside the graph (locks, results, wake and
+    /// sleep): the engine's policy, so they ride out throttling as graph operations do.
+    pub retry: RetryPolicy,
 }
 
 impl Session {
@@ -98,6 +102,7 @@ impl Session {
             pool,
             counter,
             context,
+            retry: RetryPolicy::default(),
         })
     }
 

@@ -1,24 +1,23 @@
 //! `reconciler watch`: reconcile forever.
 //!
-//! Each cycle observes, plans and applies the servers that are not backing off. A server whose
+//! Each cycle converges the servers that are not backing off, exactly as `reconciler apply`
+//! does (see [`crate::converge`]). A server whose
 //! resources failed waits `interval × 2^(failures-1)` (at most `max_backoff`) before it is tried
 //! again, so one broken server neither stalls the others nor hammers AWS; a success resets its
 //! backoff. The engine already keeps failures inside their branch of the graph, so the other
 //! servers converge in the same cycle. Shutdown (SIGTERM, Ctrl-C) is honoured between cycles:
 //! an apply in progress finishes its operations first, so nothing is left half-done.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Result;
-use reconciler_engine::model::DesiredGraph;
-use reconciler_engine::{NoEvents, Reconciler};
-use reconciler_render::render_resources;
-use reconciler_spec::SpecSet;
+use reconciler_engine::Reconciler;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::deploy::Prepared;
+use crate::converge::{converge, ConvergeOptions, Quiet};
+use crate::deploy::{PlanOptions, Prepared};
 
 /// How the loop runs.
 #[derive(Debug, Clone)]
@@ -50,6 +49,8 @@ pub struct CycleReport {
     pub failed: BTreeMap<String, String>,
     /// Resources changed.
     pub changed: usize,
+    /// Resources changed outside the reconciler (drift), which this cycle put back.
+    pub drifted: Vec<String>,
     /// Failures not attributable to one server (the Base's resources), with their errors.
     pub base_failures: Vec<String>,
 }
@@ -69,7 +70,9 @@ impl Watcher {
         Self::default()
     }
 
-    /// One cycle over the servers of `p` that are not backing off at `now`.
+    /// One cycle over the servers of `p` that are not backing off at `now`: the same converge
+    /// as `reconciler apply` (retiring what the specs no longer render, drift labels, the
+    /// Bases' locks, results recorded), over the graph without the servers that back off.
     pub async fn cycle(
         &mut self,
         p: &Prepared,
@@ -78,62 +81,53 @@ impl Watcher {
         now: Instant,
     ) -> Result<CycleReport> {
         let mut report = CycleReport::default();
-        let mut set: SpecSet = p.set.clone();
-        set.servers.retain(|s| {
-            let name = &s.doc.metadata.name;
+        let mut waiting = BTreeSet::new();
+        for server in &p.set.servers {
+            let name = &server.doc.metadata.name;
             match self.backoff.get(name) {
                 Some(b) if b.until > now => {
                     report.backing_off.push(name.clone());
-                    false
+                    waiting.insert(name.as_str());
                 }
-                _ => {
-                    report.reconciled.push(name.clone());
-                    true
-                }
-            }
-        });
-        let cx = &p.session.context;
-        let graph = DesiredGraph::new(render_resources(cx, &set, &p.catalog)?)?;
-        let owners = crate::deploy::server_owners(graph.iter());
-
-        let observed = rec.observe(&graph).await?;
-        let mut plan = rec.plan(&graph, &observed, &[])?;
-        // Something to change: take the Bases' lock (another run may be applying), and plan
-        // again under it. Nothing to change: no lock, no mutating call.
-        let mut locks = None;
-        if !plan.is_empty() {
-            match crate::lock::acquire(p, LOCK_WAIT).await {
-                Ok(held) => {
-                    locks = Some(held);
-                    let observed = rec.observe(&graph).await?;
-                    plan = rec.plan(&graph, &observed, &[])?;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "another run holds the lock; this cycle changes nothing");
-                    report.base_failures.push(format!("{error:#}"));
-                    return Ok(report);
-                }
+                _ => report.reconciled.push(name.clone()),
             }
         }
-        report.changed = plan
+        let cycle = Prepared {
+            graph: crate::deploy::without_servers(&p.graph, &waiting),
+            ..p.clone()
+        };
+        let owners = crate::deploy::server_owners(cycle.graph.iter());
+        let converge_opts = ConvergeOptions {
+            plan: PlanOptions::default(),
+            lock_wait: LOCK_WAIT,
+        };
+        let converged = converge(&cycle, rec, &converge_opts, &Quiet).await?;
+        report.changed = converged
+            .planned
+            .plan
             .resources()
             .iter()
             .filter(|r| !matches!(r.action, reconciler_engine::Action::NoOp))
             .count();
-        let applied = rec.apply(&plan, &NoEvents).await;
-        if let Some(locks) = locks {
-            locks.release(p).await;
+        report.drifted = converged
+            .planned
+            .plan
+            .drifted()
+            .map(|r| r.id.to_string())
+            .collect();
+        if !report.drifted.is_empty() {
+            tracing::warn!(resources = ?report.drifted, "changed outside the reconciler; put back");
         }
-        let results = crate::results::summarize(
-            plan.resources().iter().map(|r| r.desired()),
-            &applied,
-            &crate::results::now_rfc3339(),
-        );
-        if let Err(error) = crate::results::write(p, &results).await {
-            tracing::warn!(%error, "could not record the cycle's results");
+        if let Some(error) = &converged.record_error {
+            tracing::warn!(error = %format!("{error:#}"), "could not record the cycle's results");
         }
-        for (id, error) in applied.failures() {
-            match owners.get(id) {
+        let failures = converged
+            .report
+            .iter()
+            .flat_map(|r| r.failures())
+            .map(|(id, error)| (id.clone(), error.to_string()));
+        for (id, error) in failures {
+            match owners.get(&id) {
                 Some(server) => {
                     report
                         .failed

@@ -132,3 +132,34 @@ pub async fn public_ip(ec2: &aws_sdk_ec2::Client, instance: &str) -> String {
         .expect("a public address")
         .to_string()
 }
+
+/// Changes the threshold of alarm `name` out of band, as a person in the console would,
+/// keeping the rest of its definition.
+pub async fn set_alarm_threshold(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    name: &str,
+    threshold: f64,
+) {
+    let alarm = cloudwatch
+        .describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .unwrap()
+        .metric_alarms()[0]
+        .clone();
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(name)
+        .set_alarm_description(alarm.alarm_description().map(str::to_string))
+        .set_metrics(Some(alarm.metrics().to_vec()))
+        .set_comparison_operator(alarm.comparison_operator().cloned())
+        .threshold(threshold)
+        .set_evaluation_periods(alarm.evaluation_periods())
+        .set_datapoints_to_alarm(alarm.datapoints_to_alarm())
+        .set_treat_missing_data(alarm.treat_missing_data().map(str::to_string))
+        .set_alarm_actions(Some(alarm.alarm_actions().to_vec()))
+        .send()
+        .await
+        .unwrap();
+}

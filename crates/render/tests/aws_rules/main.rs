@@ -3,5 +3,6 @@
 //! validator allows against the constraints of AWS's API models (botocore). Both tools are
 //! pinned in `tests/aws/requirements.txt` and installed into `.venv-aws` on first use.
 
+mod names;
 mod policies;
 mod support;

@@ -261,8 +261,8 @@ async fn terminate_successful_is_handled_like_the_lifecycle_action() {
     let cloud = Cloud::new();
     let zone = cloud.create_zone().await;
     cloud.create_group(GROUP, 0).await;
-    let mut raw = event("asg-terminate-lifecycle-action.json");
-    raw["detail-type"] = "EC2 Instance Terminate Successful".into();
+    // AWS's "EC2 Instance Terminate Successful" sample (tests/events/SOURCES.md).
+    let raw = event("asg-terminate-successful.json");
     let event = AutoScalingEvent::from_value(with(raw, &[("/detail/AutoScalingGroupName", GROUP)]))
         .unwrap();
 

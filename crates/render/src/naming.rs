@@ -138,6 +138,17 @@ pub fn bounded(name: &str, max: usize) -> String {
     format!("{}{suffix}", &name[..keep])
 }
 
+/// Shortens a free-text field (a description, a comment) to `max` characters, ending it with
+/// `...` when cut, for fields AWS bounds that embed a name of unbounded length (a DNS name can
+/// have 253 characters; a Lambda description or a hosted zone comment at most 256).
+pub fn bounded_text(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max.saturating_sub(3)).collect();
+    format!("{kept}...")
+}
+
 /// 32-bit FNV-1a: tiny, stable across releases (unlike std's hasher).
 fn fnv1a(bytes: &[u8]) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
@@ -162,6 +173,14 @@ mod tests {
         let token = long.efs_creation_token(&"B".repeat(32));
         assert_eq!(token.len(), 64);
         assert_ne!(token, long.efs_creation_token(&"C".repeat(32)));
+    }
+
+    #[test]
+    fn long_text_is_cut_to_the_limit_and_says_so() {
+        assert_eq!(bounded_text("short", 256), "short");
+        let cut = bounded_text(&"é".repeat(300), 256);
+        assert_eq!(cut.chars().count(), 256);
+        assert!(cut.ends_with("é..."));
     }
 
     #[test]

@@ -85,6 +85,13 @@ pub fn file_system_policy(instance_role_arn: Value) -> Value {
 /// The instance role's own policy: mount the server's file systems (selected by the server
 /// tag, so the policy does not depend on file-system ids) and run its ECS agent.
 pub fn instance_policy(cx: &Context, region: &str, server: &str, cluster_arn: &str) -> Value {
+    // Any container instance of the account and region: the ARN names the cluster only in the
+    // long ARN format, and the `ecs:cluster` condition scopes the grant to the server's cluster
+    // whichever format an account uses.
+    let container_instances = format!(
+        "arn:{}:ecs:{region}:{}:container-instance/*",
+        cx.partition, cx.account_id
+    );
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -113,8 +120,9 @@ pub fn instance_policy(cx: &Context, region: &str, server: &str, cluster_arn: &s
                 "Sid": "PollServerCluster",
                 "Effect": "Allow",
                 "Action": ["ecs:Poll", "ecs:StartTelemetrySession"],
-                // AWS requires `*` for these actions; the condition scopes them to the cluster.
-                "Resource": "*",
+                // These act on a container instance (`container-instance/<cluster>/<id>` in
+                // AWS's service authorization reference); the condition names the cluster.
+                "Resource": container_instances,
                 "Condition": { "ArnEquals": { "ecs:cluster": cluster_arn } }
             },
             {

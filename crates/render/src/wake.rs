@@ -22,7 +22,7 @@ use reconciler_spec::{dns_name_of, BaseDocument, ContainerSpecDocument, WakeZone
 use serde_json::{json, Value};
 
 use crate::base::{tagged, BaseRefs};
-use crate::naming::{dashboard_name, BaseNames, ServerNames, GLOBAL_REGION};
+use crate::naming::{bounded_text, dashboard_name, BaseNames, ServerNames, GLOBAL_REGION};
 use crate::server::ServerRefs;
 use crate::{kinds, policies, Context};
 
@@ -46,6 +46,11 @@ pub const LAMBDA_ARTIFACT: &str = "reconciler-lambda";
 pub const ROUTE53_LOG_POLICY: &str = "rc-route53-query-logging";
 /// Prefix of every query log group, which that one policy covers.
 pub const QUERY_LOG_PREFIX: &str = "/aws/route53/rc-";
+
+/// The longest Lambda function description (`CreateFunction`'s `Description`).
+pub const LAMBDA_DESCRIPTION_MAX: usize = 256;
+/// The longest hosted zone comment (`CreateHostedZone`'s `HostedZoneConfig.Comment`).
+pub const HOSTED_ZONE_COMMENT_MAX: usize = 256;
 
 /// The CloudWatch namespace of a server's own metrics.
 pub fn metric_namespace(server: &str) -> String {
@@ -595,7 +600,7 @@ fn owned_function(
         &fn_name,
     )
     .with_properties(json!({
-        "description": description,
+        "description": bounded_text(&description, LAMBDA_DESCRIPTION_MAX),
         "runtime": "provided.al2023",
         "handler": "bootstrap",
         "architecture": "x86_64",
@@ -735,7 +740,7 @@ pub fn render(
         let zone =
             DesiredResource::new(kinds::HOSTED_ZONE, local, GLOBAL_REGION, format!("{dns}."))
                 .with_properties(
-                    json!({ "comment": format!("Wakes server {local} when {dns} is looked up") }),
+                    json!({ "comment": bounded_text(&format!("Wakes server {local} when {dns} is looked up"), HOSTED_ZONE_COMMENT_MAX) }),
                 );
         let zone_id = zone.id.to_string();
         out.push(tagged(zone, names.tags("wake")));

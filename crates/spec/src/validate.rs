@@ -281,6 +281,24 @@ fn check_references(set: &SpecSet, out: &mut Vec<Diagnostic>) {
             }
         }
         let dns = dns_name_of(&server.doc, &base.doc);
+        // The name and the domain are each checked, but not what they make together.
+        if spec.dns_name.is_none() && dns.len() > MAX_DNS_NAME {
+            out.push(
+                src.error_at(
+                    "metadata.name",
+                    format!(
+                        "the server's DNS name `{}…{}` has {} characters; a DNS name has at most {MAX_DNS_NAME}",
+                        &dns[..20],
+                        &dns[dns.len() - 20..],
+                        dns.len()
+                    ),
+                )
+                .with_hint(format!(
+                    "it is `<metadata.name>.{domain}`: shorten the name or the Base's domain, or set `spec.dnsName`"
+                )),
+            );
+            continue;
+        }
         if let Some(first) = dns_names.get(&dns) {
             out.push(
                 src.error_at(
@@ -298,8 +316,12 @@ fn check_references(set: &SpecSet, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// The longest DNS name, written without the final dot: 255 octets on the wire (RFC 1035,
+/// and Route 53's "DNS domain name format").
+const MAX_DNS_NAME: usize = 253;
+
 fn valid_dns_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 253 && name.split('.').all(|l| DNS_LABEL.is_match(l))
+    !name.is_empty() && name.len() <= MAX_DNS_NAME && name.split('.').all(|l| DNS_LABEL.is_match(l))
 }
 
 fn validate_name(src: &DocSource, name: &str, out: &mut Vec<Diagnostic>) {
@@ -1115,6 +1137,29 @@ mod tests {
             e[0].contains("DNS name `mc.example.com` is used by two servers"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn a_server_name_and_domain_that_make_too_long_a_dns_name_are_refused() {
+        // Four labels of 63, 63, 63 and 61: the longest domain, and valid alone.
+        let domain = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61),
+        ]
+        .join(".");
+        assert_eq!(domain.len(), 253);
+        let base = BASE.replace("name: example.com", &format!("name: {domain}"));
+        let e = errors(&check(&[&base, SERVER]));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("f1.yaml:4:9 metadata.name: the server's DNS name `mc.aaaa")
+                && e[0].ends_with("has 256 characters; a DNS name has at most 253"),
+            "{e:?}"
+        );
+        let shorter = BASE.replace("name: example.com", &format!("name: {}", &domain[3..]));
+        assert!(errors(&check(&[&shorter, SERVER])).is_empty());
     }
 
     #[test]

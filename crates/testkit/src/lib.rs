@@ -50,6 +50,8 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::SdkConfig;
 
 mod artifacts;
+pub mod event_pattern;
+pub mod log_filter;
 pub mod proxy;
 mod venv;
 

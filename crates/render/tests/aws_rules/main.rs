@@ -1,0 +1,8 @@
+//! The render held to AWS's own published rules rather than the emulator's: the policy
+//! documents against AWS's IAM action database (parliament), and the longest names the
+//! validator allows against the constraints of AWS's API models (botocore). Both tools are
+//! pinned in `tests/aws/requirements.txt` and installed into `.venv-aws` on first use.
+
+mod names;
+mod policies;
+mod support;

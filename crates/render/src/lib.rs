@@ -3,8 +3,8 @@
 //! No network call happens here. Everything AWS assigns (ids, ARNs with random parts) is a
 //! reference the engine resolves at apply time; everything deterministic (names, ARNs built
 //! from account, region and name) is written out, so a plan can show it. The resource kinds and
-//! the shape of their properties are the contract with the provider (`crates/aws`): see
-//! [`kinds`].
+//! the shape of their properties are the contract with the provider (`crates/aws`): the
+//! `reconciler-kinds` crate, one module per kind.
 
 pub mod base;
 pub mod naming;
@@ -18,114 +18,85 @@ use reconciler_engine::model::{DesiredGraph, DesiredResource, GraphErrors};
 use reconciler_spec::{base_of, Alerts, ContainerSpecDocument, InstanceCatalog, Lookup, SpecSet};
 use serde_json::{json, Value};
 
-/// Resource kinds (`<service>.<type>`) and the provider client each maps to.
+/// The resource kinds by name. Each kind's properties, diff rules and outputs are its module in
+/// `reconciler-kinds` (linked from each name here), shared by render and the provider.
 pub mod kinds {
-    /// VPC: `cidrBlock`, `enableDnsSupport`, `enableDnsHostnames`. Outputs `id`.
-    pub const VPC: &str = "ec2.vpc";
-    /// Internet gateway attached to `vpcId`. Outputs `id`.
-    pub const INTERNET_GATEWAY: &str = "ec2.internet-gateway";
-    /// Subnet: `vpcId`, `cidrBlock`, `availabilityZoneIndex` (index into the region's zones in
-    /// name order), `mapPublicIpOnLaunch`. Outputs `id`, `availabilityZone`.
-    pub const SUBNET: &str = "ec2.subnet";
-    /// Route table: `vpcId`, `routes` [{`destinationCidrBlock`, `gatewayId`}], `subnetIds`
-    /// (associations). Outputs `id`.
-    pub const ROUTE_TABLE: &str = "ec2.route-table";
-    /// Security group: `groupName`, `description`, `vpcId`, `ingress`/`egress` rules
-    /// [{`ipProtocol`, `fromPort`, `toPort`, `cidrIpv4` | `sourceSecurityGroupId`,
-    /// `description`}]. Outputs `id`.
-    pub const SECURITY_GROUP: &str = "ec2.security-group";
-    /// Key pair: `keyType`; the private key goes to SSM `/ec2/keypair/<key-pair-id>`.
-    /// Outputs `id`, `name`.
-    pub const KEY_PAIR: &str = "ec2.key-pair";
-    /// Launch template: `imageParameter` (public SSM parameter of the AMI), `instanceType`,
-    /// `iamInstanceProfileArn`, `securityGroupIds`, `metadataOptions`, `monitoring`,
-    /// `blockDeviceMappings`, `userData` (plain text), `instanceTags`, optional `keyName`.
-    /// Outputs `id`, `latestVersion`.
-    pub const LAUNCH_TEMPLATE: &str = "ec2.launch-template";
-    /// Auto Scaling group: `launchTemplateId`, `launchTemplateVersion`, `minSize`, `maxSize`,
-    /// `vpcZoneIdentifier`, `healthCheckType`, `newInstancesProtectedFromScaleIn`,
-    /// `notifications` [{`topicArn`, `types`}]. `desiredCapacity` is runtime-owned. Outputs
-    /// `arn`, `name`.
-    pub const AUTO_SCALING_GROUP: &str = "autoscaling.group";
-    /// IAM role: `description`, `assumeRolePolicyDocument`, `managedPolicyArns`,
-    /// `inlinePolicies` {name: document}. Outputs `arn`, `name`.
-    pub const ROLE: &str = "iam.role";
-    /// IAM instance profile: `roles`. Outputs `arn`, `name`.
-    pub const INSTANCE_PROFILE: &str = "iam.instance-profile";
-    /// CloudWatch Logs log group: `retentionInDays`. Outputs `arn`, `name`.
-    pub const LOG_GROUP: &str = "logs.log-group";
-    /// EFS file system, found by creation token (its name), or by its `Name` tag when adopted
-    /// or restored: `encrypted`, `performanceMode`, `throughputMode`, `fileSystemPolicy`;
-    /// optional `adopt` (an existing file system id, used instead of creating one) or
-    /// `restoreFrom` {`recoveryPointArn`, `backupVaultName`, `iamRoleArn`} (create by restoring
-    /// a recovery point; read at create only). Outputs `id`, `arn`.
-    pub const FILE_SYSTEM: &str = "efs.file-system";
-    /// EFS mount target: `fileSystemId`, `subnetId`, `securityGroups`. Outputs `id`.
-    pub const MOUNT_TARGET: &str = "efs.mount-target";
-    /// AWS Backup vault. Outputs `arn`, `name`.
-    pub const BACKUP_VAULT: &str = "backup.vault";
-    /// AWS Backup plan: `rules` [{`ruleName`, `targetBackupVaultName`, `scheduleExpression`,
-    /// `startWindowMinutes`, `completionWindowMinutes`, `lifecycle`}]. Outputs `id`, `arn`.
-    pub const BACKUP_PLAN: &str = "backup.plan";
-    /// AWS Backup selection: `backupPlanId`, `iamRoleArn`, `resources`, `conditions`.
-    /// Outputs `id`.
-    pub const BACKUP_SELECTION: &str = "backup.selection";
-    /// SNS topic: `displayName`, `policy`, `subscriptions` [{`protocol`, `endpoint`}].
-    /// Outputs `arn`.
-    pub const TOPIC: &str = "sns.topic";
-    /// ECS cluster: `containerInsights`. Outputs `arn`, `name`.
-    pub const CLUSTER: &str = "ecs.cluster";
-    /// ECS capacity provider: `autoScalingGroupArn`, `managedDraining`,
-    /// `managedTerminationProtection`. Outputs `arn`, `name`.
-    pub const CAPACITY_PROVIDER: &str = "ecs.capacity-provider";
-    /// A cluster's capacity providers: `cluster`, `capacityProviders`,
-    /// `defaultCapacityProviderStrategy`.
-    pub const CLUSTER_CAPACITY_PROVIDERS: &str = "ecs.cluster-capacity-providers";
-    /// ECS task definition family (its latest active revision): `family`, `networkMode`,
-    /// `requiresCompatibilities`, `executionRoleArn`, `containerDefinitions`, `volumes`.
-    /// Outputs `arn`, `revision`.
-    pub const TASK_DEFINITION: &str = "ecs.task-definition";
-    /// ECS service: `cluster`, `taskDefinition`, `launchType`, `schedulingStrategy`,
-    /// `deploymentConfiguration`, `enableEcsManagedTags`, `propagateTags`. Outputs `arn`.
-    pub const SERVICE: &str = "ecs.service";
-    /// CloudWatch Logs resource policy (account-wide, by name): `policyDocument`.
-    pub const LOG_RESOURCE_POLICY: &str = "logs.resource-policy";
-    /// CloudWatch Logs subscription filter, by name: `logGroupName` (the deterministic name, so
-    /// observe can list the group's filters), `filterPattern`, `destinationArn`.
-    pub const SUBSCRIPTION_FILTER: &str = "logs.subscription-filter";
-    /// Route 53 public hosted zone, by name (`<dns name>.`): `comment`. Outputs `id`,
-    /// `nameServers`.
-    pub const HOSTED_ZONE: &str = "route53.hosted-zone";
-    /// Route 53 record set: `hostedZoneId`, `name`, `type`, `ttl`, and either `values`
-    /// (managed: the NS delegation) or `initialValues` (runtime-owned: written at create, then
-    /// owned by the running system, as the A record is). Named `<name> <type>`; when
-    /// `hostedZoneId` is a reference, observe finds the zone by the record's name.
-    pub const RECORD_SET: &str = "route53.record-set";
-    /// Route 53 query logging config, by its zone's name: `hostedZoneId`,
-    /// `cloudWatchLogsLogGroupArn`. Outputs `id`.
-    pub const QUERY_LOGGING_CONFIG: &str = "route53.query-logging-config";
-    /// Lambda function: `description`, `runtime`, `handler`, `architecture`, `memorySize`,
-    /// `timeout`, `roleArn`, `artifact` (the binary to package; the code hash decides updates),
-    /// `environment`, `logGroup`. Outputs `arn`, `name`.
-    pub const FUNCTION: &str = "lambda.function";
-    /// Lambda permission, by statement id: `functionName` (the deterministic name, so observe
-    /// can find the function's policy), `action`, `principal`, `sourceArn`.
-    pub const LAMBDA_PERMISSION: &str = "lambda.permission";
-    /// Auto Scaling policy, by name: `autoScalingGroupName` (the deterministic name),
-    /// `policyType`, `adjustmentType`, `stepAdjustments`. Outputs `arn`.
-    pub const SCALING_POLICY: &str = "autoscaling.scaling-policy";
-    /// CloudWatch metric-math alarm: `alarmDescription`, `metrics`, `comparisonOperator`,
-    /// `threshold`, `evaluationPeriods`, `datapointsToAlarm`, `treatMissingData`,
-    /// `alarmActions`. Alarm state is runtime-owned. Outputs `arn`.
-    pub const ALARM: &str = "cloudwatch.alarm";
-    /// EventBridge rule on the default bus: `description`, `state`, `eventPattern`, `targets`
-    /// [{`id`, `arn`, `input`}]. Outputs `arn`.
-    pub const EVENT_RULE: &str = "events.rule";
-    /// CloudWatch dashboard: `body`.
-    pub const DASHBOARD: &str = "cloudwatch.dashboard";
-    /// SSM parameter holding JSON: `value` (any JSON, stored serialized).
-    /// Used for apply records (see [`crate::record`]). Outputs `name`, `version`.
-    pub const PARAMETER: &str = "ssm.parameter";
+    use reconciler_kinds::Properties;
+
+    /// [`reconciler_kinds::ec2::Vpc`].
+    pub const VPC: &str = <reconciler_kinds::ec2::Vpc as Properties>::KIND;
+    /// [`reconciler_kinds::ec2::InternetGateway`].
+    pub const INTERNET_GATEWAY: &str = <reconciler_kinds::ec2::InternetGateway as Properties>::KIND;
+    /// [`reconciler_kinds::ec2::Subnet`].
+    pub const SUBNET: &str = <reconciler_kinds::ec2::Subnet as Properties>::KIND;
+    /// [`reconciler_kinds::ec2::RouteTable`].
+    pub const ROUTE_TABLE: &str = <reconciler_kinds::ec2::RouteTable as Properties>::KIND;
+    /// [`reconciler_kinds::ec2::SecurityGroup`].
+    pub const SECURITY_GROUP: &str = <reconciler_kinds::ec2::SecurityGroup as Properties>::KIND;
+    /// [`reconciler_kinds::ec2::KeyPair`].
+    pub const KEY_PAIR: &str = <reconciler_kinds::ec2::KeyPair as Properties>::KIND;
+    /// [`reconciler_kinds::ec2::LaunchTemplate`].
+    pub const LAUNCH_TEMPLATE: &str = <reconciler_kinds::ec2::LaunchTemplate as Properties>::KIND;
+    /// [`reconciler_kinds::autoscaling::Group`].
+    pub const AUTO_SCALING_GROUP: &str = <reconciler_kinds::autoscaling::Group as Properties>::KIND;
+    /// [`reconciler_kinds::iam::Role`].
+    pub const ROLE: &str = <reconciler_kinds::iam::Role as Properties>::KIND;
+    /// [`reconciler_kinds::iam::InstanceProfile`].
+    pub const INSTANCE_PROFILE: &str = <reconciler_kinds::iam::InstanceProfile as Properties>::KIND;
+    /// [`reconciler_kinds::logs::LogGroup`].
+    pub const LOG_GROUP: &str = <reconciler_kinds::logs::LogGroup as Properties>::KIND;
+    /// [`reconciler_kinds::efs::FileSystem`].
+    pub const FILE_SYSTEM: &str = <reconciler_kinds::efs::FileSystem as Properties>::KIND;
+    /// [`reconciler_kinds::efs::MountTarget`].
+    pub const MOUNT_TARGET: &str = <reconciler_kinds::efs::MountTarget as Properties>::KIND;
+    /// [`reconciler_kinds::backup::Vault`].
+    pub const BACKUP_VAULT: &str = <reconciler_kinds::backup::Vault as Properties>::KIND;
+    /// [`reconciler_kinds::backup::Plan`].
+    pub const BACKUP_PLAN: &str = <reconciler_kinds::backup::Plan as Properties>::KIND;
+    /// [`reconciler_kinds::backup::Selection`].
+    pub const BACKUP_SELECTION: &str = <reconciler_kinds::backup::Selection as Properties>::KIND;
+    /// [`reconciler_kinds::sns::Topic`].
+    pub const TOPIC: &str = <reconciler_kinds::sns::Topic as Properties>::KIND;
+    /// [`reconciler_kinds::ecs::Cluster`].
+    pub const CLUSTER: &str = <reconciler_kinds::ecs::Cluster as Properties>::KIND;
+    /// [`reconciler_kinds::ecs::CapacityProvider`].
+    pub const CAPACITY_PROVIDER: &str =
+        <reconciler_kinds::ecs::CapacityProvider as Properties>::KIND;
+    /// [`reconciler_kinds::ecs::ClusterCapacityProviders`].
+    pub const CLUSTER_CAPACITY_PROVIDERS: &str =
+        <reconciler_kinds::ecs::ClusterCapacityProviders as Properties>::KIND;
+    /// [`reconciler_kinds::ecs::TaskDefinition`].
+    pub const TASK_DEFINITION: &str = <reconciler_kinds::ecs::TaskDefinition as Properties>::KIND;
+    /// [`reconciler_kinds::ecs::Service`].
+    pub const SERVICE: &str = <reconciler_kinds::ecs::Service as Properties>::KIND;
+    /// [`reconciler_kinds::logs::ResourcePolicy`].
+    pub const LOG_RESOURCE_POLICY: &str =
+        <reconciler_kinds::logs::ResourcePolicy as Properties>::KIND;
+    /// [`reconciler_kinds::logs::SubscriptionFilter`].
+    pub const SUBSCRIPTION_FILTER: &str =
+        <reconciler_kinds::logs::SubscriptionFilter as Properties>::KIND;
+    /// [`reconciler_kinds::route53::HostedZone`].
+    pub const HOSTED_ZONE: &str = <reconciler_kinds::route53::HostedZone as Properties>::KIND;
+    /// [`reconciler_kinds::route53::RecordSet`].
+    pub const RECORD_SET: &str = <reconciler_kinds::route53::RecordSet as Properties>::KIND;
+    /// [`reconciler_kinds::route53::QueryLoggingConfig`].
+    pub const QUERY_LOGGING_CONFIG: &str =
+        <reconciler_kinds::route53::QueryLoggingConfig as Properties>::KIND;
+    /// [`reconciler_kinds::lambda::Function`].
+    pub const FUNCTION: &str = <reconciler_kinds::lambda::Function as Properties>::KIND;
+    /// [`reconciler_kinds::lambda::Permission`].
+    pub const LAMBDA_PERMISSION: &str = <reconciler_kinds::lambda::Permission as Properties>::KIND;
+    /// [`reconciler_kinds::autoscaling::ScalingPolicy`].
+    pub const SCALING_POLICY: &str =
+        <reconciler_kinds::autoscaling::ScalingPolicy as Properties>::KIND;
+    /// [`reconciler_kinds::cloudwatch::Alarm`].
+    pub const ALARM: &str = <reconciler_kinds::cloudwatch::Alarm as Properties>::KIND;
+    /// [`reconciler_kinds::events::Rule`].
+    pub const EVENT_RULE: &str = <reconciler_kinds::events::Rule as Properties>::KIND;
+    /// [`reconciler_kinds::cloudwatch::Dashboard`].
+    pub const DASHBOARD: &str = <reconciler_kinds::cloudwatch::Dashboard as Properties>::KIND;
+    /// [`reconciler_kinds::ssm::Parameter`].
+    pub const PARAMETER: &str = <reconciler_kinds::ssm::Parameter as Properties>::KIND;
 }
 
 /// Account facts that go into ARNs. Passing them in keeps render pure: the CLI reads them once

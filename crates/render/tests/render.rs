@@ -1051,3 +1051,23 @@ fn in_a_shared_wake_zone_each_server_writes_only_its_own_record_in_the_root_zone
         .to_string()
         .contains("/aws/route53/rc-main/queries"));
 }
+
+/// The contract with the provider: every rendered resource has exactly its kind's typed shape
+/// (`reconciler-kinds`), so what render writes is what the provider reads.
+#[test]
+fn every_resource_has_its_kinds_shape() {
+    let kinds: std::collections::HashMap<&str, reconciler_kinds::KindInfo> =
+        reconciler_kinds::all()
+            .into_iter()
+            .map(|k| (k.kind, k))
+            .collect();
+    let g = graph();
+    for r in g.iter() {
+        let info = kinds
+            .get(r.kind.as_str())
+            .unwrap_or_else(|| panic!("{}: no kind module for {}", r.id, r.kind));
+        if let Err(e) = (info.conforms)(&r.properties) {
+            panic!("{}: {e}", r.id);
+        }
+    }
+}

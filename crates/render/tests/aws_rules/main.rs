@@ -5,4 +5,5 @@
 
 mod names;
 mod policies;
+mod shapes;
 mod support;

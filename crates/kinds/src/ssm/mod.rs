@@ -1,0 +1,5 @@
+//! SSM Parameter Store: the apply records.
+
+mod parameter;
+
+pub use parameter::Parameter;

@@ -834,7 +834,7 @@ impl ResourceClient for ScalingPolicyClient {
         if changes.iter().any(|c| !c.is_tag()) {
             self.put(desired).await?;
         }
-        Ok(crate::iam::updated(observed, desired))
+        Ok(crate::util::updated(observed, desired))
     }
 
     async fn delete(

@@ -24,12 +24,12 @@ use reconciler_render::naming::{bounded, PREFIX};
 use serde_json::{json, Map, Value};
 
 use crate::error::classify;
-use crate::iam::{read_all, updated};
 use crate::pool::ClientPool;
 use crate::tagging;
 use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
 use crate::util;
+use crate::util::{read_all, updated};
 use crate::util::{touches, touches_tags};
 
 /// The clients of this service.

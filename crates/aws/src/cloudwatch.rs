@@ -26,11 +26,11 @@ use reconciler_render::kinds;
 use serde_json::{json, Map, Value};
 
 use crate::error::classify;
-use crate::iam::{read_all, updated};
 use crate::pool::ClientPool;
 use crate::tagging;
 use crate::tags::{ensure_managed, tag_delta};
 use crate::util::{self, missing, touches_tags};
+use crate::util::{read_all, updated};
 
 /// Alarm names per `DescribeAlarms` call (the API's limit).
 const ALARM_NAMES_PER_CALL: usize = 100;
@@ -526,7 +526,7 @@ impl DashboardClient {
             .get("body")
             .filter(|b| b.is_object())
             .ok_or_else(|| missing(desired, "body"))?;
-        let text = crate::iam::document_text(desired, body)?;
+        let text = crate::documents::document_text(desired, body)?;
         let out = cw
             .put_dashboard()
             .dashboard_name(name)

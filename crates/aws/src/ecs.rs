@@ -46,11 +46,11 @@ use sha2::{Digest, Sha256};
 
 use crate::autoscaling::{poll_until, Wait};
 use crate::error::classify;
-use crate::iam::read_all;
 use crate::pool::ClientPool;
 use crate::tagging;
 use crate::tags::ensure_managed;
 use crate::tags::{is_managed, tag_delta, tags_agree};
+use crate::util::read_all;
 use crate::util::touches;
 use crate::util::{missing, observed, opt_str, str_list, str_prop};
 

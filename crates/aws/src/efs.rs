@@ -46,11 +46,12 @@ use reconciler_engine::provider::{ErrorClass, KindSpec, ProviderError, ResourceC
 use reconciler_render::kinds;
 use serde_json::{json, Value};
 
+use crate::documents::{align_policy, document_text};
 use crate::error::classify;
-use crate::iam::{align_policy, document_text, read_all, updated};
 use crate::pool::ClientPool;
 use crate::tags::{ensure_managed, is_managed, tag_delta};
 use crate::util;
+use crate::util::{read_all, updated};
 use crate::util::{touches, touches_tags};
 use reconciler_render::naming::{TAG_BASE, TAG_SERVER};
 

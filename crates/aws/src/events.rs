@@ -23,12 +23,13 @@ use reconciler_engine::provider::{ErrorClass, KindSpec, ProviderError, ResourceC
 use reconciler_render::kinds;
 use serde_json::{json, Map, Value};
 
+use crate::documents::document_text;
 use crate::error::classify;
-use crate::iam::{document_text, read_all, updated};
 use crate::pool::ClientPool;
 use crate::tagging;
 use crate::tags::{ensure_managed, tag_delta};
 use crate::util::{self, missing, touches, touches_tags};
+use crate::util::{read_all, updated};
 
 /// Targets per `PutTargets` call (the API's limit).
 const TARGETS_PER_PUT: usize = 10;

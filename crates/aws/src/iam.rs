@@ -17,36 +17,29 @@
 //! it back, and the consumers' errors (`NoSuchEntity` on a create, EC2's
 //! `InvalidParameterValue ... instance profile`) are retried by the engine as eventual
 //! consistency.
-//!
-//! The module also holds small helpers the other data-plane modules share (policy document
-//! comparison, the ownership check, bounded parallel reads, merging an update's result).
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_iam::types::{EntityType, RoleDetail, Tag};
 use indexmap::IndexMap;
 use reconciler_engine::diff::FieldChange;
-use reconciler_engine::model::{contains_ref, DesiredResource, Kind, Observed};
+use reconciler_engine::model::{DesiredResource, Kind, Observed};
 use reconciler_engine::provider::{KindSpec, ProviderError, ResourceClient};
 use reconciler_render::kinds;
 use reconciler_render::naming::GLOBAL_REGION;
 use serde_json::{json, Map, Value};
 
+use crate::documents::{align_policy, document_text, policy_equivalent};
 use crate::error::classify;
 use crate::pool::ClientPool;
 use crate::tags::ensure_managed;
 use crate::tags::{tag_delta, tags_agree};
-use crate::util::{self, touches, touches_tags};
+use crate::util::{self, read_all, touches, touches_tags, updated};
 
 /// The path every role and profile is created under.
 const PATH: &str = "/";
-
-/// How many per-object reads run at once: enough to hide latency, few enough to stay clear of
-/// IAM's low request-rate limits.
-pub(crate) const READ_CONCURRENCY: usize = 4;
 
 /// The clients of this service.
 pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
@@ -54,161 +47,6 @@ pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
         Arc::new(RoleClient { pool: pool.clone() }),
         Arc::new(InstanceProfileClient { pool: pool.clone() }),
     ]
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers shared by the data-plane modules.
-// ---------------------------------------------------------------------------------------------
-
-/// Whether two policy documents mean the same: objects key by key, arrays as sets (IAM
-/// evaluates `Action`, `Resource` and `Statement` lists without regard to order), and a
-/// one-element array equal to its element (AWS services normalise `["x"]` and `"x"` either
-/// way). An unresolved reference in `desired` matches any value.
-pub(crate) fn policy_equivalent(observed: &Value, desired: &Value) -> bool {
-    if is_ref(desired) {
-        return true;
-    }
-    match (observed, desired) {
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && y.iter()
-                    .all(|(k, w)| x.get(k).is_some_and(|v| policy_equivalent(v, w)))
-        }
-        (Value::Array(x), Value::Array(y)) => set_pairing(x, y).is_some(),
-        (Value::Array(x), other) if x.len() == 1 => policy_equivalent(&x[0], other),
-        (other, Value::Array(y)) if y.len() == 1 => policy_equivalent(other, &y[0]),
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        _ => observed == desired,
-    }
-}
-
-fn is_ref(value: &Value) -> bool {
-    matches!(
-        reconciler_engine::model::Reference::parse(value),
-        Ok(Some(_))
-    )
-}
-
-/// For each desired element, the index of the observed element it pairs with, when every
-/// element pairs up (first fit, which suffices for policy lists).
-fn set_pairing(observed: &[Value], desired: &[Value]) -> Option<Vec<usize>> {
-    if observed.len() != desired.len() {
-        return None;
-    }
-    let mut used = vec![false; observed.len()];
-    desired
-        .iter()
-        .map(|w| {
-            let j =
-                (0..observed.len()).find(|&j| !used[j] && policy_equivalent(&observed[j], w))?;
-            used[j] = true;
-            Some(j)
-        })
-        .collect()
-}
-
-/// The observed document rewritten in the desired document's form (its order, its choice of
-/// `"x"` or `["x"]`) when both mean the same, so the engine's structural diff sees no change
-/// where AWS merely reordered or reformatted. Values standing where `desired` still holds an
-/// unresolved reference are kept as observed. A document that differs is returned unchanged.
-pub(crate) fn align_policy(observed: Value, desired: Option<&Value>) -> Value {
-    match desired {
-        Some(d) if policy_equivalent(&observed, d) => shape_like(&observed, d),
-        _ => observed,
-    }
-}
-
-/// [`align_policy`]'s rewrite, for documents known to be equivalent.
-fn shape_like(observed: &Value, desired: &Value) -> Value {
-    if is_ref(desired) {
-        // References resolve to scalar outputs (ids, ARNs).
-        return match observed {
-            Value::Array(x) if x.len() == 1 && !x[0].is_array() && !x[0].is_object() => {
-                x[0].clone()
-            }
-            _ => observed.clone(),
-        };
-    }
-    match (observed, desired) {
-        (Value::Object(x), Value::Object(y)) => Value::Object(
-            y.iter()
-                .filter_map(|(k, w)| x.get(k).map(|v| (k.clone(), shape_like(v, w))))
-                .collect(),
-        ),
-        (Value::Array(x), Value::Array(y)) => match set_pairing(x, y) {
-            Some(pairs) => Value::Array(
-                pairs
-                    .iter()
-                    .zip(y)
-                    .map(|(&j, w)| shape_like(&x[j], w))
-                    .collect(),
-            ),
-            None => observed.clone(),
-        },
-        (Value::Array(x), other) if x.len() == 1 => shape_like(&x[0], other),
-        (other, Value::Array(y)) if y.len() == 1 => Value::Array(vec![shape_like(other, &y[0])]),
-        (Value::Number(_), Value::Number(_)) => desired.clone(),
-        _ => observed.clone(),
-    }
-}
-
-/// The observation after a successful update: the desired (resolved) properties over the old
-/// observation, and the tags with the delta applied.
-pub(crate) fn updated(observed: &Observed, desired: &DesiredResource) -> Observed {
-    let mut out = observed.clone();
-    if let (Value::Object(props), Value::Object(want)) = (&mut out.properties, &desired.properties)
-    {
-        for (k, v) in want {
-            props.insert(k.clone(), v.clone());
-        }
-    }
-    let (set, remove) = tag_delta(&desired.tags, &observed.tags);
-    for key in remove {
-        out.tags.shift_remove(&key);
-    }
-    out.tags.extend(set);
-    out
-}
-
-/// Runs per-object reads (for APIs without a batch form) with at most [`READ_CONCURRENCY`] in
-/// flight, keeping the input order; the first error wins.
-pub(crate) async fn read_all<T, F>(reads: Vec<F>) -> Result<Vec<T>, ProviderError>
-where
-    T: Send + 'static,
-    F: Future<Output = Result<T, ProviderError>> + Send + 'static,
-{
-    let n = reads.len();
-    let permits = Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY));
-    let mut set = tokio::task::JoinSet::new();
-    for (i, read) in reads.into_iter().enumerate() {
-        let permits = permits.clone();
-        set.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            (i, read.await)
-        });
-    }
-    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
-    while let Some(joined) = set.join_next().await {
-        let (i, result) =
-            joined.map_err(|e| ProviderError::transient(format!("a read task failed: {e}")))?;
-        out[i] = Some(result?);
-    }
-    Ok(out.into_iter().flatten().collect())
-}
-
-/// A JSON document as text for an API that takes policies as strings.
-pub(crate) fn document_text(
-    desired: &DesiredResource,
-    value: &Value,
-) -> Result<String, ProviderError> {
-    if contains_ref(value) {
-        return Err(ProviderError::terminal(format!(
-            "{}: a policy document still holds an unresolved reference",
-            desired.id
-        )));
-    }
-    serde_json::to_string(value)
-        .map_err(|e| ProviderError::terminal(format!("{}: policy document: {e}", desired.id)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1022,45 +860,6 @@ mod tests {
     use reconciler_render::naming::{MANAGED_BY, TAG_MANAGED_BY};
 
     #[test]
-    fn policies_compare_as_sets_and_collapse_single_arrays() {
-        let a = json!({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["b", "a"], "Resource": "*"},
-            {"Effect": "Deny", "Action": "c", "Resource": ["x"]}
-        ]});
-        let b = json!({"Statement": [
-            {"Effect": "Deny", "Action": ["c"], "Resource": "x"},
-            {"Resource": "*", "Action": ["a", "b"], "Effect": "Allow"}
-        ], "Version": "2012-10-17"});
-        assert!(policy_equivalent(&a, &b));
-        let c = json!({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["a"], "Resource": "*"},
-            {"Effect": "Deny", "Action": "c", "Resource": ["x"]}
-        ]});
-        assert!(!policy_equivalent(&a, &c));
-        assert!(!policy_equivalent(&json!(["a", "a"]), &json!(["a", "b"])));
-    }
-
-    #[test]
-    fn align_keeps_desired_form_only_when_equivalent() {
-        let want = json!({"Action": "a"});
-        assert_eq!(align_policy(json!({"Action": ["a"]}), Some(&want)), want);
-        assert_eq!(
-            align_policy(json!({"Action": ["b"]}), Some(&want)),
-            json!({"Action": ["b"]})
-        );
-        // A reference matches whatever stands in its place, which is kept as observed.
-        let with_ref =
-            json!({"Action": "a", "Principal": {"AWS": {"$ref": "iam.role/x", "attr": "arn"}}});
-        assert_eq!(
-            align_policy(
-                json!({"Principal": {"AWS": ["arn:aws:iam::1:role/x"]}, "Action": ["a"]}),
-                Some(&with_ref)
-            ),
-            json!({"Action": "a", "Principal": {"AWS": "arn:aws:iam::1:role/x"}})
-        );
-    }
-
-    #[test]
     fn ownership_is_checked_only_for_tagged_kinds() {
         let desired = DesiredResource::new("iam.role", "r", GLOBAL_REGION, "rc-r")
             .with_tag(TAG_MANAGED_BY, MANAGED_BY);
@@ -1072,26 +871,5 @@ mod tests {
         assert!(ensure_managed(&desired, &observed, "change").is_ok());
         let untagged = DesiredResource::new("efs.mount-target", "m", "eu-west-1", "m-0");
         assert!(ensure_managed(&untagged, &Observed::new("efs.mount-target/m"), "delete").is_ok());
-    }
-
-    #[test]
-    fn updated_overlays_properties_and_tags() {
-        let desired = DesiredResource::new("iam.role", "r", GLOBAL_REGION, "rc-r")
-            .with_properties(json!({"description": "new"}))
-            .with_tag("reconciler.dev/a", "1");
-        let mut observed = Observed::new("iam.role/r");
-        observed.properties = json!({"description": "old", "path": "/"});
-        observed
-            .tags
-            .insert("reconciler.dev/old".into(), "x".into());
-        observed.tags.insert("user".into(), "y".into());
-        let out = updated(&observed, &desired);
-        assert_eq!(out.properties, json!({"description": "new", "path": "/"}));
-        assert_eq!(
-            out.tags.get("reconciler.dev/a").map(String::as_str),
-            Some("1")
-        );
-        assert!(!out.tags.contains_key("reconciler.dev/old"));
-        assert!(out.tags.contains_key("user"));
     }
 }

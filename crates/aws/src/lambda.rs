@@ -46,11 +46,11 @@ use reconciler_render::kinds;
 use serde_json::{json, Map, Value};
 
 use crate::error::classify;
-use crate::iam::{read_all, updated};
 use crate::pool::ClientPool;
 use crate::tagging;
 use crate::tags::{ensure_managed, tag_delta};
 use crate::util::{self, touches, touches_tags};
+use crate::util::{read_all, updated};
 
 pub use package::{Architecture, ArtifactLocator, Package};
 

@@ -16,6 +16,7 @@
 pub mod autoscaling;
 pub mod backup;
 pub mod cloudwatch;
+pub mod documents;
 pub mod ec2;
 pub mod ecs;
 pub mod efs;
@@ -26,6 +27,7 @@ pub mod iam;
 pub mod identity;
 pub mod lambda;
 pub mod logs;
+pub mod managed;
 pub mod memo;
 pub mod metrics;
 pub mod pool;

@@ -19,14 +19,15 @@ use reconciler_engine::provider::{ErrorClass, KindSpec, ProviderError, ResourceC
 use reconciler_render::kinds;
 use serde_json::{json, Value};
 
+use crate::documents::{align_policy, document_text};
 use crate::error::classify;
 use crate::grant::{allowing_statement, ServiceRequest};
-use crate::iam::{align_policy, document_text, read_all, updated};
 use crate::pool::ClientPool;
 use crate::tagging;
 use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
 use crate::util;
+use crate::util::{read_all, updated};
 use crate::util::{touches, touches_tags};
 
 /// The clients of this service.

@@ -37,11 +37,11 @@ use reconciler_render::kinds;
 use serde_json::{json, Value};
 
 use crate::error::classify;
-use crate::iam::{read_all, updated};
 use crate::pool::ClientPool;
 use crate::tagging;
 use crate::tags::{ensure_managed, is_managed, tag_delta, tags_agree};
 use crate::util;
+use crate::util::{read_all, updated};
 use crate::util::{touches, touches_tags};
 
 /// The clients of this service.

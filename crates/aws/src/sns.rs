@@ -25,13 +25,14 @@ use reconciler_engine::provider::{KindSpec, ProviderError, ResourceClient};
 use reconciler_render::kinds;
 use serde_json::{json, Value};
 
+use crate::documents::{align_policy, document_text};
 use crate::error::classify;
-use crate::iam::{align_policy, document_text, read_all};
 use crate::pool::ClientPool;
 use crate::tagging;
 use crate::tags::ensure_managed;
 use crate::tags::tag_delta;
 use crate::util;
+use crate::util::read_all;
 use crate::util::{touches, touches_tags};
 
 /// The ARN SNS shows for a subscription that waits for confirmation.

@@ -16,10 +16,10 @@ use reconciler_render::kinds;
 use serde_json::{json, Value};
 
 use crate::error::classify;
-use crate::iam::updated;
 use crate::pool::ClientPool;
 use crate::tagging;
 use crate::tags::{ensure_managed, tag_delta};
+use crate::util::updated;
 use crate::util::{self, touches, touches_tags};
 
 /// The clients of this service.

@@ -24,10 +24,10 @@ use reconciler_engine::provider::{ErrorClass, ProviderError};
 use reconciler_render::naming::{MANAGED_BY, TAG_MANAGED_BY};
 
 use crate::error::classify;
-use crate::iam::read_all;
 use crate::memo::ObservationMemo;
 use crate::pool::ClientPool;
 use crate::tags::{is_managed, tags_agree};
+use crate::util::read_all;
 
 /// Objects per `GetResources` page (the API's maximum).
 const PER_PAGE: i32 = 100;

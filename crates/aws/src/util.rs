@@ -1,10 +1,15 @@
 //! Small helpers for reading desired properties and building observed ones.
 
+use std::future::Future;
+use std::sync::Arc;
+
 use indexmap::IndexMap;
 use reconciler_engine::diff::FieldChange;
 use reconciler_engine::model::{DesiredResource, Observed};
 use reconciler_engine::provider::ProviderError;
 use serde_json::Value;
+
+use crate::tags::tag_delta;
 
 /// A required string property, or a terminal error naming it.
 pub fn str_prop<'a>(desired: &'a DesiredResource, key: &str) -> Result<&'a str, ProviderError> {
@@ -139,8 +144,59 @@ pub fn common_prefix<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     prefix.to_string()
 }
 
+/// The observation after a successful update: the desired (resolved) properties over the old
+/// observation, and the tags with the delta applied.
+pub fn updated(observed: &Observed, desired: &DesiredResource) -> Observed {
+    let mut out = observed.clone();
+    if let (Value::Object(props), Value::Object(want)) = (&mut out.properties, &desired.properties)
+    {
+        for (k, v) in want {
+            props.insert(k.clone(), v.clone());
+        }
+    }
+    let (set, remove) = tag_delta(&desired.tags, &observed.tags);
+    for key in remove {
+        out.tags.shift_remove(&key);
+    }
+    out.tags.extend(set);
+    out
+}
+
+/// How many per-object reads run at once: enough to hide latency, few enough to stay clear of
+/// the low request-rate limits of control-plane APIs (IAM, Lambda).
+pub const READ_CONCURRENCY: usize = 4;
+
+/// Runs per-object reads (for APIs without a batch form) with at most [`READ_CONCURRENCY`] in
+/// flight, keeping the input order; the first error wins.
+pub async fn read_all<T, F>(reads: Vec<F>) -> Result<Vec<T>, ProviderError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, ProviderError>> + Send + 'static,
+{
+    let n = reads.len();
+    let permits = Arc::new(tokio::sync::Semaphore::new(READ_CONCURRENCY));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, read) in reads.into_iter().enumerate() {
+        let permits = permits.clone();
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (i, read.await)
+        });
+    }
+    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        let (i, result) =
+            joined.map_err(|e| ProviderError::transient(format!("a read task failed: {e}")))?;
+        out[i] = Some(result?);
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use serde_json::json;
+
     #[test]
     fn policies_parse_plain_and_url_encoded() {
         let v = super::parse_policy("%7B%22a%22%3A1%7D");
@@ -158,5 +214,26 @@ mod tests {
         assert_eq!(common_prefix(["rc-ab", "rc-a"]), "rc-a");
         assert_eq!(common_prefix(["rc-é", "rc-è"]), "rc-");
         assert_eq!(common_prefix(Vec::<&str>::new()), "");
+    }
+
+    #[test]
+    fn updated_overlays_properties_and_tags() {
+        let desired = DesiredResource::new("iam.role", "r", "us-east-1", "rc-r")
+            .with_properties(json!({"description": "new"}))
+            .with_tag("reconciler.dev/a", "1");
+        let mut observed = Observed::new("iam.role/r");
+        observed.properties = json!({"description": "old", "path": "/"});
+        observed
+            .tags
+            .insert("reconciler.dev/old".into(), "x".into());
+        observed.tags.insert("user".into(), "y".into());
+        let out = updated(&observed, &desired);
+        assert_eq!(out.properties, json!({"description": "new", "path": "/"}));
+        assert_eq!(
+            out.tags.get("reconciler.dev/a").map(String::as_str),
+            Some("1")
+        );
+        assert!(!out.tags.contains_key("reconciler.dev/old"));
+        assert!(out.tags.contains_key("user"));
     }
 }

@@ -144,6 +144,22 @@ pub fn common_prefix<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     prefix.to_string()
 }
 
+/// An output of the observed object (its id, its ARN), which update and delete need to address
+/// it; a terminal error naming the resource when the observation lacks it.
+pub fn output(
+    desired: &DesiredResource,
+    observed: &Observed,
+    key: &str,
+) -> Result<String, ProviderError> {
+    observed
+        .output(key)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ProviderError::terminal(format!("{}: observed without output `{key}`", desired.id))
+        })
+}
+
 /// The observation after a successful update: the desired (resolved) properties over the old
 /// observation, and the tags with the delta applied.
 pub fn updated(observed: &Observed, desired: &DesiredResource) -> Observed {

@@ -971,9 +971,30 @@ def patch_task_definition_pages() -> None:
     EC2ContainerServiceResponse.list_task_definitions = list_task_definitions
 
 
+def patch_atomic_parameter_create() -> None:
+    """Gap: put_parameter without Overwrite checks that the name is free and then
+    stores the parameter, with nothing between the two, so two concurrent creates of
+    one name can both succeed. AWS makes the create atomic (the second answers
+    ParameterAlreadyExists), and the reconciler's lock relies on it: the backend's
+    put_parameter runs one call at a time."""
+    import threading
+
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    original = SimpleSystemManagerBackend.put_parameter
+    serialised = threading.Lock()
+
+    def put_parameter(self: SimpleSystemManagerBackend, *args: Any, **kwargs: Any) -> Any:
+        with serialised:
+            return original(self, *args, **kwargs)
+
+    SimpleSystemManagerBackend.put_parameter = put_parameter
+
+
 PATCHES = [patch_backup, patch_efs, patch_autoscaling, patch_launch_templates, patch_ecs, patch_events,
            patch_instances, patch_idempotency, patch_query_logging, patch_tagging_pages,
-           patch_log_group_identifiers, patch_tagging_services, patch_task_definition_pages]
+           patch_log_group_identifiers, patch_tagging_services, patch_task_definition_pages,
+           patch_atomic_parameter_create]
 
 
 # ---------------------------------------------------------------------------

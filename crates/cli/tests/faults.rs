@@ -151,9 +151,9 @@ async fn apply_converges_through_ten_percent_faults_without_duplicates() {
         results.values().all(|r| r.outcome == "succeeded"),
         "{results:?}"
     );
-    let lock = reconciler_ops::lock::lock_name(&p.set.bases[0].doc.metadata.name);
-    let held = reconciler_aws::ssm::get_values(&p.session.pool, &region, &[lock])
+    let base = &p.set.bases[0].doc.metadata.name;
+    let held = reconciler_ops::lock::holder(&p.session.pool, &p.session.retry, base, &region)
         .await
         .unwrap();
-    assert!(held.is_empty(), "seed {seed}: the lock was left behind");
+    assert!(held.is_none(), "seed {seed}: the lock was left behind");
 }

@@ -188,16 +188,18 @@ async fn a_failed_cycle_releases_the_lock_at_once() {
         failed.expect_err("the observation under the lock fails")
     );
     assert!(error.contains("UnauthorizedOperation"), "{error}");
-    assert!(
-        proxy.stats().operations.contains_key("ssm:DeleteParameter"),
-        "released: {:?}",
+    // Taking the lock and releasing it are each one new lock generation.
+    assert_eq!(
+        proxy.stats().operations.get("ssm:PutParameter"),
+        Some(&2),
+        "taken and released through the run's own clients: {:?}",
         proxy.stats().operations
     );
-    let lock = reconciler_ops::lock::lock_name(&p.set.bases[0].doc.metadata.name);
-    let held = reconciler_aws::ssm::get_values(&p.session.pool, &home, &[lock])
+    let base = &p.set.bases[0].doc.metadata.name;
+    let held = reconciler_ops::lock::holder(&p.session.pool, &p.session.retry, base, &home)
         .await
         .unwrap();
-    assert!(held.is_empty(), "the lock is released: {held:?}");
+    assert!(held.is_none(), "the lock is released: {held:?}");
 }
 
 /// The binary reconciles, logs each cycle (JSON here) and stops cleanly on SIGTERM while it

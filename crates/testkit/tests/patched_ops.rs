@@ -648,3 +648,32 @@ async fn query_logging_finds_groups_beyond_the_first_page() {
         Some("NoSuchCloudWatchLogsLogGroup")
     );
 }
+
+/// A create-only PutParameter is atomic, as in AWS: of many concurrent creates of one name,
+/// exactly one succeeds and the others answer ParameterAlreadyExists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_parameter_creates_have_one_winner() {
+    let ssm = aws_sdk_ssm::Client::new(&config());
+    let attempts: Vec<_> = (0..16)
+        .map(|i| {
+            let ssm = ssm.clone();
+            tokio::spawn(async move {
+                ssm.put_parameter()
+                    .name("/contended/lock")
+                    .value(format!("run {i}"))
+                    .r#type(aws_sdk_ssm::types::ParameterType::String)
+                    .send()
+                    .await
+                    .map_err(|e| e.code().unwrap_or_default().to_string())
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(code) => assert_eq!(code, "ParameterAlreadyExists"),
+        }
+    }
+    assert_eq!(won, 1);
+}

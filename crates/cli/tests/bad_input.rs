@@ -317,3 +317,56 @@ fn the_listener_does_count_connections() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(endpoint.connections() > 0, "{}", text(&out.stderr));
 }
+
+/// A device or a stream with no end is cut off at the size limit while it is read: the
+/// command fails at once with a located error instead of reading until memory runs out.
+#[test]
+fn endless_inputs_stop_at_the_size_limit_while_reading() {
+    let started = Instant::now();
+    let out = reconciler(&["validate", "-f", "/dev/zero"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "/dev/zero:1:1: error: file is more than 4194304 bytes; spec files are limited to 4194304 bytes"
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    // Standard input that never ends: a writer keeps sending until the command hangs up.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reconciler"))
+        .args(["validate", "-f", "-"])
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let chunk = "k: value\n".repeat(1024);
+        let mut sent = 0usize;
+        // Bounded so the test ends even if the command kept reading: 64 times the limit.
+        while sent < 64 * 4 * 1024 * 1024 {
+            if stdin.write_all(chunk.as_bytes()).is_err() {
+                return sent;
+            }
+            sent += chunk.len();
+        }
+        sent
+    });
+    let out = child.wait_with_output().unwrap();
+    let sent = writer.join().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("<stdin>:1:1: error: file is more than 4194304 bytes"),
+        "{err}"
+    );
+    assert!(
+        sent < 64 * 4 * 1024 * 1024,
+        "the command read {sent} bytes without stopping"
+    );
+}

@@ -39,13 +39,12 @@ pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, Vec<Diagnostic>> 
                 continue;
             }
             stdin_used = true;
-            let mut bytes = Vec::new();
-            match std::io::stdin().read_to_end(&mut bytes) {
-                Ok(_) => inputs.push(Input {
+            match read_limited(std::io::stdin().lock(), "<stdin>") {
+                Ok(bytes) => inputs.push(Input {
                     name: "<stdin>".into(),
                     bytes,
                 }),
-                Err(e) => problems.push(file_problem("<stdin>", format!("cannot read: {e}"))),
+                Err(problem) => problems.push(problem),
             }
             continue;
         }
@@ -103,13 +102,44 @@ fn file_problem(name: &str, message: impl Into<String>) -> Diagnostic {
 }
 
 fn read_file(path: &Path, inputs: &mut Vec<Input>, problems: &mut Vec<Diagnostic>) {
-    match std::fs::read(path) {
-        Ok(bytes) => inputs.push(Input {
-            name: path.display().to_string(),
-            bytes,
-        }),
-        Err(e) => problems.push(file_problem(&path.display().to_string(), describe_io(&e))),
+    let name = path.display().to_string();
+    let read = std::fs::File::open(path)
+        .map_err(|e| file_problem(&name, describe_io(&e)))
+        .and_then(|file| {
+            // A regular file's size is known: refuse a big one before reading a byte of it.
+            match file.metadata() {
+                Ok(meta) if meta.is_file() && meta.len() > MAX_FILE_BYTES as u64 => {
+                    Err(too_big(&name, &meta.len().to_string()))
+                }
+                _ => read_limited(file, &name),
+            }
+        });
+    match read {
+        Ok(bytes) => inputs.push(Input { name, bytes }),
+        Err(problem) => problems.push(problem),
     }
+}
+
+/// Reads at most [`MAX_FILE_BYTES`] from `reader`: a device or a stream with no end
+/// (`/dev/zero`, an endless pipe) fails as soon as it passes the limit instead of filling
+/// memory.
+fn read_limited(reader: impl Read, name: &str) -> Result<Vec<u8>, Diagnostic> {
+    let mut bytes = Vec::new();
+    let limit = MAX_FILE_BYTES as u64 + 1;
+    match reader.take(limit).read_to_end(&mut bytes) {
+        Ok(_) if bytes.len() > MAX_FILE_BYTES => {
+            Err(too_big(name, &format!("more than {MAX_FILE_BYTES}")))
+        }
+        Ok(_) => Ok(bytes),
+        Err(e) => Err(file_problem(name, describe_io(&e))),
+    }
+}
+
+fn too_big(name: &str, size: &str) -> Diagnostic {
+    file_problem(
+        name,
+        format!("file is {size} bytes; spec files are limited to {MAX_FILE_BYTES} bytes"),
+    )
 }
 
 fn walk_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -48,8 +48,14 @@ impl Endpoint {
 /// Runs the binary from the project root with dummy credentials and no other AWS set-up from
 /// the environment (profiles, config files, instance metadata).
 fn reconciler(args: &[&str]) -> Output {
+    reconciler_with_env(args, &[])
+}
+
+/// [`reconciler`] with more environment variables.
+fn reconciler_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_reconciler"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root())
         .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
         .env("AWS_SECRET_ACCESS_KEY", "dummy-secret")
@@ -369,4 +375,77 @@ fn endless_inputs_stop_at_the_size_limit_while_reading() {
         sent < 64 * 4 * 1024 * 1024,
         "the command read {sent} bytes without stopping"
     );
+}
+
+/// Values that come from the environment may be secrets: no diagnostic quotes one back,
+/// whatever check refuses it (a wrong type, an out-of-range number, an invalid region, a
+/// value inside a longer string), in text or JSON, from `validate` or an AWS command.
+#[test]
+fn environment_values_never_appear_in_the_output() {
+    const SECRET: &str = "Pl4nted-S3cret";
+    const NUMBER: &str = "7654321";
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("planted.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: reconciler.dev/v1alpha1
+kind: Base
+metadata:
+  name: main
+spec:
+  region: ${PLANTED_SECRET}
+  vpc:
+    maxAzs: ${PLANTED_NUMBER}
+  domain:
+    name: games.example.com
+    hostedZoneId: Z-${PLANTED_SECRET}
+---
+apiVersion: reconciler.dev/v1alpha1
+kind: ContainerSpec
+metadata:
+  name: mc
+spec:
+  baseRef: main
+  ec2:
+    instanceType: m5.large
+  container:
+    image: itzg/minecraft-server
+    ports:
+      - port: ${PLANTED_NUMBER}
+      - port: ${PLANTED_SECRET}
+      - port: 25565
+        protocol: ${PLANTED_SECRET}
+  watchdog:
+    threshold: 1175
+",
+    )
+    .unwrap();
+    let spec = spec.to_str().unwrap();
+    let env = [("PLANTED_SECRET", SECRET), ("PLANTED_NUMBER", NUMBER)];
+    let endpoint = Endpoint::start();
+    let runs: [&[&str]; 4] = [
+        &["validate", "-f", spec],
+        &["validate", "-o", "json", "-f", spec],
+        &["plan", "--endpoint-url", &endpoint.url, "-f", spec],
+        &["render", "-f", spec],
+    ];
+    for args in runs {
+        let out = reconciler_with_env(args, &env);
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {all}");
+        for planted in [SECRET, NUMBER] {
+            assert!(!all.contains(planted), "{args:?} shows {planted}: {all}");
+        }
+        for want in [
+            "`${PLANTED_SECRET}` is not an AWS region",
+            "`Z-${PLANTED_SECRET}` is not a hosted zone id",
+            "got ${PLANTED_NUMBER}",
+            "spec.container.ports[0].port",
+            "spec.container.ports[1].port",
+            "unknown value `${PLANTED_SECRET}`",
+        ] {
+            assert!(all.contains(want), "{args:?}: no `{want}` in {all}");
+        }
+    }
+    assert_eq!(endpoint.connections(), 0);
 }

@@ -12,6 +12,7 @@ pub mod diag;
 pub mod import;
 pub mod instance_types;
 pub mod load;
+pub mod redact;
 pub mod reference;
 pub mod resolve;
 pub mod schema;
@@ -21,7 +22,7 @@ pub mod yaml;
 
 pub use diag::{Diagnostic, Severity};
 pub use instance_types::{InstanceCatalog, InstanceTypeInfo, Lookup};
-pub use load::{collect_inputs, load, Input, Loaded, SpecSet};
+pub use load::{collect_inputs, load, load_from, Input, Loaded, SpecSet};
 pub use types::*;
 pub use validate::{base_of, dns_name_of, looks_secret, validate};
 
@@ -31,7 +32,16 @@ pub fn check(
     env: resolve::EnvLookup<'_>,
     catalog: &InstanceCatalog,
 ) -> (SpecSet, Vec<Diagnostic>) {
-    let (set, mut diags) = load(inputs, env);
+    check_from(inputs, &env, catalog)
+}
+
+/// [`check`] with `${VAR}` values from an [`resolve::Environment`] that may refuse some names.
+pub fn check_from(
+    inputs: &[Input],
+    env: &dyn resolve::Environment,
+    catalog: &InstanceCatalog,
+) -> (SpecSet, Vec<Diagnostic>) {
+    let (set, mut diags) = load::load_from(inputs, env);
     diags.extend(validate(&set, catalog));
     diag::sort(&mut diags);
     (set, diags)

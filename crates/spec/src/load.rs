@@ -11,7 +11,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, SourceFile};
-use crate::resolve::{join_index, join_key, resolve, EnvLookup, LocationIndex};
+use crate::redact::Redactor;
+use crate::resolve::{
+    join_index, join_key, resolve_tracked, EnvLookup, Environment, LocationIndex, Substitution,
+};
 use crate::types::{BaseDocument, ContainerSpecDocument};
 use crate::yaml::{parse_stream, Pos};
 
@@ -209,20 +212,41 @@ pub struct SpecSet {
     pub broken_base_names: BTreeSet<String>,
     /// Names of ContainerSpecs that failed to load.
     pub broken_server_names: BTreeSet<String>,
+    /// Every value the inputs took from the environment, so that no message repeats one.
+    pub substituted: Vec<Substitution>,
+}
+
+impl SpecSet {
+    /// What keeps this set's environment values out of messages.
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(&self.substituted)
+    }
 }
 
 /// Parses every input and deserializes every document. Returns what loaded and every problem
 /// found; the caller decides to stop when there are errors.
 pub fn load(inputs: &[Input], env: EnvLookup<'_>) -> (SpecSet, Vec<Diagnostic>) {
+    load_from(inputs, &env)
+}
+
+/// [`load`] with `${VAR}` values from an [`Environment`] that may refuse some names (the
+/// operator's allow-list).
+pub fn load_from(inputs: &[Input], env: &dyn Environment) -> (SpecSet, Vec<Diagnostic>) {
     let mut set = SpecSet::default();
     let mut diags = Vec::new();
     for input in inputs {
         load_input(input, env, &mut set, &mut diags);
     }
+    set.redactor().redact_all(&mut diags);
     (set, diags)
 }
 
-fn load_input(input: &Input, env: EnvLookup<'_>, set: &mut SpecSet, diags: &mut Vec<Diagnostic>) {
+fn load_input(
+    input: &Input,
+    env: &dyn Environment,
+    set: &mut SpecSet,
+    diags: &mut Vec<Diagnostic>,
+) {
     if input.bytes.len() > MAX_FILE_BYTES {
         diags.push(file_problem(
             &input.name,
@@ -294,7 +318,7 @@ fn load_input(input: &Input, env: EnvLookup<'_>, set: &mut SpecSet, diags: &mut 
     let mut any = false;
     for node in docs.into_iter().flatten() {
         any = true;
-        let (value, index, errors) = resolve(&node, env);
+        let (value, index, errors) = resolve_tracked(&node, env, &mut set.substituted);
         let source = Arc::new(DocSource {
             file: file.clone(),
             index,
@@ -969,6 +993,61 @@ mod tests {
             "{last:?}"
         );
         assert_eq!((last.line, last.col), (1, 1));
+    }
+
+    /// Values from the environment are never quoted back, whichever check refuses them: a
+    /// wrong type, an unknown enum value, an out-of-range number, a failed validation, a
+    /// value inside a longer string.
+    #[test]
+    fn environment_values_never_appear_in_diagnostics() {
+        let env = |name: &str| match name {
+            "REGION" => Some("Sup3rSecretRegion".to_string()),
+            "AZS" => Some("987654".to_string()),
+            "ZONE" => Some("Zsecret-zone".to_string()),
+            "MAILS" => Some("ok@example.com s3cret-not-an-address".to_string()),
+            _ => None,
+        };
+        let text = BASE
+            .replace("region: us-west-2", "region: ${REGION}")
+            .replace("hostedZoneId: Z123", "hostedZoneId: x-${ZONE}-y")
+            + "  vpc:\n    maxAzs: ${AZS}\n  alerts:\n    email: ${MAILS}\n";
+        let inputs = [Input {
+            name: "t.yaml".into(),
+            bytes: text.into_bytes(),
+        }];
+        let (set, mut diags) = load(&inputs, &env);
+        diags.extend(crate::validate(&set, &crate::InstanceCatalog::offline()));
+        assert!(diags.len() >= 4, "{diags:#?}");
+        let shown: String = diags.iter().map(|d| format!("{d}\n{d:?}\n")).collect();
+        for secret in [
+            "Sup3rSecretRegion",
+            "987654",
+            "Zsecret-zone",
+            "s3cret-not-an-address",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("`${REGION}` is not an AWS region"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("`x-${ZONE}-y` is not a hosted zone id"),
+            "{shown}"
+        );
+        assert!(shown.contains("got ${AZS}"), "{shown}");
+
+        // A wrong type and an unknown enum value, from the loader itself.
+        let env = |name: &str| (name == "PORT").then(|| "hunter2hunter2".to_string());
+        let server = "apiVersion: reconciler.dev/v1alpha1\nkind: ContainerSpec\nmetadata: {name: x}\nspec:\n  ec2: {instanceType: m5.large}\n  container:\n    image: x\n    ports:\n      - port: ${PORT}\n      - port: 25565\n        protocol: ${PORT}\n";
+        let inputs = [Input {
+            name: "s.yaml".into(),
+            bytes: server.as_bytes().to_vec(),
+        }];
+        let (_, diags) = load(&inputs, &env);
+        let shown: String = diags.iter().map(|d| format!("{d}\n")).collect();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("unknown value `${PORT}`"), "{shown}");
     }
 
     #[test]

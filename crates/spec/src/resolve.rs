@@ -84,12 +84,90 @@ pub struct ResolveError {
     pub hint: Option<String>,
 }
 
+/// Where `${VAR}` values come from. Any `Fn(&str) -> Option<String>` is one (tests pass a
+/// map, the CLI the process environment); an [`AllowList`] refuses names it does not list.
+pub trait Environment {
+    /// The variable's value, `None` when it is unset, or why it may not be read.
+    fn lookup(&self, name: &str) -> Result<Option<String>, SubstError>;
+}
+
+impl<F: Fn(&str) -> Option<String>> Environment for F {
+    fn lookup(&self, name: &str) -> Result<Option<String>, SubstError> {
+        Ok(self(name))
+    }
+}
+
 /// Looks up environment variables; tests pass a map, the CLI the process environment.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// An environment of which only the listed variables may be read: the operator's, whose own
+/// environment holds its credentials and configuration, while anyone who may create an object
+/// writes its `${VAR}` references. A reference to another variable is an error naming it.
+pub struct AllowList<E> {
+    names: std::collections::BTreeSet<String>,
+    env: E,
+    /// How to allow a variable, for the error's hint (`--env-allow NAME`).
+    how: String,
+}
+
+impl<E> AllowList<E> {
+    /// `env` restricted to `names`; `how` tells the user how a name is allowed.
+    pub fn new(names: impl IntoIterator<Item = String>, env: E, how: impl Into<String>) -> Self {
+        AllowList {
+            names: names.into_iter().collect(),
+            env,
+            how: how.into(),
+        }
+    }
+}
+
+impl<E: Environment> Environment for AllowList<E> {
+    fn lookup(&self, name: &str) -> Result<Option<String>, SubstError> {
+        if self.names.contains(name) {
+            return self.env.lookup(name);
+        }
+        Err(SubstError {
+            message: format!("environment variable `{name}` is not on the allow-list"),
+            hint: Some(format!(
+                "{}, or write the value itself",
+                self.how.replace("NAME", name)
+            )),
+        })
+    }
+}
+
+/// A value that came from the environment, with the reference it was written as. Messages
+/// show the reference instead of the value ([`crate::redact::Redactor`]): environment values
+/// may be secrets, and diagnostics end up in logs, statuses and events.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Substitution {
+    /// The text that came out of substitution.
+    pub value: String,
+    /// What the file says instead (`${NAME}`, or the whole scalar as written).
+    pub reference: String,
+}
+
+impl std::fmt::Debug for Substitution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Substitution")
+            .field("reference", &self.reference)
+            .field("value", &"(hidden)")
+            .finish()
+    }
+}
 
 /// Resolves a document tree. Every problem is collected; the value is best-effort when there
 /// are errors.
 pub fn resolve(node: &Node, env: EnvLookup<'_>) -> (Value, LocationIndex, Vec<ResolveError>) {
+    resolve_tracked(node, &env, &mut Vec::new())
+}
+
+/// [`resolve`], adding to `substituted` every value that came from the environment.
+pub fn resolve_tracked(
+    node: &Node,
+    env: &dyn Environment,
+    substituted: &mut Vec<Substitution>,
+) -> (Value, LocationIndex, Vec<ResolveError>) {
     let mut index = LocationIndex::default();
     let mut errors = Vec::new();
     index.entries.insert(
@@ -99,17 +177,71 @@ pub fn resolve(node: &Node, env: EnvLookup<'_>) -> (Value, LocationIndex, Vec<Re
             value: node.pos,
         },
     );
-    let value = resolve_node(node, "", env, &mut index, &mut errors);
+    let mut walk = Walk {
+        env,
+        index: &mut index,
+        errors: &mut errors,
+        substituted,
+    };
+    let value = resolve_node(node, "", &mut walk);
     (value, index, errors)
 }
 
-fn resolve_node(
+/// What a resolution carries through the tree.
+struct Walk<'a, 'e> {
+    env: &'e dyn Environment,
+    index: &'a mut LocationIndex,
+    errors: &'a mut Vec<ResolveError>,
+    substituted: &'a mut Vec<Substitution>,
+}
+
+fn resolve_node(node: &Node, path: &str, walk: &mut Walk<'_, '_>) -> Value {
+    match &node.value {
+        NodeValue::Scalar { text, plain } => resolve_scalar(node, text, *plain, path, walk),
+        NodeValue::Seq(items) => {
+            check_collection_tag(node, "!!seq", path, walk.errors);
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let child = join_index(path, i);
+                walk.index.entries.insert(
+                    child.clone(),
+                    Loc {
+                        key: None,
+                        value: item.pos,
+                    },
+                );
+                out.push(resolve_node(item, &child, walk));
+            }
+            Value::Array(out)
+        }
+        NodeValue::Map(entries) => {
+            check_collection_tag(node, "!!map", path, walk.errors);
+            let mut out = Map::new();
+            for (key, value) in entries {
+                let child = join_key(path, &key.text);
+                walk.index.entries.insert(
+                    child.clone(),
+                    Loc {
+                        key: Some(key.pos),
+                        value: value.pos,
+                    },
+                );
+                let v = resolve_node(value, &child, walk);
+                out.insert(key.text.clone(), v);
+            }
+            Value::Object(out)
+        }
+    }
+}
+
+fn resolve_scalar(
     node: &Node,
+    text: &str,
+    plain: bool,
     path: &str,
-    env: EnvLookup<'_>,
-    index: &mut LocationIndex,
-    errors: &mut Vec<ResolveError>,
+    walk: &mut Walk<'_, '_>,
 ) -> Value {
+    let errors = &mut *walk.errors;
     let mut error = |message: String, hint: Option<String>| {
         errors.push(ResolveError {
             pos: node.pos,
@@ -118,94 +250,57 @@ fn resolve_node(
             hint,
         })
     };
-    match &node.value {
-        NodeValue::Scalar { text, plain } => {
-            let tag = node.tag.as_deref();
-            let substituted = match tag {
-                None | Some("!ENV") => match substitute(text, env) {
-                    Ok(s) => s,
-                    Err(problems) => {
-                        for p in problems {
-                            error(p.message, p.hint);
-                        }
-                        return Value::Null;
-                    }
-                },
-                _ => text.clone(),
-            };
-            match tag {
-                None if *plain => {
-                    if substituted == *text {
-                        type_plain(text)
-                    } else {
-                        type_substituted(&substituted)
-                    }
+    let tag = node.tag.as_deref();
+    let substituted = match tag {
+        None | Some("!ENV") => match substitute_tracked(text, walk.env, walk.substituted) {
+            Ok(s) => s,
+            Err(problems) => {
+                for p in problems {
+                    error(p.message, p.hint);
                 }
-                None | Some("!ENV") | Some("!!str") | Some("!") => Value::String(substituted),
-                Some("!!int") => match substituted.trim().parse::<i64>() {
-                    Ok(i) => Value::from(i),
-                    Err(_) => {
-                        error("`!!int` value is not an integer".into(), None);
-                        Value::Null
-                    }
-                },
-                Some("!!float") => match parse_float(substituted.trim()) {
-                    Some(v) => v,
-                    None => {
-                        error("`!!float` value is not a number".into(), None);
-                        Value::Null
-                    }
-                },
-                Some("!!bool") => match substituted.trim() {
-                    "true" | "True" | "TRUE" => Value::Bool(true),
-                    "false" | "False" | "FALSE" => Value::Bool(false),
-                    _ => {
-                        error("`!!bool` value is not true or false".into(), None);
-                        Value::Null
-                    }
-                },
-                Some("!!null") => Value::Null,
-                Some(other) => {
-                    error(
-                        format!("unknown tag `{other}`"),
-                        Some("the tags understood are `!ENV` and the standard `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`".into()),
-                    );
-                    Value::Null
-                }
+                return Value::Null;
+            }
+        },
+        _ => text.to_string(),
+    };
+    match tag {
+        None if plain => {
+            if substituted == text {
+                type_plain(text)
+            } else {
+                type_substituted(&substituted)
             }
         }
-        NodeValue::Seq(items) => {
-            check_collection_tag(node, "!!seq", path, errors);
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let child = join_index(path, i);
-                index.entries.insert(
-                    child.clone(),
-                    Loc {
-                        key: None,
-                        value: item.pos,
-                    },
-                );
-                out.push(resolve_node(item, &child, env, index, errors));
+        None | Some("!ENV") | Some("!!str") | Some("!") => Value::String(substituted),
+        Some("!!int") => match substituted.trim().parse::<i64>() {
+            Ok(i) => Value::from(i),
+            Err(_) => {
+                error("`!!int` value is not an integer".into(), None);
+                Value::Null
             }
-            Value::Array(out)
-        }
-        NodeValue::Map(entries) => {
-            check_collection_tag(node, "!!map", path, errors);
-            let mut out = Map::new();
-            for (key, value) in entries {
-                let child = join_key(path, &key.text);
-                index.entries.insert(
-                    child.clone(),
-                    Loc {
-                        key: Some(key.pos),
-                        value: value.pos,
-                    },
-                );
-                let v = resolve_node(value, &child, env, index, errors);
-                out.insert(key.text.clone(), v);
+        },
+        Some("!!float") => match parse_float(substituted.trim()) {
+            Some(v) => v,
+            None => {
+                error("`!!float` value is not a number".into(), None);
+                Value::Null
             }
-            Value::Object(out)
+        },
+        Some("!!bool") => match substituted.trim() {
+            "true" | "True" | "TRUE" => Value::Bool(true),
+            "false" | "False" | "FALSE" => Value::Bool(false),
+            _ => {
+                error("`!!bool` value is not true or false".into(), None);
+                Value::Null
+            }
+        },
+        Some("!!null") => Value::Null,
+        Some(other) => {
+            error(
+                format!("unknown tag `{other}`"),
+                Some("the tags understood are `!ENV` and the standard `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`".into()),
+            );
+            Value::Null
         }
     }
 }
@@ -313,11 +408,23 @@ pub struct SubstError {
 /// literal `${`. An unset variable without a default is an error naming it: silently using
 /// an empty string would hide a missing secret until deploy time.
 pub fn substitute(text: &str, env: EnvLookup<'_>) -> Result<String, Vec<SubstError>> {
+    substitute_tracked(text, &env, &mut Vec::new())
+}
+
+/// [`substitute`], adding to `substituted` each value read from the environment (as
+/// `${NAME}`) and, when the text holds more than the reference, the whole result (as the text
+/// written), so neither can be quoted back in a message.
+pub fn substitute_tracked(
+    text: &str,
+    env: &dyn Environment,
+    substituted: &mut Vec<Substitution>,
+) -> Result<String, Vec<SubstError>> {
     if !text.contains("${") {
         return Ok(text.to_string());
     }
     let mut out = String::with_capacity(text.len());
     let mut problems = Vec::new();
+    let mut from_env = false;
     let mut rest = text;
     while let Some(at) = rest.find("${") {
         if at > 0 && rest.as_bytes()[at - 1] == b'$' {
@@ -354,10 +461,20 @@ pub fn substitute(text: &str, env: EnvLookup<'_>) -> Result<String, Vec<SubstErr
                 ),
             });
         } else {
-            match (env(name), default) {
-                (Some(v), _) => out.push_str(&v),
-                (None, Some(d)) => out.push_str(d),
-                (None, None) => problems.push(SubstError {
+            match (env.lookup(name), default) {
+                (Err(refused), _) => problems.push(refused),
+                (Ok(Some(v)), _) => {
+                    out.push_str(&v);
+                    from_env = true;
+                    if !v.is_empty() {
+                        substituted.push(Substitution {
+                            value: v,
+                            reference: format!("${{{name}}}"),
+                        });
+                    }
+                }
+                (Ok(None), Some(d)) => out.push_str(d),
+                (Ok(None), None) => problems.push(SubstError {
                     message: format!("environment variable `{name}` is not set"),
                     hint: Some(format!(
                         "set {name}, or give a default with `${{{name}:-default}}`"
@@ -368,6 +485,12 @@ pub fn substitute(text: &str, env: EnvLookup<'_>) -> Result<String, Vec<SubstErr
         rest = &after[end + 1..];
     }
     out.push_str(rest);
+    if from_env && out != text {
+        substituted.push(Substitution {
+            value: out.clone(),
+            reference: text.to_string(),
+        });
+    }
     if problems.is_empty() {
         Ok(out)
     } else {
@@ -408,6 +531,43 @@ mod tests {
         assert!(errs[1].message.contains("`B`"));
         assert!(substitute("${", &env).is_err());
         assert!(substitute("${1X}", &env).is_err());
+    }
+
+    #[test]
+    fn substitutions_are_tracked_and_the_allow_list_refuses_other_names() {
+        let mut tracked = Vec::new();
+        let out = substitute_tracked("a-${PW}-${NOPE:-d}", &env, &mut tracked).unwrap();
+        assert_eq!(out, "a-s3cret-d");
+        let pairs: Vec<(&str, &str)> = tracked
+            .iter()
+            .map(|s| (s.value.as_str(), s.reference.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("s3cret", "${PW}"), ("a-s3cret-d", "a-${PW}-${NOPE:-d}")]
+        );
+        // Defaults and plain text are no environment values.
+        let mut tracked = Vec::new();
+        substitute_tracked("${NOPE:-d} x", &env, &mut tracked).unwrap();
+        assert!(tracked.is_empty());
+
+        let allowed = AllowList::new(
+            ["PORT".to_string()],
+            env,
+            "allow it with `--env-allow NAME`",
+        );
+        let mut tracked = Vec::new();
+        assert_eq!(
+            substitute_tracked("${PORT}", &allowed, &mut tracked).unwrap(),
+            "25565"
+        );
+        for text in ["${PW}", "${PW:-fallback}"] {
+            let errs = substitute_tracked(text, &allowed, &mut tracked).unwrap_err();
+            assert_eq!(errs.len(), 1);
+            assert!(errs[0].message.contains("`PW` is not on the allow-list"));
+            assert!(errs[0].hint.as_deref().unwrap().contains("--env-allow PW"));
+            assert!(!format!("{errs:?}").contains("s3cret"));
+        }
     }
 
     #[test]

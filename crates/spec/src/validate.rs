@@ -105,6 +105,7 @@ pub fn validate(set: &SpecSet, catalog: &InstanceCatalog) -> Vec<Diagnostic> {
     );
     check_references(set, &mut out);
     check_shared_wake_routes(set, &mut out);
+    set.redactor().redact_all(&mut out);
     out
 }
 

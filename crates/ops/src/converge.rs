@@ -1,7 +1,8 @@
 //! The one converge path of `reconciler apply`, `watch` and the operator: plan (retiring what
-//! the specs no longer render and labelling drift), and when something is to change, take the
-//! Bases' locks, plan again under them (another run may have done the work), apply, record
-//! each server's result, and release the locks on every path.
+//! the specs no longer render and labelling drift), and when something is to change, refuse
+//! it if it touches another owner's resources ([`ownership::check`]), take the Bases' locks,
+//! plan again under them (another run may have done the work), apply, record each server's
+//! result, and release the locks on every path.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use reconciler_engine::execute::ApplyEvent;
 use reconciler_engine::{ApplyReport, Reconciler};
 
 use crate::deploy::{self, PlanOptions, Planned, Prepared};
+use crate::ownership;
 
 /// How a converge runs.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +76,8 @@ pub async fn converge(
             record_error: None,
         });
     }
+    // Another owner's resources are refused before anything is locked or written.
+    ownership::check(&planned.plan, &p.session.ownership)?;
     let locks = crate::lock::acquire(p, opts.lock_wait).await?;
     let converged = converge_locked(p, rec, opts, hooks).await;
     locks.release().await;
@@ -88,6 +92,7 @@ async fn converge_locked(
     hooks: &dyn ConvergeHooks,
 ) -> Result<Converged> {
     let planned = deploy::plan_with(p, rec, opts.plan).await?;
+    ownership::check(&planned.plan, &p.session.ownership)?;
     let proceed = hooks.planned(&planned)?;
     if planned.plan.is_empty() || !proceed {
         return Ok(Converged {

@@ -9,11 +9,13 @@ use anyhow::{anyhow, Result};
 use reconciler_engine::execute::{ApplyEvent, EventKind, Operation};
 use reconciler_engine::model::{DesiredGraph, DesiredResource, ResourceId};
 use reconciler_engine::{Action, ApplyReport, ChangeCause, ObservedState, Plan, Reconciler};
+use reconciler_render::naming::Owner;
 use reconciler_render::naming::{dashboard_name, TAG_SERVER};
 use reconciler_render::record::ApplyRecord;
-use reconciler_render::{kinds, render_resources, Context};
+use reconciler_render::{kinds, render_resources_owned, Context};
 use reconciler_spec::{InstanceCatalog, SpecSet, WakeZone};
 
+use crate::ownership::Ownership;
 use crate::prune::{Orphan, Unreadable};
 use crate::session::{home_region, Session};
 
@@ -33,11 +35,23 @@ pub struct Prepared {
 /// Connects, completes the instance catalog and renders.
 pub async fn prepare(
     set: SpecSet,
-    mut catalog: InstanceCatalog,
+    catalog: InstanceCatalog,
     config: aws_types::SdkConfig,
 ) -> Result<Prepared> {
+    prepare_owned(set, catalog, config, Ownership::default()).await
+}
+
+/// [`prepare`] for a session with an owner (the operator's): what it renders carries the
+/// owner's tag, and it changes only resources with that tag.
+pub async fn prepare_owned(
+    set: SpecSet,
+    mut catalog: InstanceCatalog,
+    config: aws_types::SdkConfig,
+    ownership: Ownership,
+) -> Result<Prepared> {
     let region = home_region(&set);
-    let session = Session::connect(config, &region).await?;
+    let mut session = Session::connect(config, &region).await?;
+    session.ownership = ownership;
     session
         .complete_catalog(&set, &mut catalog, &region)
         .await?;
@@ -249,7 +263,8 @@ pub fn retired(p: &Prepared, observed: &ObservedState) -> Result<Vec<DesiredReso
     let mut found: BTreeMap<ResourceId, DesiredResource> = BTreeMap::new();
     let applied_other_zone = other_wake_zone(&applied);
     for set in [applied, other_wake_zone(&p.set), applied_other_zone] {
-        let resources = match render_resources(&p.session.context, &set, &p.catalog) {
+        let owner = p.session.ownership.owner.as_ref();
+        let resources = match render_resources_owned(&p.session.context, &set, &p.catalog, owner) {
             Ok(resources) => resources,
             Err(e) => {
                 // An applied spec this version cannot render: what only it made stays.
@@ -437,7 +452,20 @@ pub fn destroy_graph(
     servers: &[String],
     allow_data_loss: bool,
 ) -> Result<(DesiredGraph, Vec<ResourceId>)> {
-    let all = render_resources(cx, set, catalog)?;
+    destroy_graph_owned(cx, None, set, catalog, servers, allow_data_loss)
+}
+
+/// [`destroy_graph`] rendered with an owner's tags (the operator's), so that the ownership
+/// check compares the owner the resources should have.
+pub fn destroy_graph_owned(
+    cx: &Context,
+    owner: Option<&Owner>,
+    set: &SpecSet,
+    catalog: &InstanceCatalog,
+    servers: &[String],
+    allow_data_loss: bool,
+) -> Result<(DesiredGraph, Vec<ResourceId>)> {
+    let all = render_resources_owned(cx, set, catalog, owner)?;
     let targets: BTreeSet<ResourceId> = if servers.is_empty() {
         all.iter().map(|r| r.id.clone()).collect()
     } else {

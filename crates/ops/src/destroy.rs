@@ -1,6 +1,7 @@
-//! The destroy path of `reconciler destroy` and the operator: under the Bases' locks, plan the
-//! deletion, let the caller see it (and decline), delete, and forget the destroyed servers'
-//! last results. Data is kept as [`crate::deploy::destroy_graph`] marked it.
+//! The destroy path of `reconciler destroy` and the operator: refuse a deletion of another
+//! owner's resources, then under the Bases' locks plan the deletion, let the caller see it
+//! (and decline), delete, and forget the destroyed servers' last results. Data is kept as
+//! [`crate::deploy::destroy_graph`] marked it.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use reconciler_engine::{ApplyReport, Plan, Reconciler};
 
 use crate::converge::ConvergeHooks;
 use crate::deploy::{self, Planned, Prepared};
+use crate::ownership;
 
 /// What a destroy did.
 #[derive(Debug)]
@@ -23,7 +25,8 @@ pub struct Destroyed {
     pub forget_error: Option<anyhow::Error>,
 }
 
-/// Deletes what `target` names, under the locks of the input's Bases.
+/// Deletes what `target` names, under the locks of the input's Bases. A deletion that would
+/// touch another owner's resources is refused before the locks ([`ownership::check`]).
 pub async fn destroy(
     p: &Prepared,
     rec: &Reconciler,
@@ -31,6 +34,8 @@ pub async fn destroy(
     lock_wait: Duration,
     hooks: &dyn ConvergeHooks,
 ) -> Result<Destroyed> {
+    let plan = deploy::plan_destroy(rec, target.graph, target.ids).await?;
+    ownership::check(&plan, &p.session.ownership)?;
     let locks = crate::lock::acquire(p, lock_wait).await?;
     let destroyed = destroy_locked(p, rec, target, hooks).await;
     locks.release().await;
@@ -55,6 +60,7 @@ async fn destroy_locked(
     hooks: &dyn ConvergeHooks,
 ) -> Result<Destroyed> {
     let plan = deploy::plan_destroy(rec, target.graph, target.ids).await?;
+    ownership::check(&plan, &p.session.ownership)?;
     let planned = Planned::of(plan, target.graph.len());
     if !hooks.planned(&planned)? {
         return Ok(Destroyed {

@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod destroy;
 pub mod lock;
 pub mod operator;
+pub mod ownership;
 pub mod prune;
 pub mod results;
 pub mod session;

@@ -14,7 +14,7 @@ use reconciler_engine::model::{DesiredGraph, DesiredResource, ResourceId};
 use reconciler_engine::ObservedState;
 use reconciler_render::naming::{MANAGED_BY, TAG_BASE, TAG_MANAGED_BY, TAG_SERVER};
 use reconciler_render::record::{servers_prefix, ApplyRecord};
-use reconciler_render::{kinds, render_resources};
+use reconciler_render::{kinds, render_resources_owned};
 use reconciler_spec::{ContainerSpecDocument, Input, Lookup, SpecSet};
 
 use crate::deploy::{Prepared, STATEFUL_KINDS};
@@ -147,7 +147,8 @@ pub async fn prune_graph(
             }
         }
     }
-    let resources = render_resources(&p.session.context, &combined, &catalog)?;
+    let owner = p.session.ownership.owner.as_ref();
+    let resources = render_resources_owned(&p.session.context, &combined, &catalog, owner)?;
     let orphan_names: BTreeSet<&str> = orphans.iter().map(|o| o.server.as_str()).collect();
     let owners: BTreeMap<ResourceId, String> = crate::deploy::server_owners(&resources)
         .into_iter()

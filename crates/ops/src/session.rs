@@ -19,6 +19,8 @@ use reconciler_engine::{Options, Reconciler, RetryPolicy};
 use reconciler_render::Context;
 use reconciler_spec::{check, collect_inputs, Diagnostic, InstanceCatalog, SpecSet};
 
+use crate::ownership::Ownership;
+
 /// How to reach AWS.
 #[derive(Debug, Clone, Default)]
 pub struct AwsOptions {
@@ -85,6 +87,9 @@ pub struct Session {
     /// Patience for the calls a use case makes outside the graph (locks, results, wake and
     /// sleep): the engine's policy, so they ride out throttling as graph operations do.
     pub retry: RetryPolicy,
+    /// Whose resources this session makes and may change: nobody's for the command, the
+    /// objects' for the operator.
+    pub ownership: Ownership,
 }
 
 impl Session {
@@ -103,6 +108,7 @@ impl Session {
             counter,
             context,
             retry: RetryPolicy::default(),
+            ownership: Ownership::default(),
         })
     }
 
@@ -135,7 +141,12 @@ impl Session {
 
     /// Renders the graph for this account.
     pub fn render(&self, set: &SpecSet, catalog: &InstanceCatalog) -> Result<DesiredGraph> {
-        Ok(reconciler_render::render(&self.context, set, catalog)?)
+        Ok(reconciler_render::render_owned(
+            &self.context,
+            set,
+            catalog,
+            self.ownership.owner.as_ref(),
+        )?)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod server;
 pub mod user_data;
 pub mod wake;
 
+use crate::naming::{Owner, TAG_MANAGED_BY, TAG_OWNER};
 use reconciler_engine::model::{DesiredGraph, DesiredResource, GraphErrors};
 use reconciler_spec::{base_of, Alerts, ContainerSpecDocument, InstanceCatalog, Lookup, SpecSet};
 use serde_json::{json, Value};
@@ -156,6 +157,44 @@ pub fn render_resources(
     set: &SpecSet,
     catalog: &InstanceCatalog,
 ) -> Result<Vec<DesiredResource>, RenderError> {
+    render_resources_owned(cx, set, catalog, None)
+}
+
+/// [`render`], every tagged resource also tagged with its `owner` when there is one.
+pub fn render_owned(
+    cx: &Context,
+    set: &SpecSet,
+    catalog: &InstanceCatalog,
+    owner: Option<&Owner>,
+) -> Result<DesiredGraph, RenderError> {
+    Ok(DesiredGraph::new(render_resources_owned(
+        cx, set, catalog, owner,
+    )?)?)
+}
+
+/// Tags each resource that carries the ownership tags with its [`TAG_OWNER`]. Applied before
+/// the apply records are made, so their fingerprints cover the tag.
+fn own(owner: Option<&Owner>, resources: &mut [DesiredResource]) {
+    let Some(owner) = owner else {
+        return;
+    };
+    for r in resources {
+        if !r.tags.contains_key(TAG_MANAGED_BY) {
+            continue;
+        }
+        if let Some(value) = owner.tag_value(&r.tags) {
+            r.tags.insert(TAG_OWNER.to_string(), value);
+        }
+    }
+}
+
+/// [`render_resources`], every tagged resource also tagged with its `owner` when there is one.
+pub fn render_resources_owned(
+    cx: &Context,
+    set: &SpecSet,
+    catalog: &InstanceCatalog,
+    owner: Option<&Owner>,
+) -> Result<Vec<DesiredResource>, RenderError> {
     let mut out = Vec::new();
     let mut base_refs = std::collections::HashMap::new();
     let mut bases = Vec::new();
@@ -203,14 +242,20 @@ pub fn render_resources(
                 .or_default()
                 .push(section);
         }
-        servers_out.push(record::server_record(&base.doc, &server.doc, &resources));
+        own(owner, &mut resources);
+        let mut server_record = [record::server_record(&base.doc, &server.doc, &resources)];
+        own(owner, &mut server_record);
+        servers_out.extend(server_record);
         servers_out.extend(resources);
     }
     // The servers' dashboards are the Base's: one dashboard shows many servers.
     for (base, mut resources) in bases {
         let base_sections = sections.remove(&base.metadata.name).unwrap_or_default();
         resources.extend(wake::base_dashboards(base, &base_sections));
-        out.push(record::base_record(base, &resources));
+        own(owner, &mut resources);
+        let mut base_record = [record::base_record(base, &resources)];
+        own(owner, &mut base_record);
+        out.extend(base_record);
         out.extend(resources);
     }
     out.extend(servers_out);

@@ -16,10 +16,36 @@ pub const TAG_BASE: &str = "reconciler.dev/base";
 pub const TAG_SERVER: &str = "reconciler.dev/server";
 /// Tag: which part of the system the object is (`network`, `compute`, `storage`, ...).
 pub const TAG_COMPONENT: &str = "reconciler.dev/component";
+/// Tag: which Kubernetes object owns the object (`k8s:<namespace>/<Kind>/<name>`), on what the
+/// operator makes; absent on what `reconciler apply` makes. Names ignore namespaces, so this
+/// tag is what tells one namespace's objects from another's.
+pub const TAG_OWNER: &str = "reconciler.dev/owner";
 /// Tag on file systems that the Base's backup plan selects.
 pub const TAG_BACKUP: &str = "reconciler.dev/backup";
 /// Value of [`TAG_BACKUP`] for file systems with daily backups.
 pub const BACKUP_DAILY: &str = "daily";
+
+/// Who owns what a render makes when it is not `reconciler apply`: the operator's objects of
+/// one namespace. Each resource is owned by the object it comes from, the Base or a
+/// ContainerSpec, read from its ownership tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The objects' Kubernetes namespace.
+    pub namespace: String,
+}
+
+impl Owner {
+    /// The [`TAG_OWNER`] value of a resource with these tags: its server's ContainerSpec, else
+    /// its Base; `None` for a resource with no Base tag (the account-wide ones).
+    pub fn tag_value(&self, tags: &IndexMap<String, String>) -> Option<String> {
+        let (kind, name) = match (tags.get(TAG_SERVER), tags.get(TAG_BASE)) {
+            (Some(server), _) => ("ContainerSpec", server),
+            (None, Some(base)) => ("Base", base),
+            (None, None) => return None,
+        };
+        Some(format!("k8s:{}/{kind}/{name}", self.namespace))
+    }
+}
 
 /// Region of the global services (IAM, Route 53) and of Route 53 query logging.
 pub const GLOBAL_REGION: &str = "us-east-1";

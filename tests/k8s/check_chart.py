@@ -197,7 +197,7 @@ def main():
     scenarios = {
         "operator, all namespaces": ({"serviceAccount": {"roleArn": ROLE_ARN}}, None),
         "operator, one namespace": (
-            {"operator": {"watchNamespace": "games", "replicas": 1, "allowDataLoss": True}, "aws": {"region": "us-west-2"}},
+            {"operator": {"watchNamespace": "games", "replicas": 1, "allowDataLoss": True, "adoptUnowned": True, "envAllow": ["HOSTED_ZONE_ID", "DOMAIN_NAME"]}, "aws": {"region": "us-west-2"}},
             "games",
         ),
         "cronjob": ({"mode": "cronjob", "cronjob": {"specs": spec_files, "prune": True}, "serviceAccount": {"roleArn": ROLE_ARN}}, None),
@@ -244,6 +244,11 @@ def main():
                 check(f"{label}: the pod knows its name and namespace (Lease identity)", {"POD_NAME", "POD_NAMESPACE"} <= env)
                 if watch_ns:
                     check(f"{label}: --namespace passed", f"--namespace={watch_ns}" in c["args"], str(c["args"]))
+                allowed = values.get("operator", {}).get("envAllow", [])
+                passed = [a.removeprefix("--env-allow=") for a in c["args"] if a.startswith("--env-allow")]
+                check(f"{label}: exactly the envAllow names are passed as --env-allow (none by default)", passed == allowed, str(c["args"]))
+                adopt = values.get("operator", {}).get("adoptUnowned", False)
+                check(f"{label}: --adopt-unowned only when operator.adoptUnowned", ("--adopt-unowned" in c["args"]) == adopt, str(c["args"]))
                 rbac_is_least_privilege(label, objects, "reconciler", watch_ns)
         crds = [yaml.safe_load(p.read_text()) for p in sorted((chart_dir / "crds").glob("*.yaml"))]
         validate_builtin([("crds", c) for c in crds], kube, f"[{kube}] CRD")

@@ -131,6 +131,16 @@ struct OperatorArgs {
     /// Log format on standard error.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// An environment variable that `${VAR}` in objects may read (repeatable). No other may
+    /// be read: the operator's environment holds its own settings and credentials, and
+    /// whoever may create an object writes its references.
+    #[arg(long = "env-allow", value_name = "NAME")]
+    env_allow: Vec<String>,
+    /// Take over AWS resources that carry no `reconciler.dev/owner` tag (made by `reconciler
+    /// apply`): for a migration to the operator. Without it they are refused as another
+    /// owner's.
+    #[arg(long)]
+    adopt_unowned: bool,
 }
 
 #[derive(Args, Debug)]
@@ -746,7 +756,9 @@ async fn operator_cmd(args: OperatorArgs, aws: AwsOptions) -> Result<u8> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster service account or KUBECONFIG)")?;
-    let aws = reconciler_ops::operator::OperatorAws::new(aws);
+    let aws = reconciler_ops::operator::OperatorAws::new(aws)
+        .allowing_env(args.env_allow)
+        .adopting_unowned(args.adopt_unowned);
     reconciler_operator::run(client, aws, opts, shutdown).await?;
     Ok(EXIT_OK)
 }

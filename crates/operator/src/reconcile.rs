@@ -24,6 +24,10 @@ use reconciler_spec::{
 use crate::backoff::Backoff;
 use crate::crd::{Base, Condition, ContainerSpec, Object, Runtime, Status, FINALIZER};
 
+/// The reason of the conditions and event of a reconcile refused because AWS resources it
+/// would change or delete belong to another owner.
+pub const OWNED_BY_OTHER: &str = "OwnedByOther";
+
 /// What the AWS side is asked to converge or delete: a server with its Base, or a Base alone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
@@ -71,6 +75,10 @@ pub enum AwsError {
     /// AWS could not be read or the plan could not be made.
     #[error("{0}")]
     Failed(String),
+    /// The plan would change or delete AWS resources another owner made (another namespace's
+    /// object, or `reconciler apply`); nothing was changed.
+    #[error("{0}")]
+    OwnedByOther(String),
 }
 
 /// The AWS side.
@@ -481,17 +489,14 @@ async fn cleanup<O: Object, K: Kube, A: Aws>(
             ctx.kube.event(key, false, "Deleted", &note).await;
             return release(obj, key, ctx).await;
         }
-        Ok(out) => out.errors.join("; "),
-        Err(e) => e.to_string(),
+        Ok(out) => ("DeleteFailed", out.errors.join("; ")),
+        Err(AwsError::OwnedByOther(message)) => (OWNED_BY_OTHER, message),
+        Err(e) => ("DeleteFailed", e.to_string()),
     };
-    let status = failed_status(
-        obj.status(),
-        obj.meta().generation,
-        "DeleteFailed",
-        &failure,
-    );
+    let (reason, failure) = failure;
+    let status = failed_status(obj.status(), obj.meta().generation, reason, &failure);
     write_status(ctx, key, obj.status(), &status).await?;
-    ctx.kube.event(key, true, "DeleteFailed", &failure).await;
+    ctx.kube.event(key, true, reason, &failure).await;
     Err(Error::Aws(failure))
 }
 
@@ -517,6 +522,12 @@ async fn converge<O: Object, K: Kube, A: Aws>(
         Err(AwsError::Failed(message)) => {
             let status = failed_status(obj.status(), generation, "ReconcileError", &message);
             write_status(ctx, key, obj.status(), &status).await?;
+            return Err(Error::Aws(message));
+        }
+        Err(AwsError::OwnedByOther(message)) => {
+            let status = failed_status(obj.status(), generation, OWNED_BY_OTHER, &message);
+            write_status(ctx, key, obj.status(), &status).await?;
+            ctx.kube.event(key, true, OWNED_BY_OTHER, &message).await;
             return Err(Error::Aws(message));
         }
     };
@@ -617,7 +628,8 @@ fn fresh<O: Object, K: Kube, A: Aws>(
             .ok()?;
     let synced = status.conditions.iter().find(|c| c.type_ == "Synced")?;
     // A deletion bumps the generation on a real API server; this holds without relying on it.
-    if obj.meta().deletion_timestamp.is_some() && synced.reason != "DeleteFailed" {
+    let deletion_failed = matches!(synced.reason.as_str(), "DeleteFailed" | OWNED_BY_OTHER);
+    if obj.meta().deletion_timestamp.is_some() && !deletion_failed {
         return None;
     }
     let window = match (synced.status.as_str(), synced.reason.as_str()) {

@@ -12,15 +12,23 @@ use aws_types::SdkConfig;
 use reconciler_engine::model::DesiredGraph;
 use reconciler_operator::crd::Runtime;
 use reconciler_operator::{ApplyOutcome, Aws, AwsError, Desired, DestroyOutcome};
-use reconciler_spec::{check, ContainerSpecDocument, Input, InstanceCatalog, SpecSet};
+use reconciler_render::naming::Owner;
+use reconciler_spec::redact::Redactor;
+use reconciler_spec::resolve::AllowList;
+use reconciler_spec::{check_from, ContainerSpecDocument, Input, InstanceCatalog, SpecSet};
 
 use crate::converge::{converge, ConvergeOptions, Quiet};
 use crate::deploy::{self, PlanOptions, Prepared};
 use crate::destroy::{destroy, DestroyTarget};
+use crate::ownership::{OwnedByOther, Ownership};
 use crate::session::{home_region, sdk_config, AwsOptions};
 
 /// Where `${VAR}` values in the objects come from.
 pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// How to allow a variable, for the error about one that is not allowed.
+const HOW_TO_ALLOW: &str = "allow it with `reconciler operator --env-allow NAME` (chart value \
+                            `operator.envAllow`)";
 
 /// [`Aws`] through the command's own functions.
 pub struct OperatorAws {
@@ -29,6 +37,11 @@ pub struct OperatorAws {
     /// `None`.
     config: Option<SdkConfig>,
     env: EnvLookup,
+    /// The only variables `${VAR}` may read: the operator's environment holds its own
+    /// configuration and credentials, and whoever may create an object writes its references.
+    env_allow: Vec<String>,
+    /// Take over resources without an owner tag (see [`Ownership::adopt_unowned`]).
+    adopt_unowned: bool,
 }
 
 impl OperatorAws {
@@ -39,6 +52,8 @@ impl OperatorAws {
             aws,
             config: None,
             env: Arc::new(|name: &str| std::env::var(name).ok()),
+            env_allow: Vec::new(),
+            adopt_unowned: false,
         }
     }
 
@@ -48,7 +63,23 @@ impl OperatorAws {
             aws: AwsOptions::default(),
             config: Some(config),
             env,
+            env_allow: Vec::new(),
+            adopt_unowned: false,
         }
+    }
+
+    /// Lets reconciles take over AWS resources without an owner tag (a migration from
+    /// `reconciler apply`); off by default, when they are refused as another owner's.
+    pub fn adopting_unowned(mut self, adopt: bool) -> Self {
+        self.adopt_unowned = adopt;
+        self
+    }
+
+    /// Lets `${VAR}` read these variables (none by default): a reference to any other is an
+    /// error naming it.
+    pub fn allowing_env(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.env_allow = names.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The documents as a validated spec set, named `<namespace>/<Kind>/<name>` in
@@ -75,9 +106,13 @@ impl OperatorAws {
         }
         let catalog = InstanceCatalog::offline();
         let env = self.env.clone();
+        let env = AllowList::new(
+            self.env_allow.iter().cloned(),
+            move |name: &str| env(name),
+            HOW_TO_ALLOW,
+        );
         let validate = |inputs: &[Input]| -> (SpecSet, Vec<String>) {
-            let env = env.clone();
-            let (set, diags) = check(inputs, &move |name: &str| env(name), &catalog);
+            let (set, diags) = check_from(inputs, &env, &catalog);
             let errors = diags
                 .iter()
                 .filter(|d| d.is_error())
@@ -111,14 +146,24 @@ impl OperatorAws {
         Ok((set, catalog))
     }
 
-    async fn prepare(&self, desired: &Desired) -> Result<Prepared, AwsError> {
-        let (set, catalog) = self.load(desired)?;
+    async fn prepare(
+        &self,
+        desired: &Desired,
+        set: SpecSet,
+        catalog: InstanceCatalog,
+    ) -> Result<Prepared, AwsError> {
         let region = home_region(&set);
         let config = match &self.config {
             Some(config) => config.to_builder().region(Region::new(region)).build(),
             None => sdk_config(&self.aws, &region).await,
         };
-        let mut p = deploy::prepare(set, catalog, config)
+        let ownership = Ownership {
+            owner: Some(Owner {
+                namespace: desired.namespace.clone(),
+            }),
+            adopt_unowned: self.adopt_unowned,
+        };
+        let mut p = deploy::prepare_owned(set, catalog, config, ownership)
             .await
             .map_err(failed)?;
         p.graph = without_others(&p.graph, desired);
@@ -143,6 +188,9 @@ fn without_others(graph: &DesiredGraph, desired: &Desired) -> DesiredGraph {
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 fn failed(e: anyhow::Error) -> AwsError {
+    if e.downcast_ref::<OwnedByOther>().is_some() {
+        return AwsError::OwnedByOther(format!("{e:#}"));
+    }
     AwsError::Failed(format!("{e:#}"))
 }
 
@@ -177,10 +225,59 @@ async fn runtime_of(p: &Prepared, name: &str) -> Option<Runtime> {
     }
 }
 
+/// `result` with no value from the environment in its messages: AWS's errors may quote what
+/// was sent, and they go into the object's status and events.
+fn redacted<T>(
+    redactor: &Redactor,
+    result: Result<T, AwsError>,
+    errors: impl FnOnce(&mut T) -> &mut Vec<String>,
+) -> Result<T, AwsError> {
+    match result {
+        Ok(mut outcome) => {
+            for error in errors(&mut outcome).iter_mut() {
+                *error = redactor.redact(error);
+            }
+            Ok(outcome)
+        }
+        Err(AwsError::Failed(message)) => Err(AwsError::Failed(redactor.redact(&message))),
+        Err(AwsError::OwnedByOther(message)) => {
+            Err(AwsError::OwnedByOther(redactor.redact(&message)))
+        }
+        Err(AwsError::Invalid(message)) => Err(AwsError::Invalid(redactor.redact(&message))),
+    }
+}
+
 #[async_trait]
 impl Aws for OperatorAws {
     async fn apply(&self, desired: &Desired) -> Result<ApplyOutcome, AwsError> {
-        let p = self.prepare(desired).await?;
+        let (set, catalog) = self.load(desired)?;
+        let redactor = set.redactor();
+        let applied = self.apply_loaded(desired, set, catalog).await;
+        redacted(&redactor, applied, |o| &mut o.errors)
+    }
+
+    async fn destroy(
+        &self,
+        desired: &Desired,
+        allow_data_loss: bool,
+    ) -> Result<DestroyOutcome, AwsError> {
+        let (set, catalog) = self.load(desired)?;
+        let redactor = set.redactor();
+        let destroyed = self
+            .destroy_loaded(desired, set, catalog, allow_data_loss)
+            .await;
+        redacted(&redactor, destroyed, |o| &mut o.errors)
+    }
+}
+
+impl OperatorAws {
+    async fn apply_loaded(
+        &self,
+        desired: &Desired,
+        set: SpecSet,
+        catalog: InstanceCatalog,
+    ) -> Result<ApplyOutcome, AwsError> {
+        let p = self.prepare(desired, set, catalog).await?;
         let rec = p.session.reconciler(&self.aws);
         let opts = ConvergeOptions {
             plan: PlanOptions::default(),
@@ -209,20 +306,23 @@ impl Aws for OperatorAws {
         })
     }
 
-    async fn destroy(
+    async fn destroy_loaded(
         &self,
         desired: &Desired,
+        set: SpecSet,
+        catalog: InstanceCatalog,
         allow_data_loss: bool,
     ) -> Result<DestroyOutcome, AwsError> {
-        let p = self.prepare(desired).await?;
+        let p = self.prepare(desired, set, catalog).await?;
         let rec = p.session.reconciler(&self.aws);
         let servers: Vec<String> = desired
             .server
             .iter()
             .map(|s| s.metadata.name.clone())
             .collect();
-        let (graph, ids) = deploy::destroy_graph(
+        let (graph, ids) = deploy::destroy_graph_owned(
             &p.session.context,
+            p.session.ownership.owner.as_ref(),
             &p.set,
             &p.catalog,
             &servers,
@@ -272,7 +372,13 @@ mod tests {
     /// not validate is left out instead of failing this server's reconcile.
     #[test]
     fn siblings_join_where_they_validate() {
-        let aws = OperatorAws::with_config(SdkConfig::builder().build(), Arc::new(|_| None));
+        let aws = OperatorAws::with_config(SdkConfig::builder().build(), Arc::new(|_| None))
+            .allowing_env([
+                "AWS_REGION",
+                "DOMAIN_NAME",
+                "HOSTED_ZONE_ID",
+                "ADMIN_EMAILS",
+            ]);
         let mut broken: ContainerSpecDocument = example("valheim");
         let volume = broken.spec.volumes.values().next().unwrap().clone();
         broken.spec.volumes.insert("9-not-an-id".into(), volume);

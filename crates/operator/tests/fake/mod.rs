@@ -32,6 +32,8 @@ struct State {
 #[derive(Default)]
 pub struct FakeKube {
     state: Mutex<State>,
+    /// The namespace of its objects; [`NS`] when empty.
+    namespace: String,
 }
 
 macro_rules! object_ops {
@@ -42,7 +44,7 @@ macro_rules! object_ops {
             let mut s = self.state.lock().unwrap();
             s.version += 1;
             let name = obj.metadata.name.clone().unwrap();
-            obj.metadata.namespace = Some(NS.into());
+            obj.metadata.namespace = Some(self.namespace().into());
             obj.metadata.resource_version = Some(s.version.to_string());
             match s.$field.get(&name) {
                 Some(old) => {
@@ -95,6 +97,23 @@ macro_rules! object_ops {
 }
 
 impl FakeKube {
+    /// A Kubernetes side whose objects live in `namespace`.
+    pub fn in_namespace(namespace: &str) -> Self {
+        FakeKube {
+            namespace: namespace.into(),
+            ..FakeKube::default()
+        }
+    }
+
+    /// The namespace of its objects.
+    pub fn namespace(&self) -> &str {
+        if self.namespace.is_empty() {
+            NS
+        } else {
+            &self.namespace
+        }
+    }
+
     object_ops!(put_base, base, delete_base, bases, Base);
     object_ops!(put_server, server, delete_server, servers, ContainerSpec);
 
@@ -133,12 +152,12 @@ fn set_meta(
 #[async_trait]
 impl Kube for FakeKube {
     async fn bases(&self, namespace: &str) -> Result<Vec<Base>, KubeError> {
-        assert_eq!(namespace, NS);
+        assert_eq!(namespace, self.namespace());
         Ok(self.state.lock().unwrap().bases.values().cloned().collect())
     }
 
     async fn servers(&self, namespace: &str) -> Result<Vec<ContainerSpec>, KubeError> {
-        assert_eq!(namespace, NS);
+        assert_eq!(namespace, self.namespace());
         Ok(self
             .state
             .lock()

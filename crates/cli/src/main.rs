@@ -50,6 +50,10 @@ struct Cli {
     /// always or never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
+    /// Print container environment values in plans and rendered resources (hidden by
+    /// default; entries whose names say they are secret stay hidden).
+    #[arg(long, global = true)]
+    show_values: bool,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
@@ -416,6 +420,8 @@ fn main() -> ExitCode {
 struct Ui {
     quiet: bool,
     color: bool,
+    /// Show container environment values (`--show-values`).
+    show_values: bool,
 }
 
 impl Ui {
@@ -431,6 +437,7 @@ impl Ui {
         Ui {
             quiet: cli.quiet,
             color,
+            show_values: cli.show_values,
         }
     }
 
@@ -505,7 +512,7 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Import(args) => import_cmd(&args),
-        Command::Render(args) => runtime()?.block_on(render_cmd(&args, &aws)),
+        Command::Render(args) => runtime()?.block_on(render_cmd(&args, &aws, ui)),
         Command::Plan(args) => runtime()?.block_on(plan_cmd(&args, &aws, ui)),
         Command::Apply(args) => runtime()?.block_on(apply_cmd(&args, &aws, ui)),
         Command::Destroy(args) => runtime()?.block_on(destroy_cmd(&args, &aws, ui)),
@@ -543,7 +550,7 @@ async fn prepare(files: &[PathBuf], aws: &AwsOptions) -> Result<Option<Prepared>
     Ok(Some(deploy::prepare(set, catalog, config).await?))
 }
 
-async fn render_cmd(args: &RenderArgs, aws: &AwsOptions) -> Result<u8> {
+async fn render_cmd(args: &RenderArgs, aws: &AwsOptions, ui: Ui) -> Result<u8> {
     let catalog = InstanceCatalog::offline();
     let (set, diags) = load_specs(&args.files, &catalog)?;
     if diags.iter().any(Diagnostic::is_error) {
@@ -559,7 +566,7 @@ async fn render_cmd(args: &RenderArgs, aws: &AwsOptions) -> Result<u8> {
     };
     let mut resources = reconciler_render::render_resources(&context, &set, &catalog)?;
     reconciler_engine::model::DesiredGraph::new(resources.clone())?;
-    redact::resources(&mut resources);
+    redact::resources(&mut resources, ui.show_values);
     match args.output {
         RenderFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&resources)?),
         RenderFormat::Json => println!("{}", serde_json::to_string_pretty(&resources)?),
@@ -593,7 +600,7 @@ fn print_plan(planned: &deploy::Planned, ui: Ui) {
             print!("{}", ui.plan_text(&inventory));
             println!();
         }
-        let text = redact::plan(&planned.plan).to_string();
+        let text = redact::plan(&planned.plan, ui.show_values).to_string();
         if ui.quiet {
             // The summary lines only.
             for line in text.lines().skip_while(|l| !l.starts_with("Plan: ")) {
@@ -617,7 +624,7 @@ async fn plan_cmd(args: &PlanArgs, aws: &AwsOptions, ui: Ui) -> Result<u8> {
     match args.output {
         Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&redact::plan(&planned.plan))?
+            serde_json::to_string_pretty(&redact::plan(&planned.plan, ui.show_values))?
         ),
         Format::Text => print_plan(&planned, ui),
     }
@@ -868,7 +875,8 @@ impl ConvergeHooks for Shown {
 impl Shown {
     fn destroy_planned(&self, plan: &reconciler_engine::Plan) -> Result<bool> {
         if self.text {
-            print!("{}", self.ui.plan_text(&redact::plan(plan).to_string()));
+            let text = redact::plan(plan, self.ui.show_values).to_string();
+            print!("{}", self.ui.plan_text(&text));
         }
         if plan.summary().destroy > 0
             && !self.yes

@@ -13,6 +13,11 @@
 //! - the private key of the SSH key pair the Base creates when it opens SSH, which `apply`
 //!   stores in SSM Parameter Store.
 //!
+//! An ordinary environment variable, `MOTD: ${RECONCILER_TEST_MOTD}`, is hidden too unless
+//! `--show-values` asks for it: environment values often come from the environment of whoever
+//! runs the command, and printed plans end up in CI logs. With the flag it is shown, while the
+//! secret-named one stays `(sensitive)`.
+//!
 //! The binary cannot choose an emulator account (it sends no account header), so it works in
 //! the emulator's default account, which no other test of this binary uses.
 
@@ -27,6 +32,8 @@ const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-west-2";
 const TOKEN: &str = "env-sentinel-first-7f3a9c2e";
 const TOKEN_CHANGED: &str = "env-sentinel-second-51d04b7a";
+const MOTD: &str = "plain-sentinel-first-0c9e71d3";
+const MOTD_CHANGED: &str = "plain-sentinel-second-a4b2e690";
 
 /// The parameters the example specs reference, with the values planted in them.
 fn ssm_secrets() -> Vec<(&'static str, String)> {
@@ -52,7 +59,10 @@ fn specs(dir: &Path) {
             "base.yaml" => text.push_str("  ssh:\n    allowFrom: [203.0.113.7/32]\n"),
             "minecraft.yaml" => {
                 let at = text.find("    environment:\n").unwrap() + "    environment:\n".len();
-                text.insert_str(at, "      ADMIN_TOKEN: ${RECONCILER_TEST_TOKEN}\n");
+                text.insert_str(
+                    at,
+                    "      ADMIN_TOKEN: ${RECONCILER_TEST_TOKEN}\n      MOTD: ${RECONCILER_TEST_MOTD}\n",
+                );
             }
             _ => {}
         }
@@ -71,6 +81,10 @@ fn reconciler(zone: &str, token: &str, args: &[&str]) -> Run {
         .args(args)
         .env("HOSTED_ZONE_ID", zone)
         .env("RECONCILER_TEST_TOKEN", token)
+        .env(
+            "RECONCILER_TEST_MOTD",
+            if token == TOKEN { MOTD } else { MOTD_CHANGED },
+        )
         .env("AWS_REGION", REGION)
         // Every log line the binary can write, the SDK's included.
         .env("RECONCILER_LOG", "debug")
@@ -189,7 +203,16 @@ async fn secret_values_never_appear_in_any_output() {
         .collect();
     assert!(!key_lines.is_empty(), "{private_key}");
 
-    let mut secrets: Vec<String> = vec![TOKEN.into(), TOKEN_CHANGED.into()];
+    assert!(
+        env.contains(&("MOTD".into(), MOTD_CHANGED.into())),
+        "{env:?}"
+    );
+    let mut secrets: Vec<String> = vec![
+        TOKEN.into(),
+        TOKEN_CHANGED.into(),
+        MOTD.into(),
+        MOTD_CHANGED.into(),
+    ];
     secrets.extend(ssm_secrets().into_iter().map(|(_, v)| v));
     secrets.extend(key_lines.iter().map(|l| l.to_string()));
     for run in &runs {
@@ -223,4 +246,39 @@ async fn secret_values_never_appear_in_any_output() {
     );
     // The references to SSM are names and stay visible.
     assert!(runs[2].output.contains("/games/minecraft/rcon-password"));
+
+    // Asked for, ordinary values are shown; secret-named ones never are.
+    for args in [
+        &["render", "--show-values", "--account-id", ACCOUNT, "-f", f][..],
+        &[
+            "render",
+            "-o",
+            "json",
+            "--show-values",
+            "--account-id",
+            ACCOUNT,
+            "-f",
+            f,
+        ],
+    ] {
+        let run = reconciler(&zone, TOKEN, args);
+        assert_eq!(run.code, Some(0), "{}:\n{}", run.label, run.output);
+        assert!(run.output.contains(MOTD), "{}:\n{}", run.label, run.output);
+        assert!(
+            !run.output.contains(TOKEN),
+            "{}:\n{}",
+            run.label,
+            run.output
+        );
+        assert!(run.output.contains("(sensitive)"), "{}", run.label);
+    }
+    let run = reconciler(&zone, TOKEN, &["plan", "--show-values", "-f", f]);
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert!(
+        run.output.contains(MOTD),
+        "the plan back to the first values:\n{}",
+        run.output
+    );
+    assert!(run.output.contains(MOTD_CHANGED), "{}", run.output);
+    assert!(!run.output.contains(TOKEN) && !run.output.contains(TOKEN_CHANGED));
 }

@@ -347,9 +347,10 @@ pub struct Container {
     /// uses host networking); nothing else is opened.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
-    /// Plain environment variables. Numbers and booleans are passed as their text. Put
-    /// passwords in `secrets`, not here: validation warns about names that look secret, and
-    /// their values are shown as `(sensitive)` in plans.
+    /// Plain environment variables. Numbers and booleans are passed as their text. Plans and
+    /// rendered resources hide their values unless `--show-values` is given. Put passwords in
+    /// `secrets`, not here: validation warns about names that look secret, and their values
+    /// are shown as `(sensitive)` even then.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub environment: IndexMap<String, EnvValue>,
     /// Secret environment variables: name -> SSM parameter (`/path/name` or its ARN) or Secrets

@@ -411,10 +411,24 @@ spec:
   container:
     image: itzg/minecraft-server
     ports:
-      - port: ${PLANTED_NUMBER}
       - port: ${PLANTED_SECRET}
       - port: 25565
         protocol: ${PLANTED_SECRET}
+  watchdog:
+    threshold: 1175
+---
+apiVersion: reconciler.dev/v1alpha1
+kind: ContainerSpec
+metadata:
+  name: other
+spec:
+  baseRef: main
+  ec2:
+    instanceType: m5.large
+  container:
+    image: itzg/minecraft-server
+    ports:
+      - port: ${PLANTED_NUMBER}
   watchdog:
     threshold: 1175
 ",
@@ -440,8 +454,8 @@ spec:
             "`${PLANTED_SECRET}` is not an AWS region",
             "`Z-${PLANTED_SECRET}` is not a hosted zone id",
             "got ${PLANTED_NUMBER}",
-            "spec.container.ports[0].port",
-            "spec.container.ports[1].port",
+            "expected a port from 1 to 65535, got ${PLANTED_NUMBER}",
+            "expected a non-negative integer, found a string",
             "unknown value `${PLANTED_SECRET}`",
         ] {
             assert!(all.contains(want), "{args:?}: no `{want}` in {all}");

@@ -611,6 +611,22 @@ async fn query_logging_finds_groups_beyond_the_first_page() {
             .await
             .expect("CreateLogGroup");
     }
+    // Route 53 may write to the groups, as AWS requires.
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "route53.amazonaws.com" },
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": format!("arn:aws:logs:us-east-1:{account}:log-group:/aws/route53/*")
+        }]
+    });
+    logs.put_resource_policy()
+        .policy_name("route53-query-logs")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .expect("PutResourcePolicy");
     let route53 = aws_sdk_route53::Client::new(&global);
     let zone = route53
         .create_hosted_zone()

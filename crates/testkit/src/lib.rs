@@ -53,6 +53,7 @@ mod artifacts;
 pub mod event_pattern;
 pub mod log_filter;
 pub mod proxy;
+pub mod resource_policy;
 mod venv;
 
 pub use artifacts::{ensure_lambda_artifact, LAMBDA_BINARY};

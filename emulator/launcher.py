@@ -2143,7 +2143,13 @@ class Strictness:
         if found is None:
             return self.app(environ, start_response)
         schema, region = found
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        length = environ.get("CONTENT_LENGTH")
+        if length:
+            body = environ["wsgi.input"].read(int(length))
+        else:  # a chunked body, which the server has already de-chunked
+            body = environ["wsgi.input"].read() if environ.get("wsgi.input_terminated") else b""
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ["wsgi.input"] = io.BytesIO(body)
         try:
             if environ.get("HTTP_CONTENT_ENCODING", "").lower() == "gzip":

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::runtime::{desired_capacity, environment};
+use common::runtime::{assert_delivers, desired_capacity, environment};
 
 use std::time::{Duration, SystemTime};
 
@@ -80,6 +80,7 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
         alarms.metric_alarms()[0].alarm_actions(),
         std::slice::from_ref(&idle_arn)
     );
+    let alarm_arn = alarms.metric_alarms()[0].alarm_arn().unwrap().to_string();
     let policy = aws_sdk_lambda::Client::new(&regional)
         .get_policy()
         .function_name(format!("rc-{SERVER}-idle-stop"))
@@ -95,7 +96,17 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
     assert!(statement.to_string().contains(&format!(":alarm:{alarm}")));
 
     // A lookup wakes the server; the deployed start function carries the limits.
-    let (_, start_env) = environment(&global, &format!("rc-{SERVER}-start-system")).await;
+    let (start_arn, start_env) = environment(&global, &format!("rc-{SERVER}-start-system")).await;
+    let query_log_arn =
+        format!("arn:aws:logs:us-east-1:{account}:log-group:/aws/route53/rc-{SERVER}:*");
+    assert_delivers(
+        &global,
+        &start_arn,
+        "logs.amazonaws.com",
+        &query_log_arn,
+        &account,
+    )
+    .await;
     let start_config = StartSystemConfig::from_lookup(|k| start_env.get(k).cloned()).unwrap();
     assert_eq!(
         (
@@ -116,6 +127,14 @@ async fn boot_grace_and_wake_limits_hold_through_the_deployed_wiring() {
 
     // The idle alarm fires five minutes in: the instance is still booting, so it stays up and
     // the alarm goes back to OK to fire again later.
+    assert_delivers(
+        &regional,
+        &idle_arn,
+        "lambda.alarms.cloudwatch.amazonaws.com",
+        &alarm_arn,
+        &account,
+    )
+    .await;
     let idle_config = IdleStopConfig::from_lookup(|k| idle_env.get(k).cloned()).unwrap();
     let idle_clients = IdleStopClients::new(&handler_sdk);
     let alarm_event = json!({ "source": "aws.cloudwatch", "alarmData": { "alarmName": alarm, "state": { "value": "ALARM" } } });

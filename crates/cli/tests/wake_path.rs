@@ -15,7 +15,8 @@
 mod common;
 
 use common::runtime::{
-    a_record, desired_capacity, environment, launched_instance, lines_matching, public_ip,
+    a_record, assert_delivers, desired_capacity, environment, launched_instance, lines_matching,
+    public_ip,
 };
 
 use std::io::Write;
@@ -74,6 +75,12 @@ async fn rule(events: &aws_sdk_eventbridge::Client, name: &str) -> (String, Vec<
             .map(|t| t.arn().to_string())
             .collect(),
     )
+}
+
+/// The deployed rule's ARN: the source EventBridge names when it invokes a target.
+async fn rule_arn(events: &aws_sdk_eventbridge::Client, name: &str) -> String {
+    let rule = events.describe_rule().name(name).send().await.unwrap();
+    rule.arn().unwrap().to_string()
 }
 
 async fn matches(events: &aws_sdk_eventbridge::Client, pattern: &str, event: &Value) -> bool {
@@ -225,6 +232,15 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
     let handler_sdk = Emulator::shared().sdk_config(&config.asg_region, &account);
     let payload =
         subscription_payload(&query_logs, stream, filter.filter_name().unwrap(), &matched);
+    let query_log_arn = format!("arn:aws:logs:{GLOBAL}:{account}:log-group:{query_logs}:*");
+    assert_delivers(
+        &global,
+        &start_arn,
+        "logs.amazonaws.com",
+        &query_log_arn,
+        &account,
+    )
+    .await;
     start_system(&config, &StartSystemClients::new(&handler_sdk), &payload)
         .await
         .unwrap();
@@ -242,6 +258,15 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
     other_group["detail"]["AutoScalingGroupName"] = json!("rc-valheim");
     assert!(!matches(&events, &up_pattern, &other_group).await);
 
+    let up_rule = rule_arn(&events, &format!("rc-{SERVER}-instance-up")).await;
+    assert_delivers(
+        &regional,
+        &state_arn,
+        "events.amazonaws.com",
+        &up_rule,
+        &account,
+    )
+    .await;
     let config = InstanceStateChangeConfig::from_lookup(|k| state_env.get(k).cloned()).unwrap();
     let state_clients = InstanceStateChangeClients::new(&handler_sdk);
     instance_state_change(
@@ -275,6 +300,15 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
     elsewhere["detail"]["clusterArn"] =
         json!(format!("arn:aws:ecs:{home}:{account}:cluster/rc-valheim"));
     assert!(!matches(&events, &crash_pattern, &elsewhere).await);
+    let crash_rule = rule_arn(&events, &format!("rc-{SERVER}-crash-loop")).await;
+    assert_delivers(
+        &regional,
+        &crash_arn,
+        "events.amazonaws.com",
+        &crash_rule,
+        &account,
+    )
+    .await;
     let config = BreakCrashLoopConfig::from_lookup(|k| crash_env.get(k).cloned()).unwrap();
     break_crash_loop(&config, &BreakCrashLoopClients::new(&handler_sdk), &crash)
         .await
@@ -288,6 +322,15 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
     terminate["detail"]["EC2InstanceId"] = json!(instance);
     assert!(matches(&events, &down_pattern, &terminate).await);
     assert!(!matches(&events, &up_pattern, &terminate).await);
+    let down_rule = rule_arn(&events, &format!("rc-{SERVER}-instance-down")).await;
+    assert_delivers(
+        &regional,
+        &state_arn,
+        "events.amazonaws.com",
+        &down_rule,
+        &account,
+    )
+    .await;
     let config = InstanceStateChangeConfig::from_lookup(|k| state_env.get(k).cloned()).unwrap();
     instance_state_change(
         &config,

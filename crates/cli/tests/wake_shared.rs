@@ -21,7 +21,8 @@
 mod common;
 
 use common::runtime::{
-    a_record, desired_capacity, environment, launched_instance, lines_matching, public_ip,
+    a_record, assert_delivers, desired_capacity, environment, launched_instance, lines_matching,
+    public_ip,
 };
 
 use std::sync::Mutex;
@@ -237,6 +238,15 @@ async fn a_shared_zone_wakes_only_the_server_a_lookup_names() {
             })
             .collect(),
     };
+    let query_log_arn = format!("arn:aws:logs:{GLOBAL}:{account}:log-group:{QUERY_LOG}:*");
+    assert_delivers(
+        &global,
+        &dispatcher_arn,
+        "logs.amazonaws.com",
+        &query_log_arn,
+        &account,
+    )
+    .await;
     let config = WakeDispatcherConfig::from_lookup(|k| dispatcher_env.get(k).cloned()).unwrap();
     let lambda = DeployedStart {
         account: account.clone(),
@@ -271,7 +281,7 @@ async fn a_shared_zone_wakes_only_the_server_a_lookup_names() {
 
     // --- The launch puts minecraft's address into the root zone; the others keep 0.0.0.0. ---
     let instance = launched_instance(&autoscaling, "rc-minecraft").await;
-    let (_, state_env) = environment(&regional, "rc-minecraft-instance-state-change").await;
+    let (state_arn, state_env) = environment(&regional, "rc-minecraft-instance-state-change").await;
     assert_eq!(state_env["HOSTED_ZONE_ID"], root_zone);
     let launch = json!({
         "id": "e1",
@@ -280,6 +290,23 @@ async fn a_shared_zone_wakes_only_the_server_a_lookup_names() {
         "region": home,
         "detail": { "AutoScalingGroupName": "rc-minecraft", "EC2InstanceId": instance }
     });
+    let up_rule = aws_sdk_eventbridge::Client::new(&regional)
+        .describe_rule()
+        .name("rc-minecraft-instance-up")
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    assert_delivers(
+        &regional,
+        &state_arn,
+        "events.amazonaws.com",
+        &up_rule,
+        &account,
+    )
+    .await;
     let config = InstanceStateChangeConfig::from_lookup(|k| state_env.get(k).cloned()).unwrap();
     let sdk = Emulator::shared().sdk_config(&config.asg_region, &account);
     instance_state_change(

@@ -25,6 +25,39 @@ pub async fn environment(config: &SdkConfig, function: &str) -> (String, HashMap
     )
 }
 
+/// Asserts that AWS would deliver to the deployed function `function` (its ARN) what
+/// `principal` sends from `source_arn` in `account`: the function's resource policy, read back
+/// from Lambda, allows it ([`reconciler_testkit::resource_policy`], an evaluator independent of
+/// the product's grants). Called before a test hands the function an event, so an event AWS
+/// would drop fails the test.
+pub async fn assert_delivers(
+    config: &SdkConfig,
+    function: &str,
+    principal: &str,
+    source_arn: &str,
+    account: &str,
+) {
+    let policy = aws_sdk_lambda::Client::new(config)
+        .get_policy()
+        .function_name(function)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetPolicy {function}: {e:?} (no permission at all)"));
+    let document: serde_json::Value =
+        serde_json::from_str(policy.policy().unwrap_or("{}")).unwrap();
+    let request = reconciler_testkit::resource_policy::Request {
+        principal_service: principal,
+        action: "lambda:InvokeFunction",
+        resource: function,
+        source_arn: Some(source_arn),
+        source_account: Some(account),
+    };
+    assert!(
+        reconciler_testkit::resource_policy::allows(&document, &request),
+        "AWS would not let {principal} invoke {function} from {source_arn}: {document:#}"
+    );
+}
+
 /// The Auto Scaling group `group` as described now.
 async fn describe_group(
     autoscaling: &aws_sdk_autoscaling::Client,

@@ -166,7 +166,7 @@ async fn deployed_wiring_wakes_the_server_follows_its_instance_and_breaks_crash_
     let (crash_pattern, crash_targets) = rule(&events, &format!("rc-{SERVER}-crash-loop")).await;
     assert!(up_targets.contains(&state_arn) && down_targets.contains(&state_arn));
     assert_eq!(up_targets.len(), 3, "the Lambda and both alert topics");
-    assert_eq!(crash_targets, [crash_arn]);
+    assert_eq!(crash_targets, std::slice::from_ref(&crash_arn));
 
     let alarms = cloudwatch
         .describe_alarms()

@@ -532,7 +532,7 @@ mod tests {
             LockState::Free
         );
         // Zero-padded, so a path listing in name order is also generation order.
-        assert_eq!(format!("{:020}", 9u64) < format!("{:020}", 10u64), true);
+        assert!(format!("{:020}", 9u64) < format!("{:020}", 10u64));
     }
 
     #[test]

@@ -42,12 +42,12 @@ pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, Vec<Diagnostic>> 
                 continue;
             }
             stdin_used = true;
-            match read_limited(std::io::stdin().lock(), "<stdin>") {
+            match read_limited(std::io::stdin().lock()) {
                 Ok(bytes) => inputs.push(Input {
                     name: "<stdin>".into(),
                     bytes,
                 }),
-                Err(problem) => problems.push(problem),
+                Err(message) => problems.push(file_problem("<stdin>", message)),
             }
             continue;
         }
@@ -107,42 +107,39 @@ fn file_problem(name: &str, message: impl Into<String>) -> Diagnostic {
 fn read_file(path: &Path, inputs: &mut Vec<Input>, problems: &mut Vec<Diagnostic>) {
     let name = path.display().to_string();
     let read = std::fs::File::open(path)
-        .map_err(|e| file_problem(&name, describe_io(&e)))
+        .map_err(|e| describe_io(&e))
         .and_then(|file| {
             // A regular file's size is known: refuse a big one before reading a byte of it.
             match file.metadata() {
                 Ok(meta) if meta.is_file() && meta.len() > MAX_FILE_BYTES as u64 => {
-                    Err(too_big(&name, &meta.len().to_string()))
+                    Err(too_big(&meta.len().to_string()))
                 }
-                _ => read_limited(file, &name),
+                _ => read_limited(file),
             }
         });
     match read {
         Ok(bytes) => inputs.push(Input { name, bytes }),
-        Err(problem) => problems.push(problem),
+        Err(message) => problems.push(file_problem(&name, message)),
     }
 }
 
 /// Reads at most [`MAX_FILE_BYTES`] from `reader`: a device or a stream with no end
 /// (`/dev/zero`, an endless pipe) fails as soon as it passes the limit instead of filling
-/// memory.
-fn read_limited(reader: impl Read, name: &str) -> Result<Vec<u8>, Diagnostic> {
+/// memory. The error is the message for the file's diagnostic.
+fn read_limited(reader: impl Read) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     let limit = MAX_FILE_BYTES as u64 + 1;
     match reader.take(limit).read_to_end(&mut bytes) {
         Ok(_) if bytes.len() > MAX_FILE_BYTES => {
-            Err(too_big(name, &format!("more than {MAX_FILE_BYTES}")))
+            Err(too_big(&format!("more than {MAX_FILE_BYTES}")))
         }
         Ok(_) => Ok(bytes),
-        Err(e) => Err(file_problem(name, describe_io(&e))),
+        Err(e) => Err(describe_io(&e)),
     }
 }
 
-fn too_big(name: &str, size: &str) -> Diagnostic {
-    file_problem(
-        name,
-        format!("file is {size} bytes; spec files are limited to {MAX_FILE_BYTES} bytes"),
-    )
+fn too_big(size: &str) -> String {
+    format!("file is {size} bytes; spec files are limited to {MAX_FILE_BYTES} bytes")
 }
 
 fn walk_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -838,6 +838,26 @@ async fn a_query_logging_config_made_by_a_lost_answer_is_adopted() {
             .await
             .expect("create log group");
     }
+    // Route 53 refuses a config whose group it may not write to, as AWS does.
+    let account = &h.account;
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "route53.amazonaws.com"},
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [
+                format!("arn:aws:logs:{GLOBAL_REGION}:{account}:log-group:/aws/route53/*"),
+                format!("arn:aws:logs:{GLOBAL_REGION}:{account}:log-group:/elsewhere/*"),
+            ],
+        }],
+    });
+    logs.put_resource_policy()
+        .policy_name("lost-answer-query-logs")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .expect("query log resource policy");
     let r53 = h.route53();
     let made = r53
         .create_query_logging_config()

@@ -274,11 +274,11 @@ pub async fn count(
             params
                 .parameters()
                 .iter()
-                // Results are status, not resources; a lock is left by a run killed while
-                // holding it and taken over by the next run that changes something.
+                // Results are status, not resources; the lock's newest generations stay
+                // after every run (the current one says whether the lock is free).
                 .filter(|p| {
                     let name = p.name().unwrap_or_default();
-                    !name.contains("/results/") && !name.ends_with("/lock")
+                    !name.contains("/results/") && !name.contains("/locks/")
                 })
                 .count(),
         );

@@ -378,6 +378,8 @@ mod tests {
                 "DOMAIN_NAME",
                 "HOSTED_ZONE_ID",
                 "ADMIN_EMAILS",
+                "MINECRAFT_EMAILS",
+                "VALHEIM_SERVER_NAME",
             ]);
         let mut broken: ContainerSpecDocument = example("valheim");
         let volume = broken.spec.volumes.values().next().unwrap().clone();

@@ -641,6 +641,10 @@ def patch_launch_templates() -> None:
 
     LaunchTemplate.create_version = create_version
 
+    # Gap: a template's tags are copied once at creation, so CreateTags/DeleteTags on it never
+    # show in DescribeLaunchTemplates; read them from the tag store as AWS does.
+    LaunchTemplate.tags = property(lambda self: self.get_tags(), lambda self, value: None)
+
 
 def patch_ecs() -> None:
     """Gap: register_task_definition with requiresCompatibilities EC2 demands a

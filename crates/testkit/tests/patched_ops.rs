@@ -1,4 +1,4 @@
-//! Operations moto 5.2.5 lacks, patched in by the launcher, work from Rust.
+//! Operations moto 5.2.5 lacks or gets wrong, patched in by the launcher, work from Rust.
 
 use aws_config::SdkConfig;
 use aws_sdk_autoscaling::error::ProvideErrorMetadata;
@@ -535,6 +535,62 @@ async fn groups_launch_with_a_root_mapping_without_size() {
         .await
         .expect("DescribeAutoScalingGroups");
     assert_eq!(groups.auto_scaling_groups()[0].instances().len(), 1);
+}
+
+/// Tags added to or removed from a launch template after its creation show when it is
+/// described, as on AWS (an owner tag added by an adopting run must be seen by the next one).
+#[tokio::test]
+async fn launch_template_tags_follow_create_and_delete_tags() {
+    let ec2 = aws_sdk_ec2::Client::new(&config());
+    let made = ec2
+        .create_launch_template()
+        .launch_template_name("tagged-later")
+        .launch_template_data(RequestLaunchTemplateData::builder().build())
+        .send()
+        .await
+        .expect("CreateLaunchTemplate");
+    let id = made
+        .launch_template()
+        .unwrap()
+        .launch_template_id()
+        .unwrap();
+    let tag = |key: &str, value: &str| {
+        aws_sdk_ec2::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+    };
+    ec2.create_tags()
+        .resources(id)
+        .tags(tag("owner", "k8s:a/ContainerSpec/minecraft"))
+        .tags(tag("gone", "soon"))
+        .send()
+        .await
+        .expect("CreateTags");
+    ec2.delete_tags()
+        .resources(id)
+        .tags(aws_sdk_ec2::types::Tag::builder().key("gone").build())
+        .send()
+        .await
+        .expect("DeleteTags");
+    let described = ec2
+        .describe_launch_templates()
+        .launch_template_ids(id)
+        .send()
+        .await
+        .expect("DescribeLaunchTemplates");
+    let tags: Vec<(String, String)> = described.launch_templates()[0]
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        tags,
+        [(
+            "owner".to_string(),
+            "k8s:a/ContainerSpec/minecraft".to_string()
+        )]
+    );
 }
 
 /// Idempotency keys hold as on AWS: a caller reference makes one hosted zone, ever; a client

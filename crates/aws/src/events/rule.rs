@@ -1,9 +1,5 @@
-//! EventBridge rules and their targets, on the default event bus.
-//!
-//! Observation cost, per region: one paginated `ListRules` with the longest prefix the desired
-//! names share (it returns description, state and pattern), plus, per existing rule,
-//! `ListTargetsByRule` (EventBridge has no batch form); tags come from the region's tag index
-//! (see [`crate::tagging`]), with `ListTagsForResource` per rule only where it disagrees.
+//! `events.rule` ([`reconciler_kinds::events::Rule`]), by rule name on the default bus, with
+//! its targets. Outputs `arn`, `name`.
 //!
 //! A rule and its targets are one resource: targets are managed as a set keyed by their id
 //! (`/targets` is unordered). `PutRule` is an upsert that replaces description, state and
@@ -18,32 +14,24 @@ use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
 use indexmap::IndexMap;
 use reconciler_engine::diff::FieldChange;
-use reconciler_engine::model::{DesiredResource, Kind, Observed};
-use reconciler_engine::provider::{ErrorClass, KindSpec, ProviderError, ResourceClient};
-use reconciler_render::kinds;
+use reconciler_engine::model::{DesiredResource, Observed};
+use reconciler_engine::provider::{ErrorClass, ProviderError};
+use reconciler_kinds::events::Rule;
 use serde_json::{json, Map, Value};
 
 use crate::documents::document_text;
 use crate::error::classify;
+use crate::managed::KindClient;
 use crate::pool::ClientPool;
 use crate::tagging;
-use crate::tags::{ensure_managed, tag_delta};
-use crate::util::{self, missing, touches, touches_tags};
-use crate::util::{read_all, updated};
+use crate::util::{self, missing, read_all, touches, updated};
 
 /// Targets per `PutTargets` call (the API's limit).
 const TARGETS_PER_PUT: usize = 10;
 /// Target ids per `RemoveTargets` call (the API's limit).
 const IDS_PER_REMOVE: usize = 100;
 
-/// The clients of this service.
-pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
-    vec![Arc::new(RuleClient { pool: pool.clone() })]
-}
-
-/// `events.rule`, by rule name: `description`, `state` (`ENABLED`/`DISABLED`), `eventPattern`
-/// (a JSON object; AWS keeps it as text), `targets` [{`id`, `arn`, `input`}] (`input` is JSON
-/// text). Outputs `arn`, `name`.
+/// The client of rules.
 pub struct RuleClient {
     pool: Arc<ClientPool>,
 }
@@ -77,7 +65,7 @@ impl RuleTarget {
     }
 }
 
-/// The targets of a properties object (desired or observed).
+/// The targets of an observation's properties.
 fn targets_of(properties: &Value) -> Option<Vec<RuleTarget>> {
     properties
         .get("targets")?
@@ -93,21 +81,17 @@ fn targets_of(properties: &Value) -> Option<Vec<RuleTarget>> {
         .collect()
 }
 
-fn desired_targets(desired: &DesiredResource) -> Result<Vec<RuleTarget>, ProviderError> {
-    match desired.properties.get("targets") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(_) => targets_of(&desired.properties).ok_or_else(|| missing(desired, "targets")),
-    }
-}
-
-fn rule_tags(tags: &IndexMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
-    tags.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(|e| ProviderError::terminal(format!("tag `{k}`: {e}")))
+/// The desired targets, their ARNs resolved.
+fn desired_targets(props: &Rule) -> Result<Vec<RuleTarget>, ProviderError> {
+    props
+        .targets
+        .iter()
+        .map(|t| {
+            Ok(RuleTarget {
+                id: t.id.clone(),
+                arn: t.arn.get("targets/arn")?.clone(),
+                input: t.input.clone(),
+            })
         })
         .collect()
 }
@@ -116,14 +100,6 @@ fn rule_tags(tags: &IndexMap<String, String>) -> Result<Vec<Tag>, ProviderError>
 fn pattern_value(text: Option<&str>) -> Value {
     text.map(|t| serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.to_string())))
         .unwrap_or(Value::Null)
-}
-
-fn rule_arn(desired: &DesiredResource, observed: &Observed) -> Result<String, ProviderError> {
-    observed
-        .output("arn")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| ProviderError::terminal(format!("{}: observed without an ARN", desired.id)))
 }
 
 /// Every target of a rule, sorted by id; `None` when the rule does not exist.
@@ -164,21 +140,29 @@ async fn list_targets(
     Ok(Some(out))
 }
 
-async fn read_tags(
-    events: aws_sdk_eventbridge::Client,
-    arn: String,
-) -> Result<IndexMap<String, String>, ProviderError> {
-    let out = events
-        .list_tags_for_resource()
-        .resource_arn(&arn)
-        .send()
-        .await
-        .map_err(|e| classify(&format!("ListTagsForResource {arn}"), e))?;
-    Ok(out
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect())
+/// Every rule of the region whose name starts with `prefix` (`ListRules`, page by page: the
+/// SDK has no paginator for it).
+async fn list_rules(
+    events: &aws_sdk_eventbridge::Client,
+    prefix: &str,
+) -> Result<Vec<aws_sdk_eventbridge::types::Rule>, ProviderError> {
+    let mut rules = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = events
+            .list_rules()
+            .set_name_prefix((!prefix.is_empty()).then(|| prefix.to_string()))
+            .limit(100)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| classify(&format!("ListRules {prefix}"), e))?;
+        rules.extend(page.rules().iter().cloned());
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(rules),
+        }
+    }
 }
 
 /// Reads a listed rule's targets (its tags come after, from the tag index); `None` when it went
@@ -234,30 +218,32 @@ fn check_failed<'a>(
 }
 
 impl RuleClient {
+    /// A client over `pool`.
+    pub fn new(pool: Arc<ClientPool>) -> Self {
+        RuleClient { pool }
+    }
+
     /// `PutRule` with description, state and pattern (all three: the call replaces them).
     /// Tags only on create: an update changes them with `TagResource`/`UntagResource`.
     async fn put_rule(
         &self,
         desired: &DesiredResource,
+        props: &Rule,
         create: bool,
     ) -> Result<String, ProviderError> {
         let events = self.pool.events(&desired.region);
         let name = desired.name.as_str();
-        let pattern = desired
-            .properties
-            .get("eventPattern")
-            .filter(|p| p.is_object())
-            .ok_or_else(|| missing(desired, "eventPattern"))?;
+        if !props.event_pattern.is_object() {
+            return Err(missing(desired, "eventPattern"));
+        }
         let mut call = events
             .put_rule()
             .name(name)
-            .event_pattern(document_text(desired, pattern)?)
-            .state(RuleState::from(
-                util::opt_str(desired, "state").unwrap_or("ENABLED"),
-            ))
-            .set_description(util::opt_str(desired, "description").map(str::to_string));
+            .event_pattern(document_text(desired, &props.event_pattern)?)
+            .state(RuleState::from(props.state.as_str()))
+            .description(&props.description);
         if create && !desired.tags.is_empty() {
-            call = call.set_tags(Some(rule_tags(&desired.tags)?));
+            call = call.set_tags(Some(sdk_tags(&desired.tags)?));
         }
         let out = call
             .send()
@@ -324,52 +310,83 @@ impl RuleClient {
         }
         Ok(())
     }
+
+    /// Removes the observed targets no longer desired and puts the desired ones that differ.
+    async fn sync_targets(
+        &self,
+        desired: &DesiredResource,
+        props: &Rule,
+        observed: &Observed,
+    ) -> Result<(), ProviderError> {
+        let want = desired_targets(props)?;
+        let have = targets_of(&observed.properties).unwrap_or_default();
+        let put: Vec<RuleTarget> = want.iter().filter(|w| !have.contains(w)).cloned().collect();
+        let remove: Vec<String> = have
+            .iter()
+            .filter(|h| !want.iter().any(|w| w.id == h.id))
+            .map(|h| h.id.clone())
+            .collect();
+        if !remove.is_empty() {
+            self.remove_targets(desired, &remove).await?;
+        }
+        if !put.is_empty() {
+            self.put_targets(desired, &put).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The tags of one EventBridge object (`ListTagsForResource`).
+async fn read_tags(
+    events: aws_sdk_eventbridge::Client,
+    arn: String,
+) -> Result<IndexMap<String, String>, ProviderError> {
+    let out = events
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| classify(&format!("ListTagsForResource {arn}"), e))?;
+    Ok(out
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect())
+}
+
+/// Tags as the EventBridge SDK takes them.
+fn sdk_tags(tags: &IndexMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| ProviderError::terminal(format!("tag `{k}`: {e}")))
+        })
+        .collect()
 }
 
 #[async_trait]
-impl ResourceClient for RuleClient {
-    fn kind(&self) -> Kind {
-        Kind::from(kinds::EVENT_RULE)
-    }
-
-    fn spec(&self) -> KindSpec {
-        KindSpec::new().unordered("/targets")
-    }
-
+impl KindClient<Rule> for RuleClient {
     async fn observe(
         &self,
         region: &str,
         desired: &[DesiredResource],
     ) -> Result<Vec<Observed>, ProviderError> {
-        if desired.is_empty() {
-            return Ok(Vec::new());
-        }
         let events = self.pool.events(region);
         let by_name: HashMap<&str, &DesiredResource> =
             desired.iter().map(|d| (d.name.as_str(), d)).collect();
         let prefix = util::common_prefix(by_name.keys().copied());
-        let mut reads = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = events
-                .list_rules()
-                .set_name_prefix((!prefix.is_empty()).then(|| prefix.clone()))
-                .limit(100)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| classify(&format!("ListRules {prefix}"), e))?;
-            for rule in page.rules() {
-                if let Some(d) = rule.name().and_then(|n| by_name.get(n)) {
-                    reads.push(read_rule(events.clone(), (*d).clone(), rule.clone()));
-                }
-            }
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
         // Targets: one call per rule, as EventBridge has no batch form.
+        let reads = list_rules(&events, &prefix)
+            .await?
+            .into_iter()
+            .filter_map(|rule| {
+                let d = *rule.name().and_then(|n| by_name.get(n))?;
+                Some(read_rule(events.clone(), d.clone(), rule))
+            })
+            .collect();
         let mut observed: Vec<Observed> = read_all(reads).await?.into_iter().flatten().collect();
         tagging::fill_tags(&self.pool, region, desired, &mut observed, |arn| {
             read_tags(events.clone(), arn)
@@ -378,10 +395,14 @@ impl ResourceClient for RuleClient {
         Ok(observed)
     }
 
-    async fn create(&self, desired: &DesiredResource) -> Result<Observed, ProviderError> {
+    async fn create(
+        &self,
+        desired: &DesiredResource,
+        props: &Rule,
+    ) -> Result<Observed, ProviderError> {
         // `PutRule` is an upsert: the engine only creates what observation did not find.
-        let arn = self.put_rule(desired, true).await?;
-        let mut targets = desired_targets(desired)?;
+        let arn = self.put_rule(desired, props, true).await?;
+        let mut targets = desired_targets(props)?;
         if !targets.is_empty() {
             self.put_targets(desired, &targets).await?;
         }
@@ -404,64 +425,57 @@ impl ResourceClient for RuleClient {
     async fn update(
         &self,
         desired: &DesiredResource,
+        props: &Rule,
         observed: &Observed,
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
-        ensure_managed(desired, observed, "change")?;
         if ["description", "state", "eventPattern"]
             .iter()
             .any(|k| touches(changes, k))
         {
-            self.put_rule(desired, false).await?;
+            self.put_rule(desired, props, false).await?;
         }
         if touches(changes, "targets") {
-            let want = desired_targets(desired)?;
-            let have = targets_of(&observed.properties).unwrap_or_default();
-            let put: Vec<RuleTarget> = want.iter().filter(|w| !have.contains(w)).cloned().collect();
-            let remove: Vec<String> = have
-                .iter()
-                .filter(|h| !want.iter().any(|w| w.id == h.id))
-                .map(|h| h.id.clone())
-                .collect();
-            if !remove.is_empty() {
-                self.remove_targets(desired, &remove).await?;
-            }
-            if !put.is_empty() {
-                self.put_targets(desired, &put).await?;
-            }
-        }
-        if touches_tags(changes) {
-            let events = self.pool.events(&desired.region);
-            let arn = rule_arn(desired, observed)?;
-            let (set, remove) = tag_delta(&desired.tags, &observed.tags);
-            if !set.is_empty() {
-                events
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(rule_tags(&set)?))
-                    .send()
-                    .await
-                    .map_err(|e| classify(&format!("TagResource {arn}"), e))?;
-            }
-            if !remove.is_empty() {
-                events
-                    .untag_resource()
-                    .resource_arn(&arn)
-                    .set_tag_keys(Some(remove))
-                    .send()
-                    .await
-                    .map_err(|e| classify(&format!("UntagResource {arn}"), e))?;
-            }
+            self.sync_targets(desired, props, observed).await?;
         }
         Ok(updated(observed, desired))
+    }
+
+    async fn write_tags(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+        set: &IndexMap<String, String>,
+        remove: &[String],
+    ) -> Result<(), ProviderError> {
+        let arn = util::output(desired, observed, "arn")?;
+        let events = self.pool.events(&desired.region);
+        if !set.is_empty() {
+            events
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(sdk_tags(set)?))
+                .send()
+                .await
+                .map_err(|e| classify(&format!("TagResource {arn}"), e))?;
+        }
+        if !remove.is_empty() {
+            events
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(remove.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify(&format!("UntagResource {arn}"), e))?;
+        }
+        Ok(())
     }
 
     async fn delete(
         &self,
         desired: &DesiredResource,
-        observed: &Observed,
+        _observed: &Observed,
     ) -> Result<(), ProviderError> {
-        ensure_managed(desired, observed, "delete")?;
         let events = self.pool.events(&desired.region);
         let name = desired.name.as_str();
         // Listed afresh rather than taken from the observation: a target added since would
@@ -485,6 +499,9 @@ impl ResourceClient for RuleClient {
 
 #[cfg(test)]
 mod tests {
+    use reconciler_kinds::events::Target as KindTarget;
+    use reconciler_kinds::Input;
+
     use super::*;
 
     #[test]
@@ -497,6 +514,31 @@ mod tests {
         assert_eq!(targets[0].input, None);
         let back: Vec<Value> = targets.iter().map(RuleTarget::value).collect();
         assert_eq!(Value::Array(back), props["targets"]);
+    }
+
+    #[test]
+    fn desired_targets_need_resolved_arns() {
+        let mut rule = Rule {
+            description: "d".into(),
+            state: "ENABLED".into(),
+            event_pattern: json!({ "source": ["aws.ecs"] }),
+            targets: vec![KindTarget {
+                id: "a".into(),
+                arn: "arn:a".into(),
+                input: Some("\"hi\"".into()),
+            }],
+        };
+        let targets = desired_targets(&rule).unwrap();
+        assert_eq!(
+            targets[0].value(),
+            json!({ "id": "a", "arn": "arn:a", "input": "\"hi\"" })
+        );
+        rule.targets[0].arn = Input::output("lambda.function/stop", "arn");
+        let err = desired_targets(&rule).unwrap_err();
+        assert!(
+            err.message.contains("`targets/arn` is still unresolved"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -26,8 +26,8 @@
 //! - `CreateService` drops `deploymentConfiguration` and `enableECSManagedTags` (AWS stores
 //!   both); `UpdateService` stores them, so the first look after creating plans one update.
 //! - `RegisterTaskDefinition` with `requiresCompatibilities: ["EC2"]` requires a hard `memory`
-//!   limit on each container (AWS: `memoryReservation` alone is enough), so the test graph leaves
-//!   that field out.
+//!   limit on each container (AWS: `memoryReservation` alone is enough), so the test graphs ask
+//!   for no compatibility (an empty list, which AWS accepts too).
 
 mod common;
 
@@ -339,13 +339,14 @@ fn compute_graph(server: &str, p: &Prereqs, image: &str) -> DesiredGraph {
         "capacityProviders": [reference(cp.id.clone(), "name")],
         "defaultCapacityProviderStrategy": []
     }));
-    // Render also sets `"requiresCompatibilities": ["EC2"]`. The emulator then demands a hard
+    // Render sets `"requiresCompatibilities": ["EC2"]`. The emulator then demands a hard
     // `memory` limit per container, which AWS does not (a `memoryReservation` is enough for EC2),
-    // so the field stays unmanaged here; the unit tests cover its shape.
+    // so the list is empty here; the unit tests cover the field's shape.
     let task = DesiredResource::new(kinds::TASK_DEFINITION, server, REGION, &name).with_properties(
         json!({
             "family": name,
             "networkMode": "host",
+            "requiresCompatibilities": [],
             "executionRoleArn": p.execution_role,
             "containerDefinitions": [container(server, image)],
             "volumes": [{ "name": "Data-0", "host": { "sourcePath": "/mnt/efs/Data/data" } }]
@@ -811,6 +812,7 @@ fn task_definition(server: &str, local: &str, family: &str, image: &str) -> Desi
         .with_properties(json!({
             "family": family,
             "networkMode": "host",
+            "requiresCompatibilities": [],
             "executionRoleArn": format!("arn:aws:iam::123456789012:role/rc-{server}-task-execution"),
             "containerDefinitions": [container(server, image)],
             "volumes": []
@@ -880,6 +882,7 @@ async fn a_long_listing_of_other_revisions_is_cut_short() {
             .with_properties(json!({
                 "family": family,
                 "networkMode": "host",
+                "requiresCompatibilities": [],
                 "executionRoleArn": "arn:aws:iam::123456789012:role/rc-cut-task-execution",
                 "containerDefinitions": [container("cut", "nginx:1")],
                 "volumes": []

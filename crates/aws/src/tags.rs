@@ -59,6 +59,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ownership_is_checked_only_for_tagged_kinds() {
+        let desired = DesiredResource::new("iam.role", "r", "us-east-1", "rc-r")
+            .with_tag(TAG_MANAGED_BY, MANAGED_BY);
+        let mut observed = Observed::new("iam.role/r");
+        assert!(ensure_managed(&desired, &observed, "change").is_err());
+        observed
+            .tags
+            .insert(TAG_MANAGED_BY.into(), MANAGED_BY.into());
+        assert!(ensure_managed(&desired, &observed, "change").is_ok());
+        let untagged = DesiredResource::new("efs.mount-target", "m", "eu-west-1", "m-0");
+        assert!(ensure_managed(&untagged, &Observed::new("efs.mount-target/m"), "delete").is_ok());
+    }
+
+    #[test]
     fn delta_sets_changed_and_removes_only_our_stale_keys() {
         let desired: IndexMap<String, String> = [("a", "1"), ("b", "2")]
             .into_iter()

@@ -45,9 +45,12 @@ pub fn bool_prop(desired: &DesiredResource, key: &str) -> Result<bool, ProviderE
 
 /// A list of strings (empty when absent).
 pub fn str_list(desired: &DesiredResource, key: &str) -> Vec<String> {
-    desired
-        .properties
-        .get(key)
+    strings(desired.properties.get(key))
+}
+
+/// The strings of a JSON array, desired or observed (empty when absent or not an array).
+pub fn strings(value: Option<&Value>) -> Vec<String> {
+    value
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()

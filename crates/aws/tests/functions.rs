@@ -12,8 +12,8 @@
 //!
 //! Emulator gaps met here (the provider keeps the AWS behaviour):
 //! - functions are `Active` at once and updates finish at once: the waits for `Pending` and
-//!   `LastUpdateStatus: InProgress` are tested over scripted states in `lambda.rs`'s unit
-//!   tests;
+//!   `LastUpdateStatus: InProgress` are tested over scripted states in `lambda/mod.rs`'s
+//!   unit tests;
 //! - `LoggingConfig` is accepted on create but neither stored nor returned; the client reads a
 //!   missing `LoggingConfig` as Lambda's default group `/aws/lambda/<name>`, which is what
 //!   render asks for, so the log group diff is not exercised here;
@@ -31,6 +31,7 @@ use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use aws_types::SdkConfig;
 use reconciler_aws::lambda::package::{code_sha256, zip_bootstrap};
 use reconciler_aws::lambda::{check_artifacts, ArtifactLocator, FunctionClient, PermissionClient};
+use reconciler_aws::managed::Managed;
 use reconciler_aws::{CallCounter, CallCounts, ClientPool};
 use reconciler_engine::model::{DesiredGraph, DesiredResource};
 use reconciler_engine::provider::{ErrorClass, Provider};
@@ -72,11 +73,11 @@ impl Harness {
         // The artifact comes from this test's directory, not from the environment or the
         // directory of the test binary, so parallel tests do not see each other's binaries.
         let provider = Provider::new()
-            .with(Arc::new(FunctionClient::with_artifacts(
+            .with(Arc::new(Managed::new(FunctionClient::with_artifacts(
                 pool.clone(),
                 ArtifactLocator::dir(&artifacts),
-            )))
-            .with(Arc::new(PermissionClient::new(pool.clone())));
+            ))))
+            .with(Arc::new(Managed::new(PermissionClient::new(pool.clone()))));
         let mut provider = provider;
         provider.on_observation(reconciler_aws::observation_hook(&pool));
         let reconciler = Reconciler::new(provider, Options::default().with_retry(retry));

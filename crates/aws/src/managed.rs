@@ -4,7 +4,8 @@
 //!
 //! - the kind's name and diff rules come from its module in `reconciler-kinds`;
 //! - properties reach the client typed, read once ([`reconciler_kinds::read`]);
-//! - nothing without the ownership tag is changed or deleted ([`ensure_managed`]);
+//! - nothing without the ownership tag is changed or deleted ([`ensure_managed`], or the
+//!   kind's own proof of ownership, [`KindClient::ensure_owned`]);
 //! - tag changes are split from property changes and written through the client's
 //!   [`KindClient::write_tags`], with the same delta rules for every kind ([`tag_delta`]: keys
 //!   the reconciler does not own are never removed).
@@ -62,6 +63,18 @@ pub trait KindClient<P: Properties>: Send + Sync {
             desired.id,
             P::KIND
         )))
+    }
+
+    /// Refuses to change or delete (`action`) an object that is not the reconciler's. The
+    /// default is the ownership tag ([`ensure_managed`]); a kind with another proof of
+    /// ownership (a hosted zone's caller reference) accepts that as well.
+    fn ensure_owned(
+        &self,
+        desired: &DesiredResource,
+        observed: &Observed,
+        action: &str,
+    ) -> Result<(), ProviderError> {
+        ensure_managed(desired, observed, action)
     }
 
     /// Deletes the object; a missing one may answer not-found.
@@ -129,7 +142,7 @@ where
         observed: &Observed,
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
-        ensure_managed(desired, observed, "change")?;
+        self.client.ensure_owned(desired, observed, "change")?;
         let (tags, fields): (Vec<FieldChange>, Vec<FieldChange>) =
             changes.iter().cloned().partition(FieldChange::is_tag);
         let mut after = if fields.is_empty() {
@@ -158,7 +171,7 @@ where
         desired: &DesiredResource,
         observed: &Observed,
     ) -> Result<(), ProviderError> {
-        ensure_managed(desired, observed, "delete")?;
+        self.client.ensure_owned(desired, observed, "delete")?;
         self.client.delete(desired, observed).await
     }
 }

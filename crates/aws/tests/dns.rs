@@ -9,7 +9,7 @@
 //! Emulator gaps met here (the provider keeps the AWS behaviour):
 //! - a reused `CallerReference` creates a second zone instead of failing with
 //!   `HostedZoneAlreadyExists`, so the "retry adopts the zone" path cannot run here; the
-//!   reference bookkeeping is unit-tested in `route53.rs`;
+//!   reference bookkeeping is unit-tested in `route53/hosted_zone.rs`;
 //! - a `CREATE` of an existing record stores a second record set instead of failing: the client
 //!   reads before its one `CREATE` (of a runtime-owned record) and uses `UPSERT` otherwise;
 //! - a `DELETE` whose values do not match answers `InvalidInput` (AWS: `InvalidChangeBatch`);

@@ -76,22 +76,29 @@ async fn out_of_band_changes_are_reported_and_corrected_runtime_changes_are_not(
         .await
         .unwrap();
 
-    // 4. A managed policy detached from a role.
+    // 4. A managed policy attached to a role that wants none: the one that would let the
+    // container read every parameter of the account through the instance's credentials.
     let iam = aws_sdk_iam::Client::new(&global);
     let role = name_of(&p, "iam.role/palworld-instance");
-    let attached = iam
-        .list_attached_role_policies()
+    let attached = |iam: aws_sdk_iam::Client, role: String| async move {
+        iam.list_attached_role_policies()
+            .role_name(role)
+            .send()
+            .await
+            .unwrap()
+            .attached_policies()
+            .iter()
+            .filter_map(|a| a.policy_arn().map(str::to_string))
+            .collect::<Vec<String>>()
+    };
+    assert_eq!(
+        attached(iam.clone(), role.clone()).await,
+        Vec::<String>::new()
+    );
+    let policy_arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore";
+    iam.attach_role_policy()
         .role_name(&role)
-        .send()
-        .await
-        .unwrap();
-    let policy_arn = attached.attached_policies()[0]
-        .policy_arn()
-        .unwrap()
-        .to_string();
-    iam.detach_role_policy()
-        .role_name(&role)
-        .policy_arn(&policy_arn)
+        .policy_arn(policy_arn)
         .send()
         .await
         .unwrap();
@@ -166,16 +173,11 @@ async fn out_of_band_changes_are_reported_and_corrected_runtime_changes_are_not(
     assert!(report.is_success(), "{failures:#?}");
     let after = deploy::plan(&p, &rec).await.unwrap();
     assert!(after.is_empty(), "drift corrected:\n{after}");
-    let policies = iam
-        .list_attached_role_policies()
-        .role_name(&role)
-        .send()
-        .await
-        .unwrap();
-    assert!(policies
-        .attached_policies()
-        .iter()
-        .any(|a| a.policy_arn() == Some(policy_arn.as_str())));
+    assert_eq!(
+        attached(iam.clone(), role.clone()).await,
+        Vec::<String>::new(),
+        "the out-of-band policy is detached"
+    );
 
     // The running system's own changes are not drift.
     autoscaling

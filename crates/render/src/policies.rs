@@ -82,8 +82,10 @@ pub fn file_system_policy(instance_role_arn: Value) -> Value {
     })
 }
 
-/// The instance role's own policy: mount the server's file systems (selected by the server
-/// tag, so the policy does not depend on file-system ids) and run its ECS agent.
+/// The instance role's own policy, and all the role holds: mount the server's file systems
+/// (selected by the server tag, so the policy does not depend on file-system ids), run its
+/// ECS agent, and keep Session Manager's channel open. Nothing reads a parameter, a secret or
+/// a key: whatever reaches this role's credentials gets no more than the host's own duties.
 pub fn instance_policy(cx: &Context, region: &str, server: &str, cluster_arn: &str) -> Value {
     // Any container instance of the account and region: the ARN names the cluster only in the
     // long ARN format, and the `ecs:cluster` condition scopes the grant to the server's cluster
@@ -130,6 +132,27 @@ pub fn instance_policy(cx: &Context, region: &str, server: &str, cluster_arn: &s
                 "Effect": "Allow",
                 // DiscoverPollEndpoint has no resource type: AWS requires `*`.
                 "Action": "ecs:DiscoverPollEndpoint",
+                "Resource": "*"
+            },
+            {
+                "Sid": "RegisterWithSessionManager",
+                "Effect": "Allow",
+                // The SSM agent reports the instance (the `instance` resource type); Session
+                // Manager needs this and the channels below, and none of the managed policy's
+                // parameter, document or association reads.
+                "Action": "ssm:UpdateInstanceInformation",
+                "Resource": format!("arn:{}:ec2:{region}:{}:instance/*", cx.partition, cx.account_id)
+            },
+            {
+                "Sid": "OpenSessionChannels",
+                "Effect": "Allow",
+                // Session Manager's message channels have no resource type: AWS requires `*`.
+                "Action": [
+                    "ssmmessages:CreateControlChannel",
+                    "ssmmessages:CreateDataChannel",
+                    "ssmmessages:OpenControlChannel",
+                    "ssmmessages:OpenDataChannel"
+                ],
                 "Resource": "*"
             }
         ]

@@ -134,8 +134,10 @@ pub fn render(
     let efs_sg_id = efs_sg.id.to_string();
     out.push(tagged(efs_sg, names.tags("network")));
 
-    // IAM: the instance (ECS agent, EFS mounts, SSM Session Manager) and the task execution
-    // role (logs, the named secrets). The container itself gets no AWS permissions.
+    // IAM: the instance (ECS agent, EFS mounts, Session Manager's channel) and the task
+    // execution role (logs, the named secrets). The container itself gets no AWS permissions,
+    // and no managed policy widens the instance role: the container is kept from the metadata
+    // service, but the host's own grants stay what a compromised host could use.
     let cluster_name = names.cluster();
     let cluster_arn = names.cluster_arn(partition, account, region);
     let instance_role_name = names.name("instance");
@@ -148,7 +150,7 @@ pub fn render(
     .with_properties(json!({
         "description": format!("Host of server {local}: ECS agent, EFS mounts, Session Manager"),
         "assumeRolePolicyDocument": policies::assume_role("ec2.amazonaws.com"),
-        "managedPolicyArns": [policies::managed(cx, "AmazonSSMManagedInstanceCore")],
+        "managedPolicyArns": [],
         "inlinePolicies": {
             "server-host": policies::instance_policy(cx, region, local, &cluster_arn)
         }
@@ -375,7 +377,11 @@ pub fn render(
         .with_dependency(execution_role_id.as_str())
         .with_properties(json!({
             "family": names.name(""),
-            "networkMode": "host",
+            // Bridge, not host: the container gets its own network namespace, so it cannot
+            // reach the host's loopback services, and the instance drops what it sends to the
+            // metadata service (see `user_data`). Each port is published on the same host port
+            // and protocol, so players still connect to the instance's address.
+            "networkMode": "bridge",
             "requiresCompatibilities": ["EC2"],
             "executionRoleArn": execution_role_arn,
             "containerDefinitions": [container],

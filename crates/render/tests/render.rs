@@ -495,7 +495,7 @@ fn containers_are_unprivileged_with_memory_below_the_instance() {
     let c = &td.properties["containerDefinitions"][0];
     assert_eq!(c["privileged"], false);
     assert_eq!(c["memoryReservation"], 32768 - 2048);
-    assert_eq!(td.properties["networkMode"], "host");
+    assert_eq!(td.properties["networkMode"], "bridge");
     let secrets = c["secrets"].as_array().unwrap();
     assert_eq!(secrets.len(), 2);
     assert!(c["environment"]

@@ -343,8 +343,8 @@ pub struct Container {
     /// Image from a public registry, for example `itzg/minecraft-server:java21`. Kept exactly
     /// as written (tags are case-sensitive).
     pub image: String,
-    /// Ports the game listens on. Each is opened to the internet on the host (the container
-    /// uses host networking); nothing else is opened.
+    /// Ports the game listens on. Each is published on the host under the same number and
+    /// opened to the internet; nothing else is opened.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
     /// Plain environment variables. Numbers and booleans are passed as their text. Plans and

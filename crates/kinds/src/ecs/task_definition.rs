@@ -13,7 +13,8 @@ use crate::{Input, Properties};
 pub struct TaskDefinition {
     /// The family.
     pub family: String,
-    /// `host`.
+    /// `bridge`: the container in its own network namespace, its ports published on the
+    /// host (never `host`, which would share the host's network and metadata service).
     pub network_mode: String,
     /// `EC2`.
     pub requires_compatibilities: Vec<String>,

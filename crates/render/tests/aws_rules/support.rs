@@ -57,6 +57,89 @@ pub fn checked(inputs: Vec<(String, String)>) -> SpecSet {
     set
 }
 
+/// The example specs in `specs/`.
+pub fn examples() -> SpecSet {
+    let inputs = reconciler_spec::collect_inputs(&[root().join("specs")]).unwrap();
+    checked(
+        inputs
+            .into_iter()
+            .map(|i| (i.name, String::from_utf8(i.bytes).unwrap()))
+            .collect(),
+    )
+}
+
+/// Whether two IAM action patterns can name a common action: `*` stands for any run of
+/// characters and `?` for one, in either pattern, and IAM compares actions without regard to
+/// case. `ssm:Get*` and `ssm:GetParameter*` overlap (`ssm:GetParameters`); `ecs:Submit*` and
+/// `ssm:GetParameter*` do not.
+pub fn actions_overlap(a: &str, b: &str) -> bool {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    // memo[i][j]: whether a[i..] and b[j..] match a common string.
+    let mut memo = vec![vec![None; b.len() + 1]; a.len() + 1];
+    overlap_from(&a, &b, 0, 0, &mut memo)
+}
+
+fn overlap_from(
+    a: &[char],
+    b: &[char],
+    i: usize,
+    j: usize,
+    memo: &mut [Vec<Option<bool>>],
+) -> bool {
+    if let Some(known) = memo[i][j] {
+        return known;
+    }
+    let result = match (a.get(i), b.get(j)) {
+        (None, None) => true,
+        // A star matches nothing, or the other side's next character (or star) as well.
+        (Some('*'), _) => {
+            overlap_from(a, b, i + 1, j, memo)
+                || (j < b.len() && overlap_from(a, b, i, j + 1, memo))
+        }
+        (_, Some('*')) => {
+            overlap_from(a, b, i, j + 1, memo)
+                || (i < a.len() && overlap_from(a, b, i + 1, j, memo))
+        }
+        (Some(x), Some(y)) => {
+            (x == y || *x == '?' || *y == '?') && overlap_from(a, b, i + 1, j + 1, memo)
+        }
+        _ => false,
+    };
+    memo[i][j] = Some(result);
+    result
+}
+
+/// The actions a policy document allows, one `(Sid, action pattern)` per action of each
+/// `Allow` statement; a `NotAction` allow (everything but a list) reads as `*`.
+pub fn allowed_actions(document: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for st in document["Statement"].as_array().into_iter().flatten() {
+        if st["Effect"] != "Allow" {
+            continue;
+        }
+        let sid = st["Sid"].as_str().unwrap_or("-").to_string();
+        if st.get("NotAction").is_some() {
+            out.push((sid.clone(), "*".to_string()));
+        }
+        match &st["Action"] {
+            Value::String(a) => out.push((sid.clone(), a.clone())),
+            Value::Array(list) => out.extend(
+                list.iter()
+                    .filter_map(Value::as_str)
+                    .map(|a| (sid.clone(), a.to_string())),
+            ),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The resource a `{"$ref": id, "attr": ...}` value names.
+pub fn referenced(value: &Value) -> Option<&str> {
+    value.get("$ref").and_then(Value::as_str)
+}
+
 pub fn rendered(set: &SpecSet) -> DesiredGraph {
     render(&Context::new(ACCOUNT), set, &InstanceCatalog::offline()).unwrap()
 }

@@ -72,12 +72,12 @@ pub async fn break_crash_loop(
 
     clients
         .autoscaling
-        .update_auto_scaling_group()
+        .set_desired_capacity()
         .auto_scaling_group_name(&config.asg_name)
         .desired_capacity(0)
         .send()
         .await
-        .map_err(HandlerError::aws("UpdateAutoScalingGroup"))?;
+        .map_err(HandlerError::aws("SetDesiredCapacity"))?;
     info!(asg = %config.asg_name, desired_capacity = 0, "server stop requested");
 
     Ok(BreakCrashLoopOutcome {

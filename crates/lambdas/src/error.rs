@@ -71,7 +71,7 @@ pub enum HandlerError {
     /// An AWS call failed, or its request could not be built.
     #[error("{operation} failed: {message}")]
     Aws {
-        /// The API operation, e.g. `UpdateAutoScalingGroup`.
+        /// The API operation, e.g. `SetDesiredCapacity`.
         operation: &'static str,
         /// The SDK error with its full chain of causes.
         message: String,

@@ -168,12 +168,12 @@ pub async fn idle_stop_at(
 
     clients
         .autoscaling
-        .update_auto_scaling_group()
+        .set_desired_capacity()
         .auto_scaling_group_name(&config.asg_name)
         .desired_capacity(0)
         .send()
         .await
-        .map_err(HandlerError::aws("UpdateAutoScalingGroup"))?;
+        .map_err(HandlerError::aws("SetDesiredCapacity"))?;
     info!(asg = %config.asg_name, desired_capacity = 0, "idle; server stop requested");
     Ok(IdleStopOutcome::Stopped {
         asg_name: config.asg_name.clone(),

@@ -8,7 +8,8 @@
 //!    one. That minute then counts as active for the idle alarm, which keeps a
 //!    just-started instance from being judged idle while it boots, and moves an
 //!    alarm left in ALARM by the last shutdown back to OK so it can fire again.
-//! 2. UpdateAutoScalingGroup with DesiredCapacity 1.
+//! 2. SetDesiredCapacity 1 on the group (the only change to the group its
+//!    role allows, besides its own wake tag).
 //!
 //! With a wake cooldown or a wake rate limit configured, it first reads the
 //! group (DescribeAutoScalingGroups): a running group only gets the metric
@@ -63,9 +64,8 @@ pub struct MetricPushed {
 }
 
 /// Tag on the Auto Scaling group holding the recent DNS wakes (see
-/// [`encode_wakes`]). Not under the reconciler's `reconciler.dev/` prefix, so
-/// deploys neither diff nor remove it.
-pub const WAKES_TAG: &str = "reconciler-runtime/wakes";
+/// [`encode_wakes`]): the one key the function's role may write.
+pub use reconciler_kinds::lambda::WAKES_TAG;
 
 /// AWS's limit on an Auto Scaling tag value, in characters.
 pub const TAG_VALUE_MAX: usize = 256;
@@ -284,12 +284,12 @@ async fn start(
     }
     clients
         .autoscaling
-        .update_auto_scaling_group()
+        .set_desired_capacity()
         .auto_scaling_group_name(&config.asg_name)
         .desired_capacity(1)
         .send()
         .await
-        .map_err(HandlerError::aws("UpdateAutoScalingGroup"))?;
+        .map_err(HandlerError::aws("SetDesiredCapacity"))?;
     info!(asg = %config.asg_name, desired_capacity = 1, "server start requested");
     metric?;
     Ok(StartSystemOutcome {

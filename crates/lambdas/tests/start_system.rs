@@ -162,7 +162,7 @@ async fn a_missing_group_is_an_aws_error_after_the_metric_push() {
         matches!(
             &err,
             HandlerError::Aws {
-                operation: "UpdateAutoScalingGroup",
+                operation: "SetDesiredCapacity",
                 ..
             }
         ),

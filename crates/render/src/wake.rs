@@ -18,6 +18,7 @@
 //! touches, and its own log group with a short retention. Lambdas stay out of the VPC.
 
 use reconciler_engine::model::{reference, DesiredResource};
+use reconciler_kinds::lambda::WAKES_TAG;
 use reconciler_spec::{dns_name_of, BaseDocument, ContainerSpecDocument, WakeZone};
 use serde_json::{json, Value};
 
@@ -688,6 +689,18 @@ fn owned_permission(
     .with_dependency(function.id.as_str())
 }
 
+/// The grant of a function that starts or stops its server: set the group's desired capacity,
+/// and nothing else of the group (`UpdateAutoScalingGroup` would let it change the launch
+/// template, sizes and subnets too).
+fn set_capacity_statement(sid: &str, asg_arn: &str) -> Value {
+    json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": "autoscaling:SetDesiredCapacity",
+        "Resource": asg_arn
+    })
+}
+
 /// Renders the wake and sleep path of one server.
 pub fn render(
     cx: &Context,
@@ -814,21 +827,24 @@ pub fn render(
             "Resource": "*",
             "Condition": { "StringEquals": { "cloudwatch:namespace": namespace } }
         }),
-        json!({
-            "Sid": "WakeServerGroup",
-            "Effect": "Allow",
-            "Action": if wake_limited {
-                json!(["autoscaling:UpdateAutoScalingGroup", "autoscaling:CreateOrUpdateTags"])
-            } else {
-                json!("autoscaling:UpdateAutoScalingGroup")
-            },
-            "Resource": asg_arn
-        }),
+        set_capacity_statement("WakeServerGroup", &asg_arn),
     ];
     if wake_limited {
         start_env["WAKE_COOLDOWN_MINUTES"] =
             json!(wd.wake_cooldown_minutes.unwrap_or(0).to_string());
         start_env["MAX_WAKES_PER_HOUR"] = json!(wd.max_wakes_per_hour.unwrap_or(0).to_string());
+        start_statements.push(json!({
+            "Sid": "RecordWakes",
+            "Effect": "Allow",
+            "Action": "autoscaling:CreateOrUpdateTags",
+            "Resource": asg_arn,
+            // The wake history tag only: every key the request writes is that one, and it
+            // writes one (a `ForAllValues` condition alone holds for a request without keys).
+            "Condition": {
+                "ForAllValues:StringEquals": { "aws:TagKeys": [WAKES_TAG] },
+                "Null": { "aws:TagKeys": "false" }
+            }
+        }));
         start_statements.push(json!({
             "Sid": "ReadServerGroup",
             "Effect": "Allow",
@@ -923,12 +939,7 @@ pub fn render(
                 "ALARM_NAME": idle_alarm_name
             }),
             vec![
-                json!({
-                    "Sid": "StopServerGroup",
-                    "Effect": "Allow",
-                    "Action": "autoscaling:UpdateAutoScalingGroup",
-                    "Resource": asg_arn
-                }),
+                set_capacity_statement("StopServerGroup", &asg_arn),
                 json!({
                     "Sid": "ResetIdleAlarm",
                     "Effect": "Allow",
@@ -1019,12 +1030,7 @@ pub fn render(
         "break-crash-loop",
         format!("Stops server {local} when its container crashes or cannot start"),
         json!({ "ASG_NAME": asg_name, "ASG_REGION": region }),
-        vec![json!({
-            "Sid": "StopServerGroup",
-            "Effect": "Allow",
-            "Action": "autoscaling:UpdateAutoScalingGroup",
-            "Resource": asg_arn
-        })],
+        vec![set_capacity_statement("StopServerGroup", &asg_arn)],
     );
     let crash_id = crash.id.clone();
     out.extend(crash.resources.iter().cloned());

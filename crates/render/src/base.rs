@@ -114,11 +114,12 @@ pub fn render(cx: &Context, doc: &BaseDocument) -> (Vec<DesiredResource>, BaseRe
     .with_properties(json!({
         "description": format!("AWS Backup for the file systems of Base {}", doc.metadata.name),
         "assumeRolePolicyDocument": policies::assume_role("backup.amazonaws.com"),
-        "managedPolicyArns": [
-            policies::managed(cx, "service-role/AWSBackupServiceRolePolicyForBackup"),
-            policies::managed(cx, "service-role/AWSBackupServiceRolePolicyForRestores")
-        ],
-        "inlinePolicies": {}
+        // Its own statements rather than AWS's managed backup policies, which also grant
+        // every other service AWS Backup covers (see `policies::backup_policy`).
+        "managedPolicyArns": [],
+        "inlinePolicies": {
+            "efs-backup": policies::backup_policy(cx, region, &vault_name)
+        }
     }));
     let role_id = role.id.to_string();
     out.push(tagged(role, names.tags("backup")));

@@ -159,6 +159,89 @@ pub fn instance_policy(cx: &Context, region: &str, server: &str, cluster_arn: &s
     })
 }
 
+/// The Base's backup role policy: what AWS Backup needs to back up the Base's EFS file systems
+/// into its vault and to restore them from it. These are the EFS, tag, vault and key
+/// statements of AWS's managed `AWSBackupServiceRolePolicyForBackup` and
+/// `AWSBackupServiceRolePolicyForRestores`, scoped to the Base's region, account and vault;
+/// none of those policies' grants on other services (launching instances and passing any role
+/// to EC2, reading DynamoDB tables, RDS, FSx, EKS, ...), which this role never needs.
+pub fn backup_policy(cx: &Context, region: &str, vault_name: &str) -> Value {
+    let (partition, account) = (cx.partition.as_str(), cx.account_id.as_str());
+    let file_systems =
+        format!("arn:{partition}:elasticfilesystem:{region}:{account}:file-system/*");
+    let keys = format!("arn:{partition}:kms:{region}:{account}:key/*");
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "BackUpFileSystems",
+                "Effect": "Allow",
+                "Action": ["elasticfilesystem:Backup", "elasticfilesystem:DescribeTags"],
+                "Resource": file_systems
+            },
+            {
+                "Sid": "FindSelectedFileSystems",
+                "Effect": "Allow",
+                // The plan selects file systems by tag; GetResources has no resource type.
+                "Action": "tag:GetResources",
+                "Resource": "*"
+            },
+            {
+                "Sid": "UseBaseVault",
+                "Effect": "Allow",
+                "Action": ["backup:DescribeBackupVault", "backup:CopyIntoBackupVault"],
+                "Resource": format!("arn:{partition}:backup:{region}:{account}:backup-vault:{vault_name}")
+            },
+            {
+                "Sid": "TagRecoveryPoints",
+                "Effect": "Allow",
+                "Action": "backup:TagResource",
+                "Resource": format!("arn:{partition}:backup:{region}:{account}:recovery-point:*")
+            },
+            {
+                "Sid": "RestoreFileSystems",
+                "Effect": "Allow",
+                // A restore makes a new file system (and deletes it again if the job fails).
+                "Action": [
+                    "elasticfilesystem:Restore",
+                    "elasticfilesystem:DescribeFileSystems",
+                    "elasticfilesystem:DeleteFileSystem",
+                    "elasticfilesystem:TagResource"
+                ],
+                "Resource": file_systems
+            },
+            {
+                "Sid": "CreateRestoredFileSystems",
+                "Effect": "Allow",
+                // CreateFileSystem has no resource type: AWS requires `*`.
+                "Action": "elasticfilesystem:CreateFileSystem",
+                "Resource": "*"
+            },
+            {
+                "Sid": "DescribeKeys",
+                "Effect": "Allow",
+                "Action": "kms:DescribeKey",
+                "Resource": keys
+            },
+            {
+                "Sid": "GrantKeysToAwsResources",
+                "Effect": "Allow",
+                // The vault's key for recovery points, a restored file system's key for EFS.
+                "Action": "kms:CreateGrant",
+                "Resource": keys,
+                "Condition": { "Bool": { "kms:GrantIsForAWSResource": "true" } }
+            },
+            {
+                "Sid": "EncryptRestoredFileSystems",
+                "Effect": "Allow",
+                "Action": "kms:GenerateDataKeyWithoutPlaintext",
+                "Resource": keys,
+                "Condition": { "StringEquals": { "kms:ViaService": format!("elasticfilesystem.{region}.amazonaws.com") } }
+            }
+        ]
+    })
+}
+
 /// The task execution role's policy: write the container's logs and read exactly the secrets
 /// the spec names.
 pub fn execution_policy(

@@ -19,7 +19,9 @@ use crate::support::{self, ACCOUNT, REGION};
 /// no resource type, which [`wildcard_resources_are_the_allow_list_and_the_docs_table_is_generated`]
 /// checks against the linter's database; adding one here is a decision to review, not a bless.
 const WILDCARD_ALLOWED: &[(&str, Option<&str>)] = &[
+    ("CreateRestoredFileSystems", None),
     ("DiscoverEcsEndpoint", None),
+    ("FindSelectedFileSystems", None),
     ("OpenSessionChannels", None),
     ("PushActivityMetric", Some("cloudwatch:namespace")),
     ("ReadInstances", None),

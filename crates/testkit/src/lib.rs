@@ -53,6 +53,7 @@ mod artifacts;
 pub mod event_pattern;
 pub mod log_filter;
 pub mod proxy;
+pub mod rates;
 pub mod resource_policy;
 mod venv;
 

@@ -1,7 +1,8 @@
 //! A loopback HTTP proxy in front of the emulator that misbehaves on purpose, the way AWS
 //! does: throttling and server errors in each protocol's real error shape, connections reset
 //! before or after the request reached the service, stalled answers, added latency, and
-//! scripted errors or faults for one operation. It can also answer chosen requests itself with
+//! scripted errors or faults for one operation, and AWS's documented request rates
+//! ([`crate::rates`]). It can also answer chosen requests itself with
 //! scripted successful replies, for operations the emulator does not implement (the tests that
 //! use them name the gap). It also counts requests by operation and can run a hook after the
 //! k-th mutating call (the interruption tests kill a `reconciler` process there).
@@ -23,6 +24,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use crate::rates::{Call, RateTable};
 use crate::ACCOUNT_HEADER;
 
 /// One kind of injected fault.
@@ -124,6 +126,9 @@ pub struct FaultPlan {
     pub faults: Vec<ScriptedFault>,
     /// Account header to stamp on requests that carry none (for binaries).
     pub account: Option<String>,
+    /// Throttle at AWS's documented request rates ([`crate::rates::RULES`]) times this factor
+    /// (1.0: as documented), answering each protocol's throttling error when a bucket is empty.
+    pub rates: Option<f64>,
 }
 
 impl Default for FaultPlan {
@@ -138,6 +143,7 @@ impl Default for FaultPlan {
             replies: Vec::new(),
             faults: Vec::new(),
             account: None,
+            rates: None,
         }
     }
 }
@@ -155,6 +161,8 @@ pub struct ProxyStats {
     pub operations: BTreeMap<String, u64>,
     /// Requests answered with a scripted [`Reply`]: method, path and body, in order.
     pub replied: Vec<(String, String, String)>,
+    /// Requests throttled by the rate-limit mode, by `service:operation`.
+    pub throttled: BTreeMap<String, u64>,
 }
 
 type Hook = Box<dyn Fn() + Send + Sync>;
@@ -168,6 +176,7 @@ struct State {
     scripted_used: Mutex<BTreeMap<String, u64>>,
     replies_used: Mutex<Vec<bool>>,
     hook: Mutex<Option<(u64, Hook)>>,
+    rates: Option<RateTable>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -189,6 +198,7 @@ impl Proxy {
             .expect("non-blocking listener");
         let addr: SocketAddr = listener.local_addr().expect("local address");
         let replies = plan.replies.len();
+        let rates = plan.rates.map(RateTable::scaled);
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_string(),
             plan,
@@ -198,6 +208,7 @@ impl Proxy {
             scripted_used: Mutex::new(BTreeMap::new()),
             replies_used: Mutex::new(vec![false; replies]),
             hook: Mutex::new(None),
+            rates,
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build_http(),
@@ -250,6 +261,15 @@ impl Proxy {
         self.state.stats.lock().expect("stats").clone()
     }
 
+    /// In rate-limit mode, the calls each bucket admitted so far, the slowest first.
+    pub fn rate_demand(&self) -> Vec<crate::rates::Demand> {
+        self.state
+            .rates
+            .as_ref()
+            .map(RateTable::demand)
+            .unwrap_or_default()
+    }
+
     /// Runs `hook` once, right after the answer to the `k`-th mutating request (counted from
     /// now) has been received from the service and before it is passed on.
     pub fn after_mutations(&self, k: u64, hook: impl Fn() + Send + Sync + 'static) {
@@ -286,15 +306,55 @@ enum Protocol {
     RestXml,
 }
 
-/// The signing service of a request (`ec2`, `iam`, ...), from its Authorization header.
-fn service_of(req: &Request<Bytes>) -> String {
+/// A part of a request's credential scope (`AKID/date/region/service/aws4_request`).
+fn credential_part(req: &Request<Bytes>, n: usize) -> String {
     req.headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|auth| auth.split("Credential=").nth(1))
-        .and_then(|cred| cred.split('/').nth(3))
+        .and_then(|cred| cred.split(',').next())
+        .and_then(|cred| cred.split('/').nth(n))
         .unwrap_or("unknown")
         .to_string()
+}
+
+/// The signing service of a request (`ec2`, `iam`, ...), from its Authorization header.
+fn service_of(req: &Request<Bytes>) -> String {
+    credential_part(req, 3)
+}
+
+/// Whether the rate-limit mode admits a request; counts it when it does not.
+fn admitted(state: &State, req: &Request<Bytes>, service: &str, label: &str, read: bool) -> bool {
+    let Some(rates) = &state.rates else {
+        return true;
+    };
+    let account = req
+        .headers()
+        .get(ACCOUNT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| state.plan.account.clone())
+        .unwrap_or_default();
+    let region = credential_part(req, 2);
+    let operation = RateTable::operation(service, req.method().as_str(), req.uri().path(), label);
+    let call = Call {
+        service,
+        operation: &operation,
+        account: &account,
+        region: &region,
+        read,
+        body: req.body(),
+    };
+    if rates.admit(&call, std::time::Instant::now()) {
+        return true;
+    }
+    let mut stats = state.stats.lock().expect("stats");
+    *stats.injected.entry("rate-limit".to_string()).or_default() += 1;
+    *stats
+        .throttled
+        .entry(format!("{service}:{operation}"))
+        .or_default() += 1;
+    false
 }
 
 fn protocol_of(service: &str, req: &Request<Bytes>) -> Protocol {
@@ -428,6 +488,7 @@ fn throttle(protocol: Protocol, service: &str) -> (u16, &'static str) {
         (Protocol::Ec2Query, _) => (503, "RequestLimitExceeded"),
         (_, "lambda") => (429, "TooManyRequestsException"),
         (_, "route53") => (400, "Throttling"),
+        (_, "tagging") => (400, "ThrottledException"),
         (Protocol::Query, _) => (400, "Throttling"),
         _ => (400, "ThrottlingException"),
     }
@@ -479,6 +540,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
     let plan = &state.plan;
     if !plan.latency.is_zero() {
         tokio::time::sleep(plan.latency).await;
+    }
+    if !admitted(&state, &req, &service, &operation, !mutation) {
+        let (status, code) = throttle(protocol, &service);
+        return Ok(error_response(protocol, status, code, "Rate exceeded"));
     }
     let note = |kind: &str| {
         *state

@@ -30,6 +30,7 @@ pub mod logs;
 pub mod managed;
 pub mod memo;
 pub mod metrics;
+pub mod pace;
 pub mod pool;
 pub mod route53;
 pub mod sns;

@@ -1,6 +1,7 @@
 //! A region-aware pool of SDK clients. Every client shares one base configuration (credentials,
 //! endpoint override, retry settings) and the pool's interceptors; clients are built once per
-//! (service, region).
+//! (service, region). Every client's calls are paced by the one [`Limiter`] of its service and
+//! region (see [`crate::pace`]).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use reconciler_engine::provider::ProviderError;
 use crate::iam::RoleDetails;
 use crate::memo::ObservationMemo;
 use crate::metrics::is_read;
+use crate::pace::{Limiter, NameOperation, PacedClient};
 use crate::tagging::TagIndex;
 
 /// Built clients by (service, region), type-erased because each service has its own type.
@@ -34,6 +36,7 @@ pub struct ClientPool {
     interceptors: Vec<SharedInterceptor>,
     cache: Mutex<ClientCache>,
     shared: Arc<SharedReads>,
+    limiters: Mutex<HashMap<(&'static str, String), Arc<Limiter>>>,
 }
 
 /// A listing of any type, shared through [`ClientPool::shared_read`].
@@ -154,9 +157,11 @@ impl ClientPool {
             interceptors: vec![
                 SharedInterceptor::new(ExpireOnWrite(shared.clone())),
                 SharedInterceptor::new(RetryReads),
+                SharedInterceptor::new(NameOperation),
             ],
             cache: Mutex::new(HashMap::new()),
             shared,
+            limiters: Mutex::new(HashMap::new()),
         }
     }
 
@@ -210,6 +215,35 @@ impl ClientPool {
         &self.base
     }
 
+    /// The limiter of `service` in `region` (one for the account for IAM and Route 53, which
+    /// AWS meters per account whatever the region).
+    pub fn limiter(&self, service: &'static str, region: &str) -> Arc<Limiter> {
+        let scope = if matches!(service, "iam" | "route53") {
+            "global"
+        } else {
+            region
+        };
+        let mut limiters = self.limiters.lock().expect("limiter map lock");
+        limiters
+            .entry((service, scope.to_string()))
+            .or_insert_with(|| Arc::new(Limiter::new(service)))
+            .clone()
+    }
+
+    /// The base configuration's HTTP client (the SDK's default when it names none), paced by
+    /// the limiter of `service` in `region`.
+    fn paced_http_client(&self, service: &'static str, region: &str) -> PacedClient {
+        let inner = self.base.http_client().unwrap_or_else(|| {
+            use aws_smithy_http_client::tls;
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .build_https()
+        });
+        PacedClient::new(inner, self.limiter(service, region))
+    }
+
     fn get<C: Clone + Send + Sync + 'static>(
         &self,
         service: &'static str,
@@ -225,6 +259,7 @@ impl ClientPool {
             .base
             .to_builder()
             .region(Region::new(region.to_string()))
+            .http_client(self.paced_http_client(service, region))
             .build();
         let client = build(&config);
         cache.insert(key, Box::new(client.clone()));

@@ -757,8 +757,6 @@ async fn run_op(ctx: &Ctx<'_>, input: OpInput) -> OpDone {
     let mut jitter = retry.jitter(&format!("{id}:{}", op.as_str()));
     let mut attempts: u32 = 0;
     let mut failures_by_class: HashMap<ErrorClass, u32> = HashMap::new();
-    ctx.emit(&id, EventKind::Started { operation: op });
-    tracing::info!(%id, operation = op.as_str(), "started");
     loop {
         attempts += 1;
         let result = {
@@ -767,6 +765,11 @@ async fn run_op(ctx: &Ctx<'_>, input: OpInput) -> OpDone {
                 .acquire()
                 .await
                 .expect("semaphore is never closed");
+            // Started once the first call really starts: waiting for a slot is not work.
+            if attempts == 1 {
+                ctx.emit(&id, EventKind::Started { operation: op });
+                tracing::info!(%id, operation = op.as_str(), "started");
+            }
             let client = &input.client;
             let timeout = ctx.options.call_timeout;
             match &step {

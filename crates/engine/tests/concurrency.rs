@@ -107,3 +107,38 @@ async fn backoff_does_not_hold_a_concurrency_slot() {
     let order = cloud.completed(Verb::Create);
     assert_eq!(order.last(), Some(&id("logs.group/g0")), "{order:?}");
 }
+
+/// An operation starts when its call gets a concurrency slot, not when it begins to wait for
+/// one: with one slot and 100 ms calls, the starts are 100 ms apart.
+#[tokio::test(start_paused = true)]
+async fn an_operation_starts_when_its_call_gets_a_slot() {
+    use reconciler_engine::execute::{ApplyEvent, EventKind};
+    use std::sync::{Arc, Mutex};
+
+    let cloud = FakeCloud::new();
+    let r = Reconciler::new(
+        cloud.provider([FakeKind::new("logs.group").latency(Duration::from_millis(100))]),
+        Options::default().with_max_concurrency(1),
+    );
+    let graph = independent(3);
+    let observed = r.observe(&graph).await.unwrap();
+    let plan = r.plan(&graph, &observed, &[]).unwrap();
+    let origin = tokio::time::Instant::now();
+    let starts: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let sink_starts = starts.clone();
+    let sink = move |event: ApplyEvent| {
+        if matches!(event.kind, EventKind::Started { .. }) {
+            sink_starts.lock().unwrap().push(origin.elapsed());
+        }
+    };
+    assert!(r.apply(&plan, &sink).await.is_success());
+    let starts = starts.lock().unwrap().clone();
+    assert_eq!(
+        starts,
+        vec![
+            Duration::ZERO,
+            Duration::from_millis(100),
+            Duration::from_millis(200)
+        ]
+    );
+}

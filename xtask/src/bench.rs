@@ -6,7 +6,9 @@
 //!   against the local emulator (`crates/cli/examples/bench.rs`).
 //!
 //! `cargo xtask bench --quick` measures smaller sizes and prints them (a try-out, not for the
-//! docs); `--from FILE` rewrites the docs from JSON lines saved from an earlier run.
+//! docs); `--from FILE` rewrites the docs from JSON lines saved from an earlier run of the
+//! same commit (the run's provenance line names it). Every run's lines are also saved to
+//! `target/bench-lines.jsonl`.
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -64,6 +66,7 @@ pub fn run(args: &[String]) -> Result<()> {
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v.get("bench").is_some())
             .collect();
+        same_commit(&results, file)?;
         return write_docs(&results);
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -71,11 +74,19 @@ pub fn run(args: &[String]) -> Result<()> {
         Command::new(&cargo).args(["bench", "-q", "-p", "reconciler-render", "--bench", "scale"]),
         "validate + render benchmark (optimised build)",
     )?;
-    let (apply, noop, drift) = if quick {
-        ("1", "1,5", "5")
+    let (apply, noop, drift, rated) = if quick {
+        ("1", "1,5", "5", "1")
     } else {
-        ("1,20", "1,20,100", "100")
+        ("1,20", "1,20,100", "100", "1,20,100")
     };
+    // The fresh-process runs start the `reconciler` binary.
+    let status = Command::new(&cargo)
+        .args(["build", "-q", "--workspace", "--bins"])
+        .current_dir(crate::workspace_root())
+        .status()?;
+    if !status.success() {
+        bail!("building the reconciler binary failed");
+    }
     results.extend(lines(
         Command::new(&cargo).args([
             "run",
@@ -93,10 +104,17 @@ pub fn run(args: &[String]) -> Result<()> {
             drift,
             "--latency-ms",
             "50",
+            "--rated",
+            rated,
         ]),
         "reconcile benchmarks against the local emulator",
     )?);
 
+    let saved: String = results.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(
+        crate::workspace_root().join("target/bench-lines.jsonl"),
+        saved,
+    )?;
     if quick {
         for r in &results {
             println!("{r}");
@@ -106,10 +124,34 @@ pub fn run(args: &[String]) -> Result<()> {
     write_docs(&results)
 }
 
+/// Refuses lines measured at another commit than the one checked out (or naming none).
+fn same_commit(results: &[Value], file: &str) -> Result<()> {
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(crate::workspace_root())
+        .output()
+        .context("git rev-parse HEAD")?;
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let measured = results
+        .iter()
+        .find(|r| r["bench"] == "provenance")
+        .and_then(|r| r["commit"].as_str())
+        .unwrap_or_default();
+    if measured != head {
+        bail!("{file} was measured at commit `{measured}`, not at HEAD `{head}`: measure again");
+    }
+    Ok(())
+}
+
 fn write_docs(results: &[Value]) -> Result<()> {
     let root = crate::workspace_root();
+    let provenance = results
+        .iter()
+        .find(|r| r["bench"] == "provenance")
+        .cloned()
+        .unwrap_or(Value::Null);
     let doc = json!({
-        "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
+        "provenance": provenance,
         "results": results,
     });
     std::fs::write(
@@ -143,6 +185,21 @@ fn markdown(results: &[Value]) -> String {
          stand-in binary. The machine has 2 cores shared with other work; wall times vary by \
          a few tens of percent between runs.\n\n",
     );
+    if let Some(p) = results.iter().find(|r| r["bench"] == "provenance") {
+        let _ = writeln!(
+            md,
+            "Measured at commit `{}`{} ({}), on {} cores, by `{}`.\n",
+            p["commit"].as_str().unwrap_or("?"),
+            if p["dirty"] == true {
+                " with local changes"
+            } else {
+                ""
+            },
+            p["date"].as_str().unwrap_or("?"),
+            p["cores"],
+            p["command"].as_str().unwrap_or("?")
+        );
+    }
     md.push_str("## Targets\n\n| target | measured | verdict |\n| --- | --- | --- |\n");
     let mut row = |target: &str, measured: String, verdict: String| {
         let _ = writeln!(md, "| {target} | {measured} | {verdict} |");
@@ -159,12 +216,12 @@ fn markdown(results: &[Value]) -> String {
         let per = f(&r["reads_per_resource"]);
         let wall = f(&r["wall_seconds"]);
         row(
-            "no-op, 1 server: ≤ 1 read call per resource",
+            "no-op (fresh process), 1 server: ≤ 1 read call per resource",
             reads_per_resource(r),
             verdict(per, 1.0),
         );
         row(
-            "no-op, 1 server: < 1 s",
+            "no-op (fresh process), 1 server: < 1 s",
             format!("{wall:.2} s"),
             verdict(wall, 1.0),
         );
@@ -180,12 +237,12 @@ fn markdown(results: &[Value]) -> String {
         let per = f(&r["reads_per_resource"]);
         let wall = f(&r["wall_seconds"]);
         row(
-            "no-op, 100 servers: ≤ 0.3 read calls per resource",
+            "no-op (fresh process), 100 servers: ≤ 0.3 read calls per resource",
             reads_per_resource(r),
             verdict(per, 0.3),
         );
         row(
-            "no-op, 100 servers: < 10 s",
+            "no-op (fresh process), 100 servers: < 10 s",
             format!("{wall:.2} s"),
             verdict(wall, 10.0),
         );
@@ -196,6 +253,42 @@ fn markdown(results: &[Value]) -> String {
             &format!("no-op, {} server(s): 0 mutating calls", r["servers"]),
             m.to_string(),
             verdict(m as f64, 0.0).replace("by inf%", "(any is a bug)"),
+        );
+    }
+    for r in results
+        .iter()
+        .filter(|r| r["bench"].as_str().is_some_and(|b| b.starts_with("rated-")))
+    {
+        let wall = f(&r["wall_seconds"]);
+        let bound = r["lower_bounds"][0]["seconds"].as_f64().unwrap_or(f64::NAN);
+        let ok = r["exit_code"].as_i64().is_some_and(|c| c == 0 || c == 2);
+        row(
+            &format!(
+                "{} at AWS's rates, {} server(s): ≤ 1.2 × lower bound, nothing failed",
+                r["bench"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .trim_start_matches("rated-"),
+                r["servers"]
+            ),
+            format!(
+                "{wall:.1} s / {bound:.1} s = {:.2} ×{}",
+                wall / bound,
+                if ok { "" } else { ", **failed**" }
+            ),
+            if ok {
+                verdict(wall / bound, 1.2)
+            } else {
+                "**missed** (failed)".into()
+            },
+        );
+    }
+    if let Some(r) = find(results, "rated-no-op", 100) {
+        let wall = f(&r["wall_seconds"]);
+        row(
+            "no-op at AWS's rates, 100 servers: < 60 s",
+            format!("{wall:.1} s"),
+            verdict(wall, 60.0),
         );
     }
     if let Some(r) = results.iter().find(|r| r["bench"] == "apply-under-latency") {
@@ -249,6 +342,26 @@ fn markdown(results: &[Value]) -> String {
             r["mutations"]
         );
     }
+    md.push_str(
+        "\nEach row is a fresh `reconciler plan` process against an applied account, every call \
+         counted by a proxy in front of the emulator (STS included), as a user or a CI run meets \
+         it. A warm process (a second plan in one process, as `watch` and the operator make \
+         it, with the EC2 client's caches filled and the caller identity known) reads less:\n\n\
+         | servers | resources | wall (warm) | read calls (warm) | per resource (warm) |\n\
+         | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for r in results.iter().filter(|r| r["bench"] == "no-op-warm") {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2} s | {} | {:.2} |",
+            r["servers"],
+            r["resources"],
+            f(&r["wall_seconds"]),
+            r["reads"],
+            f(&r["reads_per_resource"])
+        );
+    }
+    rated_section(&mut md, results);
     if let Some(r) = results.iter().find(|r| r["bench"] == "drift") {
         let _ = write!(
             md,
@@ -261,20 +374,30 @@ fn markdown(results: &[Value]) -> String {
             r["found"]
         );
     }
-    if let Some(r) = results.iter().find(|r| r["bench"] == "apply-under-latency") {
-        let _ = write!(
-            md,
-            "\n## Apply under latency\n\nEvery call delayed by {} ms (the fault proxy): the \
-             apply of one server took {:.2} s; the longest chain of dependent operations, each \
-             as long as it took, is {:.2} s; ratio {:.2}. The scheduler starts each operation \
-             as soon as its dependencies are done, so the apply is as long as its critical \
-             path; what makes the path long is the number of sequential calls per resource \
-             (a VPC's create and attribute calls, a role with inline policies).\n",
-            r["latency_ms"],
-            f(&r["wall_seconds"]),
-            f(&r["critical_path_seconds"]),
-            f(&r["ratio"])
+    let latency: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["bench"] == "apply-under-latency")
+        .collect();
+    if !latency.is_empty() {
+        md.push_str(
+            "\n## Apply under latency\n\nEvery call delayed by the fault proxy; the first apply \
+             of one server. An operation starts when its call gets a concurrency slot, so the \
+             critical path (the longest chain of dependent operations, each as long as its calls \
+             took) counts work, not waiting; with one call at a time the wall time grows past \
+             it.\n\n| latency | max concurrency | wall | critical path | ratio |\n\
+             | ---: | ---: | ---: | ---: | ---: |\n",
         );
+        for r in latency {
+            let _ = writeln!(
+                md,
+                "| {} ms | {} | {:.2} s | {:.2} s | {:.2} |",
+                r["latency_ms"],
+                r["max_concurrency"],
+                f(&r["wall_seconds"]),
+                f(&r["critical_path_seconds"]),
+                f(&r["ratio"])
+            );
+        }
     }
     if find(results, "no-op", 100).is_none() {
         md.push_str(
@@ -287,6 +410,77 @@ fn markdown(results: &[Value]) -> String {
     }
     md.push_str(WHY);
     md
+}
+
+/// The rate-limited runs and the rates they were limited to.
+fn rated_section(md: &mut String, results: &[Value]) {
+    let rated: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["bench"].as_str().is_some_and(|b| b.starts_with("rated-")))
+        .collect();
+    if !rated.is_empty() {
+        md.push_str(
+            "\n## At AWS's request rates\n\nA fresh `reconciler` process in a new account, \
+             through the fault proxy throttling at the rates below. The lower bound is what the \
+             call mix allows: for each bucket its calls divided by its rate, the largest of \
+             them (bursts left out).\n\n| run | servers | wall | calls | throttled | lower \
+             bound | bound by |\n| --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
+        );
+    }
+    for r in rated {
+        let bound = &r["lower_bounds"][0];
+        let next = &r["lower_bounds"][1];
+        let _ =
+            writeln!(
+            md,
+            "| {} | {} | {:.1} s | {} | {} | {:.1} s | {} ({} calls at {}/s); next {} {:.1} s |",
+            r["bench"].as_str().unwrap_or("?").trim_start_matches("rated-"),
+            r["servers"],
+            f(&r["wall_seconds"]),
+            r["requests"],
+            r["throttled"],
+            f(&bound["seconds"]),
+            bound["bucket"].as_str().unwrap_or("?"),
+            bound["calls"],
+            bound["rate"],
+            next["service"].as_str().unwrap_or("-"),
+            f(&next["seconds"])
+        );
+    }
+    if let Some(table) = results.iter().find(|r| r["bench"] == "rates") {
+        md.push_str(
+            "\n### Rates applied\n\nPer account and region unless the scope says account; \
+             \"assumed\" where AWS documents no rate (10 a second per operation).\n\n\
+             | service | operations | bucket | burst | per second | source |\n\
+             | --- | --- | --- | ---: | ---: | --- |\n",
+        );
+        for rule in table["rules"].as_array().into_iter().flatten() {
+            let source = rule["source"].as_str().unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {}{} | {} | {} | {} |",
+                rule["service"].as_str().unwrap_or("?"),
+                rule["label"].as_str().unwrap_or("?"),
+                if rule["per_operation"] == true {
+                    "per operation"
+                } else {
+                    "shared"
+                },
+                if rule["scope"] == "Account" {
+                    ", account"
+                } else {
+                    ""
+                },
+                rule["capacity"],
+                rule["refill"],
+                if source.is_empty() {
+                    "assumed".to_string()
+                } else {
+                    format!("[docs]({source})")
+                }
+            );
+        }
+    }
 }
 
 /// Where the read calls go, and why what remains per object remains.

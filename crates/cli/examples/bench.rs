@@ -6,8 +6,15 @@
 //! so wall times here are a lower bound; call counts are what a real account would see. The
 //! runtime Lambda package is a small stand-in binary (its contents do not change any count).
 //!
+//! The no-op is measured as a user meets it: a fresh `reconciler plan` process against an
+//! applied account, every call (STS included) counted by a proxy; the warm figure (a second
+//! plan in one process, as `watch` and the operator make it) stands beside it. The
+//! rate-limited runs put the fault proxy at AWS's documented request rates
+//! (`reconciler_testkit::rates`) between a fresh `reconciler` process and the emulator.
+//!
 //! `cargo run -p reconciler-cli --example bench -- [--apply 1,20] [--noop 1,20,100]
-//! [--drift 100] [--latency-ms 50]`; an empty list or 0 leaves a measurement out.
+//! [--drift 100] [--latency-ms 50] [--rated 1,20,100]`; an empty list or 0 leaves a
+//! measurement out. The fresh-process runs need the binary: `cargo build --workspace --bins`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -20,13 +27,135 @@ use reconciler_engine::{NoEvents, Options, Reconciler};
 use reconciler_ops::deploy::{self, PlanOptions, Prepared};
 use reconciler_ops::session::{home_region, load_specs_with};
 use reconciler_spec::InstanceCatalog;
-use reconciler_testkit::proxy::{FaultPlan, Proxy};
+use reconciler_testkit::proxy::{FaultPlan, Proxy, ProxyStats};
+use reconciler_testkit::rates::{Demand, RULES};
 use reconciler_testkit::{fresh_account_id, sdk_config, Emulator};
 use serde_json::json;
 
 /// When each resource's operation started and ended.
 type Spans = HashMap<ResourceId, (Instant, Option<Instant>)>;
 
+/// The root zone made for each account, for the binary's `HOSTED_ZONE_ID`.
+static ZONES: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+/// The `reconciler` binary built next to this example.
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("examples/ in the target directory")
+        .join("reconciler");
+    assert!(
+        path.exists(),
+        "{} is missing: cargo build --workspace --bins",
+        path.display()
+    );
+    path
+}
+
+/// A fresh `reconciler <args> -f DIR` process as a user runs it, every call through `proxy`
+/// (which stamps the account): its wall time and exit code.
+fn run_binary(args: &[&str], proxy: &Proxy, account: &str, dir: &Path) -> (f64, Option<i32>) {
+    let zone = ZONES.lock().unwrap()[account].clone();
+    let started = Instant::now();
+    let out = std::process::Command::new(binary())
+        .args(args)
+        .arg("-f")
+        .arg(dir)
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-west-2")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOSTED_ZONE_ID", zone)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run the reconciler binary");
+    let wall = started.elapsed().as_secs_f64();
+    if !matches!(out.status.code(), Some(0 | 2)) {
+        eprintln!(
+            "reconciler {args:?} failed ({:?}):\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (wall, out.status.code())
+}
+
+/// A proxy that counts calls into `account` (and throttles them at AWS's rates when `rated`).
+fn counting_proxy(account: &str, rated: bool) -> Proxy {
+    Proxy::start(
+        Emulator::shared().url(),
+        FaultPlan {
+            account: Some(account.to_string()),
+            rates: rated.then_some(1.0),
+            ..FaultPlan::default()
+        },
+    )
+}
+
+/// Proxy counts grouped as `service: {operation: n}`.
+fn proxy_calls(stats: &ProxyStats) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (key, n) in &stats.operations {
+        let (service, op) = key.split_once(':').unwrap_or(("?", key));
+        out.entry(service.to_string())
+            .or_default()
+            .insert(op.to_string(), *n);
+    }
+    out
+}
+
+/// The lower bound a call mix allows at AWS's rates: per service, the slowest of its buckets
+/// (calls divided by the bucket's rate), largest first.
+fn lower_bounds(demand: &[Demand]) -> Vec<serde_json::Value> {
+    let mut by_service: BTreeMap<&str, &Demand> = BTreeMap::new();
+    for d in demand {
+        let slowest = by_service.entry(d.service).or_insert(d);
+        if d.seconds() > slowest.seconds() {
+            *slowest = d;
+        }
+    }
+    let mut bounds: Vec<&Demand> = by_service.into_values().collect();
+    bounds.sort_by(|a, b| b.seconds().total_cmp(&a.seconds()));
+    bounds
+        .iter()
+        .map(|d| {
+            let bucket = d.bucket.split('|').skip(1).collect::<Vec<_>>().join(" ");
+            json!({"service": d.service, "bucket": bucket, "calls": d.calls,
+                   "rate": d.refill, "seconds": d.seconds()})
+        })
+        .collect()
+}
+
+/// One fresh-process run through `proxy`, as a JSON line's fields.
+fn fresh_run(args: &[&str], proxy: &Proxy, account: &str, dir: &Path) -> serde_json::Value {
+    let (wall, code) = run_binary(args, proxy, account, dir);
+    let stats = proxy.stats();
+    let bounds = lower_bounds(&proxy.rate_demand());
+    json!({
+        "wall_seconds": wall, "exit_code": code, "requests": stats.requests,
+        "reads": stats.requests - stats.mutations, "mutations": stats.mutations,
+        "throttled": stats.throttled.values().sum::<u64>(), "throttled_calls": stats.throttled,
+        "lower_bounds": bounds, "calls": proxy_calls(&stats),
+    })
+}
+
+/// The rate table the rate-limited runs apply, for the docs.
+fn rate_table() -> serde_json::Value {
+    let rules: Vec<serde_json::Value> = RULES
+        .iter()
+        .map(|r| {
+            json!({"service": r.service, "label": r.label, "scope": format!("{:?}", r.scope),
+                   "per_operation": r.bucketing == reconciler_testkit::rates::Bucketing::PerOperation,
+                   "capacity": r.capacity, "refill": r.refill, "source": r.source})
+        })
+        .collect();
+    json!({"bench": "rates", "rules": rules})
+}
 fn list(args: &[String], flag: &str, default: &[usize]) -> Vec<usize> {
     args.iter()
         .position(|a| a == flag)
@@ -76,6 +205,7 @@ async fn prepared(n: usize, endpoint: Option<&str>) -> (String, Prepared, tempfi
     let zone = root_zone(&account).await;
     let dir = specs(n);
     let catalog = InstanceCatalog::offline();
+    ZONES.lock().unwrap().insert(account.clone(), zone.clone());
     let env = move |name: &str| match name {
         "HOSTED_ZONE_ID" => Some(zone.clone()),
         _ => None,
@@ -125,6 +255,47 @@ async fn apply(p: &Prepared, rec: &Reconciler) -> (f64, f64, usize) {
     )
 }
 
+/// The first apply and the fresh no-op of `n` servers in a new account, through the proxy at
+/// AWS's rates: wall time, throttling met, and the bound the call mix allows.
+async fn rated(n: usize) {
+    let account = fresh_account_id();
+    let zone = root_zone(&account).await;
+    ZONES.lock().unwrap().insert(account.clone(), zone);
+    let dir = specs(n);
+    for (bench, args) in [
+        ("rated-first-apply", &["apply", "-q"][..]),
+        ("rated-no-op", &["plan", "--detailed-exitcode"][..]),
+    ] {
+        // A proxy of its own for each run: AWS's buckets are full again after a pause.
+        let proxy = counting_proxy(&account, true);
+        let mut line = fresh_run(args, &proxy, &account, dir.path());
+        line["bench"] = json!(bench);
+        line["servers"] = json!(n);
+        println!("{line}");
+    }
+}
+
+/// What was measured where: the commit, the date, the machine's cores and the command.
+fn provenance(args: &[String]) -> serde_json::Value {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    json!({
+        "bench": "provenance",
+        "commit": git(&["rev-parse", "HEAD"]),
+        "dirty": !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty(),
+        "date": git(&["log", "-1", "--format=%cI"]),
+        "measured_at_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "command": args.join(" "),
+    })
+}
+
 fn stand_in_artifact() -> PathBuf {
     if let Ok(path) = std::env::var("RECONCILER_LAMBDA_ARTIFACT") {
         return PathBuf::from(path);
@@ -145,6 +316,9 @@ async fn main() {
         .first()
         .copied()
         .unwrap_or(100);
+    let rated_sizes = list(&args, "--rated", &[1, 20, 100]);
+    println!("{}", provenance(&args));
+    println!("{}", rate_table());
     let latency_ms = list(&args, "--latency-ms", &[50])
         .first()
         .copied()
@@ -191,13 +365,32 @@ async fn main() {
         println!(
             "{}",
             json!({
-                "bench": "no-op", "servers": n, "resources": p.graph.len(),
+                "bench": "no-op-warm", "servers": n, "resources": p.graph.len(),
                 "changes": plan.resources().iter().filter(|r| r.action.is_change()).count(),
                 "wall_seconds": wall, "reads": calls.reads, "mutations": calls.mutations,
                 "reads_per_resource": calls.reads as f64 / p.graph.len() as f64,
                 "applied_ok": report.is_success(), "calls": by_service(&calls),
             })
         );
+    }
+    for &n in &noop_sizes {
+        let (account, p, dir) = &applied[&n];
+        let proxy = counting_proxy(account, false);
+        let mut line = fresh_run(
+            &["plan", "--detailed-exitcode"],
+            &proxy,
+            account,
+            dir.path(),
+        );
+        line["bench"] = json!("no-op");
+        line["servers"] = json!(n);
+        line["resources"] = json!(p.graph.len());
+        line["reads_per_resource"] =
+            json!(line["reads"].as_f64().unwrap_or(0.0) / p.graph.len() as f64);
+        println!("{line}");
+    }
+    for &n in &rated_sizes {
+        rated(n).await;
     }
     if let Some((account, p, _)) = applied.get(&drift_size) {
         let alarm_name = format!("rc-mc{:03}-idle", drift_size / 2);
@@ -262,57 +455,66 @@ async fn main() {
             ..FaultPlan::default()
         },
     );
-    let (_, p, _dir) = prepared(1, Some(proxy.url())).await;
-    let rec = reconciler(&p);
-    let planned = deploy::plan_with(&p, &rec, PlanOptions::default())
-        .await
-        .unwrap();
-    let times: Arc<Mutex<Spans>> = Arc::default();
-    let sink_times = times.clone();
-    let sink = move |event: ApplyEvent| {
-        let mut t = sink_times.lock().unwrap();
-        match event.kind {
-            EventKind::Started { .. } => {
-                t.insert(event.id, (Instant::now(), None));
-            }
-            EventKind::Succeeded { .. } | EventKind::Failed { .. } => {
-                if let Some(entry) = t.get_mut(&event.id) {
-                    entry.1 = Some(Instant::now());
+    // The scheduler's default concurrency, then one call at a time: the ratio of wall time to
+    // critical path moves once calls wait for each other.
+    for concurrency in [Options::default().max_concurrency, 1] {
+        let requests_before = proxy.stats().requests;
+        let (_, p, _dir) = prepared(1, Some(proxy.url())).await;
+        let rec = Reconciler::new(
+            reconciler_aws::provider(&p.session.pool),
+            Options::default().with_max_concurrency(concurrency),
+        );
+        let planned = deploy::plan_with(&p, &rec, PlanOptions::default())
+            .await
+            .unwrap();
+        let times: Arc<Mutex<Spans>> = Arc::default();
+        let sink_times = times.clone();
+        let sink = move |event: ApplyEvent| {
+            let mut t = sink_times.lock().unwrap();
+            match event.kind {
+                EventKind::Started { .. } => {
+                    t.insert(event.id, (Instant::now(), None));
                 }
+                EventKind::Succeeded { .. } | EventKind::Failed { .. } => {
+                    if let Some(entry) = t.get_mut(&event.id) {
+                        entry.1 = Some(Instant::now());
+                    }
+                }
+                _ => {}
             }
-            _ => {}
+        };
+        let started = Instant::now();
+        let report = rec.apply(&planned.plan, &sink).await;
+        let wall = started.elapsed().as_secs_f64();
+        assert!(report.is_success(), "{:?}", report.failures().next());
+        // The longest chain of dependent operations, each as long as it took.
+        let times = times.lock().unwrap();
+        let duration = |id: &ResourceId| {
+            times
+                .get(id)
+                .and_then(|(s, e)| e.map(|e| (e - *s).as_secs_f64()))
+                .unwrap_or(0.0)
+        };
+        let mut finish: HashMap<ResourceId, f64> = HashMap::new();
+        for r in planned.plan.resources() {
+            let before = r
+                .depends_on
+                .iter()
+                .map(|d| finish.get(d).copied().unwrap_or(0.0))
+                .fold(0.0f64, f64::max);
+            finish.insert(r.id.clone(), before + duration(&r.id));
         }
-    };
-    let started = Instant::now();
-    let report = rec.apply(&planned.plan, &sink).await;
-    let wall = started.elapsed().as_secs_f64();
-    assert!(report.is_success(), "{:?}", report.failures().next());
-    // The longest chain of dependent operations, each as long as it took.
-    let times = times.lock().unwrap();
-    let duration = |id: &ResourceId| {
-        times
-            .get(id)
-            .and_then(|(s, e)| e.map(|e| (e - *s).as_secs_f64()))
-            .unwrap_or(0.0)
-    };
-    let mut finish: HashMap<ResourceId, f64> = HashMap::new();
-    for r in planned.plan.resources() {
-        let before = r
-            .depends_on
-            .iter()
-            .map(|d| finish.get(d).copied().unwrap_or(0.0))
-            .fold(0.0f64, f64::max);
-        finish.insert(r.id.clone(), before + duration(&r.id));
+        let critical = finish.values().copied().fold(0.0, f64::max);
+        println!(
+            "{}",
+            json!({
+                "bench": "apply-under-latency", "servers": 1, "latency_ms": latency_ms,
+                "max_concurrency": concurrency,
+                "resources": p.graph.len(), "wall_seconds": wall,
+                "critical_path_seconds": critical, "ratio": wall / critical,
+                "requests": proxy.stats().requests - requests_before,
+            })
+        );
     }
-    let critical = finish.values().copied().fold(0.0, f64::max);
-    println!(
-        "{}",
-        json!({
-            "bench": "apply-under-latency", "servers": 1, "latency_ms": latency_ms,
-            "resources": p.graph.len(), "wall_seconds": wall,
-            "critical_path_seconds": critical, "ratio": wall / critical,
-            "requests": proxy.stats().requests,
-        })
-    );
     drop(proxy);
 }

@@ -545,7 +545,11 @@ async fn launch_template_tags_follow_create_and_delete_tags() {
     let made = ec2
         .create_launch_template()
         .launch_template_name("tagged-later")
-        .launch_template_data(RequestLaunchTemplateData::builder().build())
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
         .send()
         .await
         .expect("CreateLaunchTemplate");

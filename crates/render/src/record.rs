@@ -11,13 +11,19 @@
 //! The record depends on every resource it lists, so it is written only once they all
 //! succeeded: a failed apply leaves the previous record, and its unapplied changes keep
 //! showing as spec changes.
+//!
+//! The fingerprints are stored salted ([`salt_value`]): a fingerprint covers a task
+//! definition's environment values, and a plain hash of a short secret can be guessed by
+//! hashing candidates. Whoever reads a record sees a random salt and salted fingerprints;
+//! the reconciler compares them by salting its own ([`unsalt_value`]).
 
 use std::collections::BTreeMap;
 
 use reconciler_engine::model::DesiredResource;
 use reconciler_spec::{BaseDocument, ContainerSpecDocument, EnvValue};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use crate::base::tagged;
 use crate::kinds;
@@ -134,4 +140,123 @@ fn fingerprints(resources: &[DesiredResource]) -> BTreeMap<String, String> {
         .iter()
         .map(|r| (r.id.to_string(), r.fingerprint()))
         .collect()
+}
+
+/// The key of a stored record's salt. A record read without one predates salting.
+const SALT: &str = "salt";
+
+/// Marks a record stored before salting, so that the next apply rewrites it salted.
+const UNSALTED: &str = "unsalted";
+
+/// Whether `value` is an apply record's (the only parameters whose fingerprints are salted).
+fn is_record(value: &Value) -> bool {
+    value.get("managedBy").and_then(Value::as_str) == Some(MANAGED_BY)
+        && value.get("resources").is_some_and(Value::is_object)
+}
+
+/// `fingerprint` salted with `salt`: 16 hex digits of SHA-256 over both.
+fn salted(salt: &str, fingerprint: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(salt.as_bytes())
+        .chain_update(b":")
+        .chain_update(fingerprint.as_bytes())
+        .finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The record `value` as stored: its fingerprints salted with `salt` (fresh random hex for
+/// each write). A value that is not a record is stored as it is.
+pub fn salt_value(value: &Value, salt: &str) -> Value {
+    let mut stored = value.clone();
+    if !is_record(value) {
+        return stored;
+    }
+    if let Some(resources) = stored["resources"].as_object_mut() {
+        for fingerprint in resources.values_mut() {
+            if let Some(plain) = fingerprint.as_str() {
+                *fingerprint = Value::String(salted(salt, plain));
+            }
+        }
+    }
+    stored[SALT] = Value::String(salt.to_string());
+    stored
+}
+
+/// A stored record as the reconciler compares it with the `desired` one: each salted
+/// fingerprint that matches the desired fingerprint salted alike reads as that fingerprint,
+/// any other stays salted (so it differs), and the salt is dropped. A record stored unsalted
+/// is marked so that it differs and is rewritten. A value that is not a record is returned
+/// as it is.
+pub fn unsalt_value(stored: &Value, desired: &Value) -> Value {
+    let mut out = stored.clone();
+    if !is_record(stored) {
+        return out;
+    }
+    let Some(salt) = stored.get(SALT).and_then(Value::as_str).map(str::to_string) else {
+        out[UNSALTED] = Value::Bool(true);
+        return out;
+    };
+    if let Some(object) = out.as_object_mut() {
+        object.remove(SALT);
+    }
+    let wanted = desired.get("resources").and_then(Value::as_object);
+    if let (Some(resources), Some(wanted)) = (out["resources"].as_object_mut(), wanted) {
+        for (id, fingerprint) in resources.iter_mut() {
+            let plain = wanted.get(id).and_then(Value::as_str);
+            if let Some(plain) = plain.filter(|p| fingerprint.as_str() == Some(&salted(&salt, p))) {
+                *fingerprint = Value::String(plain.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(resources: Value) -> Value {
+        json!({"managedBy": MANAGED_BY, "format": RECORD_FORMAT, "resources": resources})
+    }
+
+    #[test]
+    fn stored_fingerprints_are_salted_and_compare_as_the_plain_ones() {
+        let desired = record(json!({"a": "00112233aabbccdd", "b": "ffeeddccbbaa9988"}));
+        let stored = salt_value(&desired, "5a17");
+        assert_eq!(stored["salt"], "5a17");
+        for id in ["a", "b"] {
+            assert_ne!(stored["resources"][id], desired["resources"][id], "{id}");
+        }
+        // Another salt, other stored fingerprints: nothing to compare across records.
+        assert_ne!(
+            salt_value(&desired, "0ther")["resources"],
+            stored["resources"]
+        );
+        assert_eq!(unsalt_value(&stored, &desired), desired);
+    }
+
+    #[test]
+    fn a_changed_resource_keeps_differing() {
+        let applied = record(json!({"a": "00112233aabbccdd", "b": "ffeeddccbbaa9988"}));
+        let stored = salt_value(&applied, "5a17");
+        let desired = record(json!({"a": "00112233aabbccdd", "b": "1111111111111111"}));
+        let seen = unsalt_value(&stored, &desired);
+        assert_eq!(seen["resources"]["a"], "00112233aabbccdd");
+        assert_ne!(seen["resources"]["b"], desired["resources"]["b"]);
+        assert_ne!(seen, desired);
+    }
+
+    #[test]
+    fn an_unsalted_record_differs_and_other_values_pass_through() {
+        let plain = record(json!({"a": "00112233aabbccdd"}));
+        let seen = unsalt_value(&plain, &plain);
+        assert_ne!(seen, plain, "rewritten salted by the next apply");
+        assert_eq!(
+            ApplyRecord::from_value(&seen).unwrap().resources["a"],
+            "00112233aabbccdd"
+        );
+        let other = json!({"state": "free"});
+        assert_eq!(salt_value(&other, "5a17"), other);
+        assert_eq!(unsalt_value(&other, &other), other);
+    }
 }

@@ -1,7 +1,9 @@
 //! `ssm.parameter` ([`reconciler_kinds::ssm::Parameter`]): a String parameter whose `value` is
 //! JSON, by name. Outputs `name`, `version`.
 //!
-//! A value that is not JSON observes as `null`, so it is rewritten.
+//! A value that is not JSON observes as `null`, so it is rewritten. An apply record's
+//! fingerprints are written salted with a fresh random salt and read back against the desired
+//! ones ([`reconciler_render::record`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use reconciler_engine::diff::FieldChange;
 use reconciler_engine::model::{DesiredResource, Observed};
 use reconciler_engine::provider::ProviderError;
 use reconciler_kinds::ssm::Parameter;
+use reconciler_render::record::{salt_value, unsalt_value};
 use serde_json::{json, Value};
 
 use super::{
@@ -72,7 +75,9 @@ async fn put(
     overwrite: bool,
 ) -> Result<i64, ProviderError> {
     let name = desired.name.as_str();
-    let mut request = put_request(ssm, name, &props.value).description("Managed by reconciler");
+    let salt = format!("{:032x}", rand::random::<u128>());
+    let stored = salt_value(&props.value, &salt);
+    let mut request = put_request(ssm, name, &stored).description("Managed by reconciler");
     if overwrite {
         request = request.overwrite(true);
     } else {
@@ -100,7 +105,10 @@ impl KindClient<Parameter> for ParameterClient {
             let Some(d) = p.name().and_then(|n| by_name.get(n)) else {
                 continue;
             };
-            let value = p.value().and_then(decode_value).unwrap_or(Value::Null);
+            let value = p
+                .value()
+                .and_then(decode_value)
+                .map_or(Value::Null, |v| unsalt_value(&v, &d.properties["value"]));
             found.push((
                 *d,
                 value,

@@ -20,16 +20,9 @@ use reconciler_testkit::proxy::{FaultPlan, Proxy, Scripted};
 use reconciler_testkit::{fresh_account_id, sdk_config, Emulator};
 use serde_json::json;
 
-const REGION: &str = "eu-west-1";
+use common::calls;
 
-fn calls(counts: &CallCounts, operation: &str) -> u64 {
-    counts
-        .by_operation
-        .iter()
-        .filter(|(k, _)| k.ends_with(&format!(".{operation}")))
-        .map(|(_, v)| *v)
-        .sum()
-}
+const REGION: &str = "eu-west-1";
 
 fn groups(n: usize) -> DesiredGraph {
     let names = ServerNames::new("main", "mc");
@@ -47,37 +40,14 @@ fn groups(n: usize) -> DesiredGraph {
     .unwrap()
 }
 
-/// A reconciler whose calls go through a proxy that answers the first `denied` calls of
-/// `operation` with `AccessDenied`, as for a caller without that permission.
+/// A reconciler of log groups, roles and profiles whose calls go through a proxy that answers
+/// the first `denied` calls of `operation` with `AccessDenied` (see [`common::pool_denying`]).
 fn reconciler_denying(
     account: &str,
     operation: &str,
     denied: u64,
 ) -> (Reconciler, CallCounter, Proxy) {
-    let code = if operation == "GetResources" {
-        "AccessDeniedException"
-    } else {
-        "AccessDenied"
-    };
-    let proxy = Proxy::start(
-        Emulator::shared().url(),
-        FaultPlan {
-            scripted: vec![Scripted {
-                operation: operation.into(),
-                times: denied,
-                status: 403,
-                code: code.into(),
-                message: format!("not authorized to perform: {operation}"),
-                after_mutations: 0,
-            }],
-            ..FaultPlan::default()
-        },
-    );
-    let counter = CallCounter::new();
-    let pool = Arc::new(
-        ClientPool::new(sdk_config(proxy.url(), REGION, account))
-            .with_interceptor(SharedInterceptor::new(counter.clone())),
-    );
+    let (pool, counter, proxy) = common::pool_denying(account, REGION, operation, denied);
     let mut provider = Provider::new();
     provider.on_observation(reconciler_aws::observation_hook(&pool));
     for client in logs::clients(&pool).into_iter().chain(iam::clients(&pool)) {

@@ -48,6 +48,8 @@ use reconciler_render::{kinds, wake, Context};
 use reconciler_testkit::{fresh_account_id, Emulator};
 use serde_json::{json, Value};
 
+use common::calls;
+
 const ROOT: &str = "games.example.com";
 const SERVER: &str = "mc";
 const DNS: &str = "mc.games.example.com";
@@ -287,16 +289,6 @@ fn tiny_zip() -> Vec<u8> {
     zip.write_all(b"PK\x05\x06").unwrap();
     zip.extend_from_slice(&[0u8; 18]);
     zip
-}
-
-/// Calls of one operation (`ListHostedZones`), whatever the service.
-fn calls(counts: &CallCounts, operation: &str) -> u64 {
-    counts
-        .by_operation
-        .iter()
-        .filter(|(k, _)| k.rsplit('.').next() == Some(operation))
-        .map(|(_, n)| n)
-        .sum()
 }
 
 fn assert_update(plan: &Plan, id: &str, path: &str) {

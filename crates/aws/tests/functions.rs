@@ -41,6 +41,8 @@ use reconciler_render::{kinds, policies};
 use reconciler_testkit::{fresh_account_id, Emulator};
 use serde_json::json;
 
+use common::calls;
+
 const REGION: &str = "eu-west-1";
 const ARTIFACT: &str = "reconciler-lambda";
 
@@ -140,16 +142,6 @@ fn fake_elf(machine: u16, padding: usize) -> Vec<u8> {
     b[18..20].copy_from_slice(&machine.to_le_bytes());
     b.extend((0..padding).map(|i| (i % 251) as u8));
     b
-}
-
-/// Calls of one operation (`CreateFunction`), whatever the service.
-fn calls(counts: &CallCounts, operation: &str) -> u64 {
-    counts
-        .by_operation
-        .iter()
-        .filter(|(k, _)| k.rsplit('.').next() == Some(operation))
-        .map(|(_, n)| n)
-        .sum()
 }
 
 /// The changed paths of one resource in a plan.

@@ -2,10 +2,61 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-use reconciler_aws::{CallCounter, CallCounts};
+use std::sync::Arc;
+
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use reconciler_aws::{CallCounter, CallCounts, ClientPool};
 use reconciler_engine::model::DesiredGraph;
 use reconciler_engine::plan::Plan;
 use reconciler_engine::{NoEvents, Reconciler};
+use reconciler_testkit::proxy::{FaultPlan, Proxy, Scripted};
+use reconciler_testkit::{sdk_config, Emulator};
+
+/// A client pool (with a call counter) in `account` whose calls go through a proxy that
+/// answers the first `denied` calls of `operation` with `AccessDenied`, as for a caller
+/// without that permission. Keep the proxy alive as long as the pool.
+pub fn pool_denying(
+    account: &str,
+    region: &str,
+    operation: &str,
+    denied: u64,
+) -> (Arc<ClientPool>, CallCounter, Proxy) {
+    let code = if operation == "GetResources" {
+        "AccessDeniedException"
+    } else {
+        "AccessDenied"
+    };
+    let proxy = Proxy::start(
+        Emulator::shared().url(),
+        FaultPlan {
+            scripted: vec![Scripted {
+                operation: operation.into(),
+                times: denied,
+                status: 403,
+                code: code.into(),
+                message: format!("not authorized to perform: {operation}"),
+                after_mutations: 0,
+            }],
+            ..FaultPlan::default()
+        },
+    );
+    let counter = CallCounter::new();
+    let pool = Arc::new(
+        ClientPool::new(sdk_config(proxy.url(), region, account))
+            .with_interceptor(SharedInterceptor::new(counter.clone())),
+    );
+    (pool, counter, proxy)
+}
+
+/// How many calls of `operation` (any service) `counts` holds.
+pub fn calls(counts: &CallCounts, operation: &str) -> u64 {
+    counts
+        .by_operation
+        .iter()
+        .filter(|(k, _)| k.rsplit('.').next() == Some(operation))
+        .map(|(_, n)| n)
+        .sum()
+}
 
 /// Observes and plans `graph`.
 pub async fn plan(rec: &Reconciler, graph: &DesiredGraph) -> Plan {

@@ -7,10 +7,11 @@
 //! - roles: one paginated `ListRoles` (descriptions and trust policies) and one paginated
 //!   `GetAccountAuthorizationDetails` for every role of the account (tags, inline policies with
 //!   their documents, attached policies), shared with the profile client through the pool's
-//!   observation memo ([`role_details`]). Where the caller may not read the authorization
-//!   details, or a role is missing from them (created between the two calls), that role costs
-//!   `ListRoleTags`, `ListAttachedRolePolicies`, `ListRolePolicies` and one `GetRolePolicy` per
-//!   inline policy, a few roles at a time;
+//!   observation memo ([`role_details`]), with the permissions boundary. Where the caller may
+//!   not read the authorization details, or a role is missing from them (created between the
+//!   two calls), that role costs `ListRoleTags`, `ListAttachedRolePolicies`,
+//!   `ListRolePolicies`, one `GetRolePolicy` per inline policy and, when its boundary is
+//!   managed, `GetRole`, a few roles at a time;
 //! - instance profiles: from the same authorization details, where each role lists its
 //!   profiles with their tags; a profile they do not show with the desired tags (no role, or
 //!   details unavailable) costs one paginated `ListInstanceProfiles` and one

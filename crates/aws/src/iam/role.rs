@@ -2,6 +2,10 @@
 //! the rest from the account's authorization details (see the module doc of [`super`]); a role
 //! the details do not show is read one call per part.
 //!
+//! The permissions boundary is managed when the desired role names the property: created
+//! with it, and put back (or removed, for a desired `null`) before any policy is written, so a
+//! deployer allowed to write policies only under the boundary can repair a role that lost it.
+//!
 //! Inline policies are managed by name: a policy the desired map names is written when it
 //! differs, and whenever inline policies are updated, policies the desired map does not name are
 //! removed (the role is ours). The diff compares only the names the desired map holds, so an
@@ -46,6 +50,13 @@ struct RoleParts {
     /// Inline policies: name and document as AWS returns it.
     inline: Vec<(String, String)>,
     tags: IndexMap<String, String>,
+    /// The permissions boundary's ARN; read only when the desired role names the property.
+    boundary: Option<String>,
+}
+
+/// Whether the desired role manages its permissions boundary (names one, or asks for none).
+fn manages_boundary(desired: &DesiredResource) -> bool {
+    desired.properties.get("permissionsBoundary").is_some()
 }
 
 /// One role as observed, in the desired shape: the listing's path, description and trust
@@ -83,6 +94,9 @@ fn role_observed(
         })
         .collect();
     props.insert("inlinePolicies".into(), Value::Object(inline));
+    if manages_boundary(desired) {
+        props.insert("permissionsBoundary".into(), json!(parts.boundary));
+    }
     util::observed(
         desired,
         Value::Object(props),
@@ -131,8 +145,13 @@ async fn inline_policy_names(
 }
 
 /// Reads the parts of one role that `ListRoles` leaves out, one call each: for a role the
-/// authorization details do not show (denied, or created between the two listings).
-async fn read_parts(iam: aws_sdk_iam::Client, name: String) -> Result<RoleParts, ProviderError> {
+/// authorization details do not show (denied, or created between the two listings). The
+/// boundary, which listings omit too, costs a `GetRole` and is read only when `boundary`.
+async fn read_parts(
+    iam: aws_sdk_iam::Client,
+    name: String,
+    boundary: bool,
+) -> Result<RoleParts, ProviderError> {
     let tags = iam
         .list_role_tags()
         .role_name(&name)
@@ -154,11 +173,35 @@ async fn read_parts(iam: aws_sdk_iam::Client, name: String) -> Result<RoleParts,
             .map_err(|e| classify(&format!("GetRolePolicy {name}/{policy}"), e))?;
         inline.push((policy, out.policy_document().to_string()));
     }
+    let boundary = if boundary {
+        read_boundary(&iam, &name).await?
+    } else {
+        None
+    };
     Ok(RoleParts {
         attached,
         inline,
         tags: tag_map(&tags),
+        boundary,
     })
+}
+
+/// The ARN of role `name`'s permissions boundary (`GetRole`).
+async fn read_boundary(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+) -> Result<Option<String>, ProviderError> {
+    let out = iam
+        .get_role()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| classify(&format!("GetRole {name}"), e))?;
+    Ok(out
+        .role()
+        .and_then(|r| r.permissions_boundary())
+        .and_then(|b| b.permissions_boundary_arn())
+        .map(str::to_string))
 }
 
 /// One role's parts from its authorization details, which hold the tags and the inline and
@@ -183,6 +226,10 @@ fn parts_from_details(details: &RoleDetail) -> RoleParts {
             })
             .collect(),
         tags: tag_map(details.tags()),
+        boundary: details
+            .permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn())
+            .map(str::to_string),
     }
 }
 
@@ -244,6 +291,31 @@ async fn delete_inline_policy(
         .await
         .map_err(|e| classify(&format!("DeleteRolePolicy {name}/{policy}"), e))?;
     Ok(())
+}
+
+/// Sets role `name`'s permissions boundary to `boundary`, or removes it.
+async fn write_boundary(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    boundary: Option<&str>,
+) -> Result<(), ProviderError> {
+    match boundary {
+        Some(arn) => iam
+            .put_role_permissions_boundary()
+            .role_name(name)
+            .permissions_boundary(arn)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify(&format!("PutRolePermissionsBoundary {name}"), e)),
+        None => iam
+            .delete_role_permissions_boundary()
+            .role_name(name)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify(&format!("DeleteRolePermissionsBoundary {name}"), e)),
+    }
 }
 
 /// Attaches and detaches managed policies so that exactly the desired ones are attached.
@@ -336,7 +408,11 @@ impl KindClient<Role> for RoleClient {
                     out.push(role_observed(d, &want, &role, parts_from_details(detail)))
                 }
                 None => {
-                    reads.push(read_parts(iam.clone(), role.role_name().to_string()));
+                    reads.push(read_parts(
+                        iam.clone(),
+                        role.role_name().to_string(),
+                        manages_boundary(d),
+                    ));
                     unread.push((d, want, role));
                 }
             }
@@ -363,6 +439,7 @@ impl KindClient<Role> for RoleClient {
                 &props.assume_role_policy_document,
             )?)
             .description(&props.description)
+            .set_permissions_boundary(props.permissions_boundary.clone())
             .set_tags(Some(iam_tags(&desired.tags)?))
             .send()
             .await
@@ -401,6 +478,11 @@ impl KindClient<Role> for RoleClient {
     ) -> Result<Observed, ProviderError> {
         let iam = self.pool.iam(GLOBAL_REGION);
         let name = desired.name.as_str();
+        // The boundary first: a deployer policy that writes a role's policies only under the
+        // boundary then allows the writes below.
+        if touches(changes, "permissionsBoundary") {
+            write_boundary(&iam, name, props.permissions_boundary.as_deref()).await?;
+        }
         if touches(changes, "description") {
             iam.update_role()
                 .role_name(name)

@@ -20,6 +20,11 @@ pub struct Role {
     pub managed_policy_arns: Vec<String>,
     /// Inline policies, by name (documents).
     pub inline_policies: IndexMap<String, Value>,
+    /// The ARN of the managed policy that caps the role's permissions (the Base's
+    /// `permissionsBoundary`). Absent: the role's boundary is not managed, whatever it is; a
+    /// `null` asks for no boundary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_boundary: Option<String>,
 }
 
 impl Properties for Role {

@@ -16,7 +16,9 @@ pub mod wake;
 
 use crate::naming::{Owner, TAG_MANAGED_BY, TAG_OWNER};
 use reconciler_engine::model::{DesiredGraph, DesiredResource, GraphErrors};
-use reconciler_spec::{base_of, Alerts, ContainerSpecDocument, InstanceCatalog, Lookup, SpecSet};
+use reconciler_spec::{
+    base_of, Alerts, BaseDocument, ContainerSpecDocument, InstanceCatalog, Lookup, SpecSet,
+};
 use serde_json::{json, Value};
 
 /// The resource kinds by name. Each kind's properties, diff rules and outputs are its module in
@@ -211,6 +213,7 @@ pub fn render_resources_owned(
             .map(|s| &s.doc)
             .collect();
         resources.extend(wake::render_shared(cx, &base.doc, &servers));
+        bound_roles(cx, &base.doc, &mut resources);
         bases.push((&base.doc, resources));
         base_refs.insert(base.doc.metadata.name.clone(), refs);
     }
@@ -236,6 +239,7 @@ pub fn render_resources_owned(
         let (wake_resources, wake_refs) =
             wake::render(cx, &base.doc, refs, &server.doc, &server_refs);
         resources.extend(wake_resources);
+        bound_roles(cx, &base.doc, &mut resources);
         if let Some(section) = wake_refs.dashboard {
             sections
                 .entry(base.doc.metadata.name.clone())
@@ -264,6 +268,20 @@ pub fn render_resources_owned(
         out.push(wake::route53_log_policy(cx));
     }
     Ok(out)
+}
+
+/// Caps every role of `resources` with the Base's permissions boundary, when it names one.
+fn bound_roles(cx: &Context, base: &BaseDocument, resources: &mut [DesiredResource]) {
+    let Some(name) = &base.spec.permissions_boundary else {
+        return;
+    };
+    let arn = policies::boundary_arn(cx, name);
+    for role in resources
+        .iter_mut()
+        .filter(|r| r.kind.as_str() == kinds::ROLE)
+    {
+        role.properties["permissionsBoundary"] = Value::String(arn.clone());
+    }
 }
 
 /// SNS subscriptions of an alert list, in a stable order.

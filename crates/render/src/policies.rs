@@ -22,6 +22,11 @@ pub fn managed(cx: &Context, name: &str) -> String {
     format!("arn:{}:iam::aws:policy/{name}", cx.partition)
 }
 
+/// The ARN of the account's managed policy `name`, as a permissions boundary names it.
+pub fn boundary_arn(cx: &Context, name: &str) -> String {
+    format!("arn:{}:iam::{}:policy/{name}", cx.partition, cx.account_id)
+}
+
 /// An SNS topic policy: publishing only over TLS, and only by the given AWS services acting
 /// for this account (alarms, EventBridge rules).
 pub fn topic_policy(cx: &Context, topic_arn: &str, services: &[&str]) -> Value {

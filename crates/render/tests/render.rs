@@ -1109,3 +1109,39 @@ fn every_resource_has_its_kinds_shape() {
         }
     }
 }
+
+/// A Base's permissions boundary caps every role it and its servers make (shared wake zone
+/// included), and a Base without one leaves roles without the property, as before it existed.
+#[test]
+fn every_role_carries_the_bases_boundary_and_none_without_one() {
+    let bounded = |shared: bool| {
+        let mut inputs = example_inputs();
+        edit_base(&mut inputs, |text| {
+            let text = format!("{text}  permissionsBoundary: reconciler-boundary\n");
+            if shared {
+                text.replace(
+                    "    hostedZoneId:",
+                    "    wakeZone: shared\n    hostedZoneId:",
+                )
+            } else {
+                text
+            }
+        });
+        rendered(&checked(&inputs))
+    };
+    let arn = "arn:aws:iam::123456789012:policy/reconciler-boundary";
+    for g in [bounded(false), bounded(true)] {
+        let roles = of_kind(&g, kinds::ROLE);
+        assert!(roles.len() > 5, "{}", roles.len());
+        for role in roles {
+            assert_eq!(role.properties["permissionsBoundary"], arn, "{}", role.id);
+        }
+    }
+    for role in of_kind(&graph(), kinds::ROLE) {
+        assert!(
+            role.properties.get("permissionsBoundary").is_none(),
+            "{}",
+            role.id
+        );
+    }
+}

@@ -93,6 +93,13 @@ pub struct BaseSpec {
     /// Session Manager only and port 22 stays closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<Ssh>,
+    /// Name of a managed IAM policy of the account that every role the reconciler creates
+    /// carries as its permissions boundary, for example `reconciler-boundary`: the policy in
+    /// `docs/iam/boundary.json`, which the deployer policy in `docs/iam/deployer.json` requires
+    /// on every role it creates. Off by default (roles get no boundary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_+=,.@-]{1,128}$"))]
+    pub permissions_boundary: Option<String>,
 }
 
 /// The shared VPC.

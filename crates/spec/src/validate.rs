@@ -22,6 +22,8 @@ static REGION: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z]{2}(-gov|-iso[a-z]*
 // AWS documents only "up to 32 characters"; ids it issues are upper-case letters and digits
 // (today starting with `Z`, which is not promised, and emulators issue others).
 static ZONE_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Z0-9]{1,32}$"));
+/// An IAM policy name (`CreatePolicy`'s `PolicyName`).
+static POLICY_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_+=,.@-]{1,128}$"));
 static DNS_LABEL: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"));
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     re(
@@ -388,6 +390,9 @@ fn validate_base(base: &Loaded<BaseDocument>, out: &mut Vec<Diagnostic>) {
         );
     }
     validate_alerts(src, "spec.alerts", &spec.alerts, out);
+    if let Some(boundary) = &spec.permissions_boundary {
+        validate_boundary(src, boundary, out);
+    }
     if let Some(ssh) = &spec.ssh {
         if ssh.allow_from.is_empty() {
             out.push(
@@ -410,6 +415,22 @@ fn validate_base(base: &Loaded<BaseDocument>, out: &mut Vec<Diagnostic>) {
                 Some(_) => {}
             }
         }
+    }
+}
+
+/// The Base's permissions boundary names a managed policy of the account by name.
+fn validate_boundary(src: &DocSource, boundary: &str, out: &mut Vec<Diagnostic>) {
+    if !POLICY_NAME.is_match(boundary) {
+        out.push(
+            src.error_at(
+                "spec.permissionsBoundary",
+                format!("`{boundary}` is not an IAM policy name"),
+            )
+            .with_hint(
+                "the policy's name, not its ARN: 1 to 128 letters, digits and `_+=,.@-`, for \
+                 example `reconciler-boundary`",
+            ),
+        );
     }
 }
 
@@ -1226,6 +1247,24 @@ mod tests {
         assert!(d
             .iter()
             .any(|x| !x.is_error() && x.message.contains("whole internet")));
+    }
+
+    #[test]
+    fn the_permissions_boundary_is_a_policy_name() {
+        let with = |name: &str| format!("{BASE}  permissionsBoundary: '{name}'\n");
+        assert!(errors(&check(&[&with("reconciler-boundary")])).is_empty());
+        assert!(errors(&check(&[&with(&"b".repeat(128))])).is_empty());
+        for bad in [
+            "arn:aws:iam::123456789012:policy/reconciler-boundary".to_string(),
+            "boundaries/reconciler".to_string(),
+            "b".repeat(129),
+        ] {
+            let e = errors(&check(&[&with(&bad)]));
+            assert!(
+                e.iter().any(|m| m.contains("is not an IAM policy name")),
+                "{bad}: {e:?}"
+            );
+        }
     }
 
     #[test]

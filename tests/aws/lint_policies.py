@@ -12,14 +12,16 @@ itself expects every statement to name its resources).
 Writes to standard output one JSON object:
 
     {"findings": [{"id", "statement", "sid", "issue", "severity", "detail"}, ...],
-     "actions": {"service:Action": {"known": bool, "resource_types": [...]}, ...}}
+     "actions": {"service:Action": {"known": bool, "resource_types": [...],
+                                    "access_levels": [...]}, ...}}
 
 `statement` is the index of the statement a finding is about (null for the whole document).
 `findings` are parliament's, every one of them (unknown prefix or action, a resource that fits
 none of the action's resource types, an unnecessary `Resource: *`, an unknown condition key for
 the action, a mistyped condition operator, ...). `actions` describes every action the documents
 name, from the same database: its resource types as AWS's service authorization reference lists
-them ("" where the action takes no resource type, that is `*` only).
+them ("" where the action takes no resource type, that is `*` only), and its access levels
+("List", "Read", "Write", "Permissions management", "Tagging").
 """
 
 import copy
@@ -30,22 +32,25 @@ import parliament
 from parliament import analyze_policy_string, expand_action
 
 
-def resource_types(action):
-    """The resource types AWS lists for `action` (`service:Name`), or None if unknown."""
+def describe(action):
+    """The resource types and access levels AWS lists for `action` (`service:Name`, wildcards
+    expanded), or None if unknown."""
     try:
         expanded = expand_action(action)
     except Exception:  # parliament raises its own UnknownAction/UnknownPrefix exceptions
         return None
     types = set()
+    levels = set()
     for item in expanded:
         for service in parliament.iam_definition:
             if service["prefix"] != item["service"]:
                 continue
             for privilege in service["privileges"]:
                 if privilege["privilege"] == item["action"]:
+                    levels.add(privilege["access_level"])
                     for rt in privilege["resource_types"]:
                         types.add(rt["resource_type"].rstrip("*"))
-    return sorted(types)
+    return sorted(types), sorted(levels)
 
 
 def as_list(value):
@@ -66,8 +71,13 @@ def main():
                 statement["Resource"] = implied
             for action in as_list(statement.get("Action")) + as_list(statement.get("NotAction")):
                 if action != "*" and action not in actions:
-                    types = resource_types(action)
-                    actions[action] = {"known": types is not None, "resource_types": types or []}
+                    described = describe(action)
+                    types, levels = described or ([], [])
+                    actions[action] = {
+                        "known": described is not None,
+                        "resource_types": types,
+                        "access_levels": levels,
+                    }
         # One statement per line, so a finding's line names its statement.
         statements = as_list(document.get("Statement"))
         head = {k: v for k, v in document.items() if k != "Statement"}

@@ -352,6 +352,15 @@ pub fn sent(resources: &[DesiredResource]) -> Vec<Sent> {
                         arn,
                     );
                 }
+                if let Some(boundary) = p.get("permissionsBoundary") {
+                    put(
+                        "permissions boundary",
+                        "iam",
+                        "CreateRole",
+                        "PermissionsBoundary",
+                        boundary,
+                    );
+                }
             }
             kinds::INSTANCE_PROFILE => put(
                 "name",
@@ -1008,9 +1017,10 @@ fn longest(
     n
 }
 
-/// The longest Base name, server name, volume ids (eight of them) and domain the validator
-/// allows, in a per-server and a shared wake zone, with every optional Lambda (boot grace,
-/// wake limits), SSH, and a second server whose `dnsName` is as long as a DNS name can be.
+/// The longest Base name, server name, volume ids (eight of them), domain and permissions
+/// boundary the validator allows, in a per-server and a shared wake zone, with every optional
+/// Lambda (boot grace, wake limits), SSH, and a second server whose `dnsName` is as long as a
+/// DNS name can be.
 pub fn longest_set() -> (reconciler_spec::SpecSet, BTreeMap<&'static str, usize>) {
     let server_named = |name: String, base: &str, dns: Option<String>| Server {
         name,
@@ -1062,7 +1072,18 @@ pub fn longest_set() -> (reconciler_spec::SpecSet, BTreeMap<&'static str, usize>
             ),
         ]
     });
+    // The permissions boundary's policy name.
+    let boundary_len = longest(1..=200, |n| {
+        vec![(
+            "b.yaml".into(),
+            support::bounded(
+                base_yaml("b", "example.com", false),
+                &long("p", 'o', '1', n),
+            ),
+        )]
+    });
     lengths.insert("base name", base_len);
+    lengths.insert("boundary", boundary_len);
     lengths.insert("server name", server_len);
     lengths.insert("volume id", volume_len);
     lengths.insert("domain", domain_len);
@@ -1073,7 +1094,10 @@ pub fn longest_set() -> (reconciler_spec::SpecSet, BTreeMap<&'static str, usize>
         let dom = domain(domain_len, tag);
         inputs.push((
             format!("{base_name}.yaml"),
-            base_yaml(&base_name, &dom, shared),
+            support::bounded(
+                base_yaml(&base_name, &dom, shared),
+                &long("p", 'o', '1', boundary_len),
+            ),
         ));
         let mut first = server_named(server_name(tag), &base_name, None);
         first.volumes = (0..8)
@@ -1116,6 +1140,7 @@ fn the_longest_names_the_validator_allows_fit_aws_api_models() {
     assert_eq!(lengths["volume id"], 32);
     // `<32-character name>.<domain>` is at most 253 characters.
     assert_eq!(lengths["domain"], 220);
+    assert_eq!(lengths["boundary"], 128);
     let resources = support::resolved(&support::rendered(&set));
     let sent = sent(&resources);
     let checked = check_sent(&sent);
@@ -1138,6 +1163,7 @@ fn the_longest_names_the_validator_allows_fit_aws_api_models() {
     // The checks had teeth: the members that carry the longest names are constrained.
     for key in [
         "iam:CreateRole:RoleName",
+        "iam:CreateRole:PermissionsBoundary",
         "lambda:CreateFunction:FunctionName",
         "events:PutRule:Name",
         "logs:CreateLogGroup:logGroupName",

@@ -142,6 +142,8 @@ pub struct Finding {
 pub struct ActionInfo {
     pub known: bool,
     pub resource_types: Vec<String>,
+    /// `List`, `Read`, `Write`, `Permissions management`, `Tagging`.
+    pub access_levels: Vec<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]

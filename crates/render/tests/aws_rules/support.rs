@@ -160,6 +160,11 @@ pub fn base(name: &str, domain: &str, zone: &str, shared: bool, ssh: bool) -> St
     text
 }
 
+/// `base` (a Base document) with every role capped by the permissions boundary `policy`.
+pub fn bounded(base: String, policy: &str) -> String {
+    format!("{base}  permissionsBoundary: {policy}\n")
+}
+
 /// The options of one server that shape its resources.
 #[derive(Debug, Clone, Default)]
 pub struct Server {
@@ -234,7 +239,8 @@ impl Server {
 }
 
 /// Every spec option that changes a policy document, in one set of four Bases (per-server and
-/// shared wake zone, each with and without SSH) of sixteen servers each: every combination of
+/// shared wake zone, each with and without SSH, the ones with SSH also with a permissions
+/// boundary) of sixteen servers each: every combination of
 /// boot grace (the idle-stop Lambda), wake limits (none, a cooldown, a rate, both: the start
 /// Lambda's tag and read grants) and capacity, while the secrets (none, an SSM name, an SSM
 /// ARN, a Secrets Manager ARN with and without its JSON-key suffix, all of them) and the
@@ -275,9 +281,15 @@ pub fn policy_set() -> (SpecSet, Vec<String>, Vec<String>) {
     let mut inputs = Vec::new();
     let mut servers = Vec::new();
     for (base_name, domain, zone, shared, ssh) in bases {
+        // The Bases with SSH also cap their roles with a boundary.
+        let base_text = base(base_name, domain, zone, shared, ssh);
         inputs.push((
             format!("{base_name}.yaml"),
-            base(base_name, domain, zone, shared, ssh),
+            if ssh {
+                bounded(base_text, "reconciler-boundary")
+            } else {
+                base_text
+            },
         ));
         let mut i = 0;
         for grace in [None, Some(15)] {

@@ -19,12 +19,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aws_sdk_ec2::types::{
-    Filter, InstanceType, LaunchTemplateBlockDeviceMappingRequest,
+    Filter, InstanceType, IpPermission, IpRange, LaunchTemplateBlockDeviceMappingRequest,
     LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
     LaunchTemplateIamInstanceProfileSpecificationRequest,
     LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
     LaunchTemplateTagSpecificationRequest, LaunchTemplatesMonitoringRequest,
-    RequestLaunchTemplateData, ResourceType, Tag, VolumeType,
+    RequestLaunchTemplateData, ResourceType, Tag, UserIdGroupPair, VolumeType,
 };
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use base64::Engine as _;
@@ -229,7 +229,8 @@ fn changes_of(plan: &Plan) -> Vec<(String, Action, Vec<String>)> {
         .collect()
 }
 
-/// The EC2 network and security groups of the rendered example specs.
+/// The EC2 network (the VPC's default security group included) and the servers' security
+/// groups of the rendered example specs.
 fn example_network(account: &str) -> Vec<DesiredResource> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs");
     let inputs = collect_inputs(&[root]).expect("example specs");
@@ -245,6 +246,7 @@ fn example_network(account: &str) -> Vec<DesiredResource> {
                 kinds::SUBNET,
                 kinds::ROUTE_TABLE,
                 kinds::SECURITY_GROUP,
+                kinds::DEFAULT_SECURITY_GROUP,
             ]
             .contains(&r.kind.as_str())
         })
@@ -278,8 +280,9 @@ async fn example_network_applies_converges_heals_drift_and_destroys() {
     );
     h.assert_no_op_apply(&graph).await;
 
-    // Observation is batched: one describe per kind (plus the per-VPC attribute reads), the
-    // rules of all six groups in one call, the zones from the run's cache.
+    // Observation is batched: one describe per kind (plus the per-VPC attribute reads), one
+    // listing of the owned security groups for both kinds of groups, the rules of the six
+    // server groups in one call, the zones from the run's cache.
     h.counter.reset();
     let observed = h.engine.observe(&graph).await.unwrap();
     let reads: Vec<(String, u64)> = h.counter.snapshot().by_operation.into_iter().collect();
@@ -426,6 +429,108 @@ async fn example_network_applies_converges_heals_drift_and_destroys() {
     h.assert_no_op_apply(&graph).await;
 
     // Destroy in reverse order leaves nothing of ours.
+    h.destroy(&graph).await;
+    assert_eq!(h.owned_objects().await, Vec::<String>::new());
+}
+
+/// The default security group of the VPC with id `vpc`, as AWS describes it.
+async fn default_group(h: &Harness, vpc: &str) -> aws_sdk_ec2::types::SecurityGroup {
+    let out = h
+        .ec2
+        .describe_security_groups()
+        .filters(Filter::builder().name("vpc-id").values(vpc).build())
+        .filters(
+            Filter::builder()
+                .name("group-name")
+                .values("default")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.security_groups()[0].clone()
+}
+
+#[tokio::test]
+async fn the_default_security_group_is_stripped_and_rules_added_back_are_drift() {
+    let resources = example_network("000000000000");
+    let region = resources[0].region.clone();
+    let h = harness(&region);
+    let resources: Vec<DesiredResource> = example_network(&h.account)
+        .into_iter()
+        .filter(|r| [kinds::VPC, kinds::DEFAULT_SECURITY_GROUP].contains(&r.kind.as_str()))
+        .collect();
+    let graph = DesiredGraph::new(resources).unwrap();
+    let id = "ec2.default-security-group/main";
+
+    // Adopted: tagged as ours and stripped of AWS's allow-all egress rule.
+    let first = h.converge(&graph).await;
+    assert_eq!(first.summary().add, 2, "{:#?}", changes_of(&first));
+    let observed = h.engine.observe(&graph).await.unwrap();
+    let vpc = output(&observed, "ec2.vpc/main", "id");
+    let group = default_group(&h, &vpc).await;
+    assert_eq!(group.group_id(), Some(output(&observed, id, "id").as_str()));
+    assert!(group.ip_permissions().is_empty(), "{group:?}");
+    assert!(group.ip_permissions_egress().is_empty(), "{group:?}");
+    assert!(
+        group
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some(TAG_MANAGED_BY) && t.value() == Some("reconciler")),
+        "{group:?}"
+    );
+    h.assert_no_op_apply(&graph).await;
+
+    // Out of band, AWS's defaults come back: members reach each other, and anything goes out.
+    let group_id = group.group_id().unwrap();
+    h.ec2
+        .authorize_security_group_ingress()
+        .group_id(group_id)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("-1")
+                .user_id_group_pairs(UserIdGroupPair::builder().group_id(group_id).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    h.ec2
+        .authorize_security_group_egress()
+        .group_id(group_id)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("-1")
+                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let drift = h.plan(&graph).await;
+    assert_eq!(
+        changes_of(&drift),
+        vec![(
+            id.to_string(),
+            Action::Update,
+            vec!["/ingress".to_string(), "/egress".to_string()]
+        )]
+    );
+    h.counter.reset();
+    h.converge(&graph).await;
+    assert_eq!(
+        h.counter.snapshot().mutating_operations(),
+        vec![
+            "EC2.RevokeSecurityGroupEgress x1".to_string(),
+            "EC2.RevokeSecurityGroupIngress x1".to_string()
+        ],
+        "both rules are revoked, nothing else is written"
+    );
+    let group = default_group(&h, &vpc).await;
+    assert!(group.ip_permissions().is_empty(), "{group:?}");
+    assert!(group.ip_permissions_egress().is_empty(), "{group:?}");
+
+    // Destroying leaves the group to go with its VPC.
     h.destroy(&graph).await;
     assert_eq!(h.owned_objects().await, Vec::<String>::new());
 }

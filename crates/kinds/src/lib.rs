@@ -107,6 +107,7 @@ pub fn all() -> Vec<KindInfo> {
         entry::<ec2::Subnet>(),
         entry::<ec2::RouteTable>(),
         entry::<ec2::SecurityGroup>(),
+        entry::<ec2::DefaultSecurityGroup>(),
         entry::<ec2::KeyPair>(),
         entry::<ec2::LaunchTemplate>(),
         entry::<autoscaling::Group>(),

@@ -1,7 +1,9 @@
-//! The Base's resources: the public VPC, the admin alert topic, the backup vault and plan
-//! shared by every server, and the optional SSH key pair.
+//! The Base's resources: the public VPC (its default security group closed), the admin alert
+//! topic, the backup vault and plan shared by every server, and the optional SSH key pair.
 
 use reconciler_engine::model::{reference, DesiredResource};
+use reconciler_kinds::ec2::DefaultSecurityGroup;
+use reconciler_kinds::Input;
 use reconciler_spec::BaseDocument;
 use serde_json::{json, Value};
 
@@ -48,6 +50,18 @@ pub fn render(cx: &Context, doc: &BaseDocument) -> (Vec<DesiredResource>, BaseRe
     let vpc = tagged(vpc, names.tags("network"));
     let vpc_id = vpc.id.to_string();
     out.push(vpc);
+
+    // The VPC's default group, which AWS opens to its own members and to everything outbound,
+    // allows nothing: whatever is launched without a group of its own stays cut off.
+    let default_group = DefaultSecurityGroup {
+        vpc_id: Input::output(&vpc_id, "id"),
+        ingress: Vec::new(),
+        egress: Vec::new(),
+    };
+    let default_group =
+        reconciler_kinds::desired(local, region, names.name("default"), &default_group)
+            .with_tag("Name", names.name("default"));
+    out.push(tagged(default_group, names.tags("network")));
 
     let igw = DesiredResource::new(kinds::INTERNET_GATEWAY, local, region, names.name(""))
         .with_properties(json!({ "vpcId": reference(vpc_id.as_str(), "id") }))

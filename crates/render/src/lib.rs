@@ -36,6 +36,9 @@ pub mod kinds {
     pub const ROUTE_TABLE: &str = <reconciler_kinds::ec2::RouteTable as Properties>::KIND;
     /// [`reconciler_kinds::ec2::SecurityGroup`].
     pub const SECURITY_GROUP: &str = <reconciler_kinds::ec2::SecurityGroup as Properties>::KIND;
+    /// [`reconciler_kinds::ec2::DefaultSecurityGroup`].
+    pub const DEFAULT_SECURITY_GROUP: &str =
+        <reconciler_kinds::ec2::DefaultSecurityGroup as Properties>::KIND;
     /// [`reconciler_kinds::ec2::KeyPair`].
     pub const KEY_PAIR: &str = <reconciler_kinds::ec2::KeyPair as Properties>::KIND;
     /// [`reconciler_kinds::ec2::LaunchTemplate`].

@@ -507,6 +507,20 @@ fn security_groups_open_only_declared_ports() {
 }
 
 #[test]
+fn the_vpc_default_security_group_allows_nothing() {
+    for g in [graph(), graph_with_ssh()] {
+        let vpcs = of_kind(&g, kinds::VPC);
+        let defaults = of_kind(&g, kinds::DEFAULT_SECURITY_GROUP);
+        assert_eq!(vpcs.len(), 1);
+        assert_eq!(defaults.len(), 1, "one default group per VPC");
+        let group = defaults[0];
+        assert_eq!(group.properties["vpcId"]["$ref"], vpcs[0].id.as_str());
+        assert_eq!(group.properties["ingress"], Value::Array(vec![]));
+        assert_eq!(group.properties["egress"], Value::Array(vec![]));
+    }
+}
+
+#[test]
 fn instances_require_imdsv2_and_encrypt_disks() {
     let g = graph();
     let lts = of_kind(&g, kinds::LAUNCH_TEMPLATE);

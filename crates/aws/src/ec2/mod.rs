@@ -1,5 +1,6 @@
-//! EC2: the Base's network (VPC, internet gateway, public subnets, route table), the servers'
-//! security groups, the optional SSH key pair and the launch templates, one file per kind.
+//! EC2: the Base's network (VPC and its default security group, internet gateway, public
+//! subnets, route table), the servers' security groups, the optional SSH key pair and the
+//! launch templates, one file per kind.
 //!
 //! Discovery, per kind and region, in one describe call (plus pagination, and one call per 200
 //! identities: see [`describe_owned`]) filtered by the identity of the desired objects and the
@@ -11,7 +12,8 @@
 //! | `ec2.internet-gateway` | tag `Name` | `DescribeInternetGateways` |
 //! | `ec2.subnet` | tag `Name` | `DescribeSubnets` (+ cached `DescribeAvailabilityZones`) |
 //! | `ec2.route-table` | tag `Name` | `DescribeRouteTables` |
-//! | `ec2.security-group` | group name | `DescribeSecurityGroups` + one `DescribeSecurityGroupRules` |
+//! | `ec2.security-group` | group name | the owned groups' `DescribeSecurityGroups` (see [`owned_security_groups`]) + one `DescribeSecurityGroupRules` |
+//! | `ec2.default-security-group` | tag `Name` | the same `DescribeSecurityGroups`, shared |
 //! | `ec2.key-pair` | key name | `DescribeKeyPairs` |
 //! | `ec2.launch-template` | template name | `DescribeLaunchTemplates` + one `DescribeLaunchTemplateVersions` (+ cached SSM `GetParameters`) |
 //!
@@ -23,7 +25,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{Filter, ResourceType, SecurityGroup, Tag, TagSpecification};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -38,6 +40,7 @@ use crate::error::classify;
 use crate::managed::Managed;
 use crate::pool::ClientPool;
 
+mod default_security_group;
 mod internet_gateway;
 mod key_pair;
 mod launch_template;
@@ -47,6 +50,7 @@ mod security_group;
 mod subnet;
 mod vpc;
 
+pub use default_security_group::DefaultSecurityGroupClient;
 pub use internet_gateway::InternetGatewayClient;
 pub use key_pair::{KeyPairClient, KEY_PAIR_PARAMETER_PREFIX};
 pub use launch_template::LaunchTemplateClient;
@@ -64,6 +68,7 @@ pub fn clients(pool: &Arc<ClientPool>) -> Vec<Arc<dyn ResourceClient>> {
         Arc::new(Managed::new(SubnetClient::new(shared.clone()))),
         Arc::new(Managed::new(RouteTableClient::new(pool.clone()))),
         Arc::new(Managed::new(SecurityGroupClient::new(pool.clone()))),
+        Arc::new(Managed::new(DefaultSecurityGroupClient::new(pool.clone()))),
         Arc::new(Managed::new(KeyPairClient::new(pool.clone()))),
         Arc::new(Managed::new(LaunchTemplateClient::new(shared))),
     ]
@@ -310,20 +315,43 @@ fn tag_spec(resource: ResourceType, tags: &IndexMap<String, String>) -> TagSpeci
         .build()
 }
 
-/// Writes a tag delta on the object `id` names: `CreateTags` for the tags to set, `DeleteTags`
-/// for the keys to remove; no call for an empty half. Every EC2 kind tags this way.
-async fn write_tags(
+/// The owned security groups of `region`, for the kinds that hold security groups: one
+/// paginated `DescribeSecurityGroups` filtered by the ownership tag alone, made once per
+/// observation and shared ([`ClientPool::shared_read`]). It lists the other Bases' groups of
+/// the region too, but the server groups and the VPCs' default groups cost one read together,
+/// where listing each kind by its names would cost one each.
+async fn owned_security_groups(
     pool: &ClientPool,
-    desired: &DesiredResource,
-    observed: &Observed,
+    region: &str,
+) -> Result<Arc<Vec<SecurityGroup>>, ProviderError> {
+    let ec2 = pool.ec2(region);
+    pool.shared_read(
+        &format!("ec2:DescribeSecurityGroups:owned:{region}"),
+        || async move {
+            ec2.describe_security_groups()
+                .filters(managed_filter())
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| classify("DescribeSecurityGroups", e))
+        },
+    )
+    .await
+}
+
+/// Writes a tag delta on the object `id`: `CreateTags` for the tags to set, `DeleteTags` for
+/// the keys to remove; no call for an empty half.
+async fn tag_object(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
     set: &IndexMap<String, String>,
     remove: &[String],
 ) -> Result<(), ProviderError> {
-    let ec2 = pool.ec2(&desired.region);
-    let id = crate::util::output(desired, observed, "id")?;
     if !set.is_empty() {
         ec2.create_tags()
-            .resources(&id)
+            .resources(id)
             .set_tags(Some(ec2_tags(set)))
             .send()
             .await
@@ -331,7 +359,7 @@ async fn write_tags(
     }
     if !remove.is_empty() {
         ec2.delete_tags()
-            .resources(&id)
+            .resources(id)
             .set_tags(Some(
                 remove
                     .iter()
@@ -343,6 +371,18 @@ async fn write_tags(
             .map_err(|e| classify(&format!("DeleteTags {id}"), e))?;
     }
     Ok(())
+}
+
+/// [`tag_object`] on the observed object: every EC2 kind tags this way.
+async fn write_tags(
+    pool: &ClientPool,
+    desired: &DesiredResource,
+    observed: &Observed,
+    set: &IndexMap<String, String>,
+    remove: &[String],
+) -> Result<(), ProviderError> {
+    let id = crate::util::output(desired, observed, "id")?;
+    tag_object(&pool.ec2(&desired.region), &id, set, remove).await
 }
 
 /// The observation after an update: the old one with the changed top-level properties set to

@@ -229,33 +229,68 @@ pub(super) fn desired_rules(
     Ok(rules)
 }
 
+/// The rules one permission of `DescribeSecurityGroups` holds: one per peer (no rule ids).
+fn rules_of_permission(permission: &IpPermission) -> Vec<Rule> {
+    let protocol = normalise_protocol(permission.ip_protocol().unwrap_or_default());
+    let (from, to) = normalise_ports(&protocol, permission.from_port(), permission.to_port());
+    let rule = |peer: Peer, description: Option<&str>| Rule {
+        key: RuleKey {
+            protocol: protocol.clone(),
+            from,
+            to,
+            peer,
+        },
+        description: description.filter(|d| !d.is_empty()).map(str::to_string),
+        id: None,
+    };
+    let v4 = permission.ip_ranges().iter().filter_map(|r| {
+        let cidr = r.cidr_ip()?.to_string();
+        Some(rule(Peer::Cidr4(cidr), r.description()))
+    });
+    let v6 = permission.ipv6_ranges().iter().filter_map(|r| {
+        let cidr = r.cidr_ipv6()?.to_string();
+        Some(rule(Peer::Cidr6(cidr), r.description()))
+    });
+    let groups = permission.user_id_group_pairs().iter().filter_map(|p| {
+        let group = p.group_id()?.to_string();
+        Some(rule(Peer::Group(group), p.description()))
+    });
+    let lists = permission.prefix_list_ids().iter().filter_map(|l| {
+        let list = l.prefix_list_id()?.to_string();
+        Some(rule(Peer::PrefixList(list), l.description()))
+    });
+    v4.chain(v6).chain(groups).chain(lists).collect()
+}
+
+/// A group's rules as `DescribeSecurityGroups` lists them in its permissions: what
+/// observation needs, without the rule ids that changing them takes (see [`read_rules`]).
+pub(super) fn permission_rules(group: &SecurityGroup) -> GroupRules {
+    GroupRules {
+        ingress: group
+            .ip_permissions()
+            .iter()
+            .flat_map(rules_of_permission)
+            .collect(),
+        egress: group
+            .ip_permissions_egress()
+            .iter()
+            .flat_map(rules_of_permission)
+            .collect(),
+    }
+}
+
 /// The description of a group-referencing rule, read from the group's permissions.
 ///
 /// The emulator leaves `Description` out of `DescribeSecurityGroupRules` for rules whose peer
 /// is a security group (it keeps it only in `DescribeSecurityGroups`). AWS fills both, so on
 /// AWS this finds the same value; it only matters when the rule list has none.
 fn permission_description(group: &SecurityGroup, egress: bool, rule: &Rule) -> Option<String> {
-    let Peer::Group(peer) = &rule.key.peer else {
+    if !matches!(rule.key.peer, Peer::Group(_)) {
         return None;
-    };
-    let perms = if egress {
-        group.ip_permissions_egress()
-    } else {
-        group.ip_permissions()
-    };
-    perms
-        .iter()
-        .filter(|p| {
-            let protocol = normalise_protocol(p.ip_protocol().unwrap_or_default());
-            protocol == rule.key.protocol
-                && normalise_ports(&protocol, p.from_port(), p.to_port())
-                    == (rule.key.from, rule.key.to)
-        })
-        .flat_map(|p| p.user_id_group_pairs())
-        .find(|pair| pair.group_id() == Some(peer.as_str()))
-        .and_then(|pair| pair.description())
-        .filter(|d| !d.is_empty())
-        .map(str::to_string)
+    }
+    let rules = permission_rules(group);
+    let listed = if egress { rules.egress } else { rules.ingress };
+    listed.into_iter().find(|r| r.key == rule.key)?.description
 }
 
 /// The rules of the given groups, in one `DescribeSecurityGroupRules` call (per 200 groups,
@@ -306,6 +341,29 @@ pub(super) async fn read_group_rules(
         .await?
         .remove(id)
         .unwrap_or_default())
+}
+
+/// Brings the rules of group `id` to `ingress` and `egress` (`None`: left alone), reading them
+/// afresh first: rule ids are not part of an observation, and the rules may have moved since
+/// the plan. No call when neither direction is given.
+pub(super) async fn converge_rules(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    ingress: Option<&[Rule]>,
+    egress: Option<&[Rule]>,
+) -> Result<(), ProviderError> {
+    if ingress.is_none() && egress.is_none() {
+        return Ok(());
+    }
+    // The group too, for the descriptions the rule list may lack.
+    let groups = ec2
+        .describe_security_groups()
+        .group_ids(id)
+        .send()
+        .await
+        .map_err(|e| classify(&format!("DescribeSecurityGroups {id}"), e))?;
+    let current = read_group_rules(ec2, id, groups.security_groups()).await?;
+    reconcile_rules(ec2, id, ingress, egress, &current).await
 }
 
 /// What to change in one direction of a group: rules to authorize, descriptions to modify,
@@ -462,6 +520,53 @@ mod tests {
         let d = DesiredResource::new("ec2.security-group", "g", "eu-west-1", "g");
         let err = desired_rules(&d, "ingress", &[peerless]).unwrap_err();
         assert!(err.message.contains("a rule of `ingress` needs"), "{err}");
+    }
+
+    #[test]
+    fn permissions_read_as_rules_one_per_peer() {
+        let group = SecurityGroup::builder()
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("-1")
+                    .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-1").build())
+                    .build(),
+            )
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(2049)
+                    .to_port(2049)
+                    .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/16").build())
+                    .ipv6_ranges(
+                        Ipv6Range::builder()
+                            .cidr_ipv6("::/0")
+                            .description("v6")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .ip_permissions_egress(
+                IpPermission::builder()
+                    .ip_protocol("-1")
+                    .from_port(-1)
+                    .to_port(-1)
+                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                    .build(),
+            )
+            .build();
+        let rules = permission_rules(&group);
+        assert_eq!(
+            sorted_json(&rules.ingress),
+            json!([
+                {"ipProtocol": "-1", "sourceSecurityGroupId": "sg-1"},
+                {"ipProtocol": "tcp", "fromPort": 2049, "toPort": 2049, "cidrIpv4": "10.0.0.0/16"},
+                {"ipProtocol": "tcp", "fromPort": 2049, "toPort": 2049, "cidrIpv6": "::/0", "description": "v6"}
+            ])
+        );
+        assert_eq!(
+            sorted_json(&rules.egress),
+            json!([{"ipProtocol": "-1", "cidrIpv4": "0.0.0.0/0"}])
+        );
     }
 
     #[test]

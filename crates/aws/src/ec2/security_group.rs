@@ -1,9 +1,11 @@
 //! `ec2.security-group` ([`reconciler_kinds::ec2::SecurityGroup`]): `groupName`,
 //! `description`, `vpcId` (immutable), `ingress` and `egress` rule lists compared as sets.
-//! Output `id`. Found by group name with one `DescribeSecurityGroups`, the rules of every group
-//! found with one `DescribeSecurityGroupRules` (see [`super::rules`]). `egress: []` revokes
-//! the default allow-all rule.
+//! Output `id`. Found by group name among the region's owned groups (one `DescribeSecurityGroups`
+//! shared with the default groups' kind: [`super::owned_security_groups`]), the rules of every
+//! group found with one `DescribeSecurityGroupRules` (see [`super::rules`]). `egress: []`
+//! revokes the default allow-all rule.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,8 +17,12 @@ use reconciler_engine::provider::ProviderError;
 use reconciler_kinds::ec2::SecurityGroup;
 use serde_json::{json, Value};
 
-use super::rules::{desired_rules, read_group_rules, read_rules, reconcile_rules, sorted_json};
-use super::{after_update, create_tags, describe_owned, pair_by, tag_map, tag_spec, Ec2Object};
+use super::rules::{
+    converge_rules, desired_rules, read_group_rules, read_rules, reconcile_rules, sorted_json,
+};
+use super::{
+    after_update, create_tags, owned_security_groups, pair_by, tag_map, tag_spec, Ec2Object,
+};
 use crate::error::classify;
 use crate::managed::KindClient;
 use crate::pool::ClientPool;
@@ -39,22 +45,6 @@ fn group_name(desired: &DesiredResource) -> &str {
     util::opt_str(desired, "groupName").unwrap_or(desired.name.as_str())
 }
 
-/// The owned groups called `names`.
-async fn find(
-    ec2: &aws_sdk_ec2::Client,
-    names: &[String],
-) -> Result<Vec<Ec2SecurityGroup>, ProviderError> {
-    describe_owned("DescribeSecurityGroups", "group-name", names, |filters| {
-        ec2.describe_security_groups()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-    })
-    .await
-}
-
 #[async_trait]
 impl KindClient<SecurityGroup> for SecurityGroupClient {
     async fn observe(
@@ -63,8 +53,13 @@ impl KindClient<SecurityGroup> for SecurityGroupClient {
         desired: &[DesiredResource],
     ) -> Result<Vec<Observed>, ProviderError> {
         let ec2 = self.pool.ec2(region);
-        let names: Vec<String> = desired.iter().map(|d| group_name(d).to_string()).collect();
-        let groups = find(&ec2, &names).await?;
+        let names: HashSet<&str> = desired.iter().map(group_name).collect();
+        let groups: Vec<Ec2SecurityGroup> = owned_security_groups(&self.pool, region)
+            .await?
+            .iter()
+            .filter(|g| g.group_name().is_some_and(|n| names.contains(n)))
+            .cloned()
+            .collect();
         if groups.is_empty() {
             return Ok(Vec::new());
         }
@@ -153,18 +148,7 @@ impl KindClient<SecurityGroup> for SecurityGroupClient {
         let egress = touches(changes, "egress")
             .then(|| desired_rules(desired, "egress", &props.egress))
             .transpose()?;
-        if ingress.is_some() || egress.is_some() {
-            // Rule ids are not part of the observation, and the rules may have moved since the
-            // plan: read this group's rules again (and the group, for descriptions).
-            let groups = ec2
-                .describe_security_groups()
-                .group_ids(&id)
-                .send()
-                .await
-                .map_err(|e| classify(&format!("DescribeSecurityGroups {id}"), e))?;
-            let current = read_group_rules(&ec2, &id, groups.security_groups()).await?;
-            reconcile_rules(&ec2, &id, ingress.as_deref(), egress.as_deref(), &current).await?;
-        }
+        converge_rules(&ec2, &id, ingress.as_deref(), egress.as_deref()).await?;
         Ok(after_update(desired, observed, changes))
     }
 

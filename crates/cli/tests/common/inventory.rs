@@ -17,6 +17,7 @@ pub const COUNTED: &[&str] = &[
     "ec2.internet-gateway",
     "ec2.route-table",
     "ec2.security-group",
+    "ec2.default-security-group",
     "ec2.launch-template",
     "ec2.launch-template-version",
     "autoscaling.group",
@@ -155,15 +156,22 @@ pub async fn count(
                 .route_tables()
                 .len(),
         );
+        // A VPC's default group is ours once adopted; it is its own kind.
+        let groups = ec2
+            .describe_security_groups()
+            .filters(ours())
+            .send()
+            .await
+            .unwrap();
+        let defaults = groups
+            .security_groups()
+            .iter()
+            .filter(|g| g.group_name() == Some("default"))
+            .count();
+        add("ec2.default-security-group", defaults);
         add(
             "ec2.security-group",
-            ec2.describe_security_groups()
-                .filters(ours())
-                .send()
-                .await
-                .unwrap()
-                .security_groups()
-                .len(),
+            groups.security_groups().len() - defaults,
         );
         let templates = ec2.describe_launch_templates().send().await.unwrap();
         add("ec2.launch-template", templates.launch_templates().len());

@@ -1,5 +1,6 @@
 //! EC2: the Base's network, the servers' security groups, key pair and launch template.
 
+mod default_security_group;
 mod internet_gateway;
 mod key_pair;
 mod launch_template;
@@ -8,6 +9,7 @@ mod security_group;
 mod subnet;
 mod vpc;
 
+pub use default_security_group::DefaultSecurityGroup;
 pub use internet_gateway::InternetGateway;
 pub use key_pair::KeyPair;
 pub use launch_template::{BlockDevice, Ebs, LaunchTemplate, MetadataOptions};

@@ -116,6 +116,7 @@ pub fn sent(resources: &[DesiredResource]) -> Vec<Sent> {
             | kinds::INTERNET_GATEWAY
             | kinds::ROUTE_TABLE
             | kinds::SECURITY_GROUP
+            | kinds::DEFAULT_SECURITY_GROUP
             | kinds::KEY_PAIR
             | kinds::LAUNCH_TEMPLATE => Some(("ec2", "CreateTags", "Tags[].Key", "Tags[].Value")),
             kinds::CLUSTER | kinds::CAPACITY_PROVIDER | kinds::TASK_DEFINITION | kinds::SERVICE => {
@@ -163,6 +164,8 @@ pub fn sent(resources: &[DesiredResource]) -> Vec<Sent> {
         }
         match r.kind.as_str() {
             kinds::VPC | kinds::SUBNET | kinds::INTERNET_GATEWAY | kinds::ROUTE_TABLE => {}
+            // Adopted, not created: its name is the `Name` tag, checked with the tags.
+            kinds::DEFAULT_SECURITY_GROUP => {}
             kinds::MOUNT_TARGET | kinds::CLUSTER_CAPACITY_PROVIDERS => {}
             kinds::SECURITY_GROUP => {
                 put(

@@ -411,10 +411,15 @@ impl ResourceClient for FileSystemClient {
         if let Some(id) = util::opt_str(desired, "adopt") {
             return self.adopt(desired, id, true).await;
         }
-        if let Some(restore) = desired.properties.get("restoreFrom") {
+        if desired.properties.get("restoreFrom").is_some() {
+            let props = reconciler_kinds::read::<reconciler_kinds::efs::FileSystem>(desired)?;
+            let Some(restore) = &props.restore_from else {
+                return Err(util::missing(desired, "restoreFrom"));
+            };
             let id = crate::backup::restore_file_system(
                 &self.pool,
                 desired,
+                &props,
                 restore,
                 POLL_INTERVAL,
                 RESTORE_WAIT,

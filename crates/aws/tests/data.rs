@@ -8,7 +8,7 @@
 //!
 //! Emulator gaps met here (the provider keeps the AWS behaviour; see the notes at each test):
 //! - everything is `available` at once: the EFS waits for `creating`/`deleting` are tested with
-//!   scripted states in `efs.rs`'s unit tests;
+//!   scripted states in `efs/mod.rs`'s unit tests;
 //! - email subscriptions are confirmed at once: the `PendingConfirmation` branch of the topic
 //!   client cannot run here;
 //! - `UpdateFileSystem` (throughput mode) is not implemented: the update is not exercised;
@@ -848,7 +848,7 @@ fn efs_graph(names: &ServerNames, net: &Network, retained: bool) -> DesiredGraph
 #[tokio::test]
 async fn file_system_and_mount_targets_round_trip() {
     // The emulator makes file systems and mount targets `available` at once; the waits for
-    // `creating` and `deleting` are covered by efs.rs's unit tests. `UpdateFileSystem` is not
+    // `creating` and `deleting` are covered by efs/mod.rs's unit tests. `UpdateFileSystem` is not
     // implemented there, so a throughput-mode change is not exercised.
     let h = Harness::new();
     let names = ServerNames::new("main", "efstest");

@@ -31,7 +31,7 @@ use super::{
 use crate::error::classify;
 use crate::managed::KindClient;
 use crate::pool::ClientPool;
-use crate::util::{self, touches};
+use crate::util;
 
 /// The name AWS gives every VPC's default security group.
 const DEFAULT_GROUP: &str = "default";
@@ -139,13 +139,7 @@ impl KindClient<DefaultSecurityGroup> for DefaultSecurityGroupClient {
     ) -> Result<Observed, ProviderError> {
         let ec2 = self.pool.ec2(&desired.region);
         let id = util::output(desired, observed, "id")?;
-        let ingress = touches(changes, "ingress")
-            .then(|| desired_rules(desired, "ingress", &props.ingress))
-            .transpose()?;
-        let egress = touches(changes, "egress")
-            .then(|| desired_rules(desired, "egress", &props.egress))
-            .transpose()?;
-        converge_rules(&ec2, &id, ingress.as_deref(), egress.as_deref()).await?;
+        converge_rules(&ec2, &id, desired, changes, &props.ingress, &props.egress).await?;
         Ok(after_update(desired, observed, changes))
     }
 

@@ -14,12 +14,14 @@ use aws_sdk_ec2::types::{
     IpPermission, IpRange, Ipv6Range, PrefixListId, SecurityGroup, SecurityGroupRule,
     SecurityGroupRuleRequest, SecurityGroupRuleUpdate, UserIdGroupPair,
 };
+use reconciler_engine::diff::FieldChange;
 use reconciler_engine::model::DesiredResource;
 use reconciler_engine::provider::ProviderError;
 use serde_json::{json, Map, Value};
 
 use super::describe_filtered;
 use crate::error::classify;
+use crate::util::touches;
 
 /// The peer of a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -343,15 +345,24 @@ pub(super) async fn read_group_rules(
         .unwrap_or_default())
 }
 
-/// Brings the rules of group `id` to `ingress` and `egress` (`None`: left alone), reading them
-/// afresh first: rule ids are not part of an observation, and the rules may have moved since
-/// the plan. No call when neither direction is given.
+/// Brings the rules of group `id` to the desired `ingress` and `egress` in the directions
+/// `changes` touch, reading them afresh first: rule ids are not part of an observation, and the
+/// rules may have moved since the plan. No call when neither direction changed. Both kinds of
+/// security group update their rules this way.
 pub(super) async fn converge_rules(
     ec2: &aws_sdk_ec2::Client,
     id: &str,
-    ingress: Option<&[Rule]>,
-    egress: Option<&[Rule]>,
+    desired: &DesiredResource,
+    changes: &[FieldChange],
+    ingress: &[reconciler_kinds::ec2::Rule],
+    egress: &[reconciler_kinds::ec2::Rule],
 ) -> Result<(), ProviderError> {
+    let ingress = touches(changes, "ingress")
+        .then(|| desired_rules(desired, "ingress", ingress))
+        .transpose()?;
+    let egress = touches(changes, "egress")
+        .then(|| desired_rules(desired, "egress", egress))
+        .transpose()?;
     if ingress.is_none() && egress.is_none() {
         return Ok(());
     }
@@ -363,7 +374,7 @@ pub(super) async fn converge_rules(
         .await
         .map_err(|e| classify(&format!("DescribeSecurityGroups {id}"), e))?;
     let current = read_group_rules(ec2, id, groups.security_groups()).await?;
-    reconcile_rules(ec2, id, ingress, egress, &current).await
+    reconcile_rules(ec2, id, ingress.as_deref(), egress.as_deref(), &current).await
 }
 
 /// What to change in one direction of a group: rules to authorize, descriptions to modify,

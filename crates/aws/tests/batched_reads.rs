@@ -188,19 +188,8 @@ async fn role_round_trip(account: &str, rec: &Reconciler, counter: &CallCounter)
         .await
         .unwrap();
     let plan = common::plan(rec, &graph).await;
-    let changed: Vec<(String, Vec<String>)> = plan
-        .resources()
-        .iter()
-        .filter(|r| r.action.is_change())
-        .map(|r| {
-            (
-                r.id.to_string(),
-                r.changes.iter().map(|c| c.path.clone()).collect(),
-            )
-        })
-        .collect();
     assert_eq!(
-        changed,
+        common::changed_paths(&plan),
         [(
             "iam.role/instance".to_string(),
             vec!["/inlinePolicies/logs/Statement".to_string()]

@@ -89,19 +89,8 @@ impl Harness {
     /// Plans `graph` and checks the plan changes exactly the role's boundary, then applies it.
     async fn repair(&self, graph: &DesiredGraph) {
         let plan = common::plan(&self.rec, graph).await;
-        let changed: Vec<(String, Vec<String>)> = plan
-            .resources()
-            .iter()
-            .filter(|r| r.action.is_change())
-            .map(|r| {
-                (
-                    r.id.to_string(),
-                    r.changes.iter().map(|c| c.path.clone()).collect(),
-                )
-            })
-            .collect();
         assert_eq!(
-            changed,
+            common::changed_paths(&plan),
             [(
                 "iam.role/instance".to_string(),
                 vec!["/permissionsBoundary".to_string()]

@@ -58,6 +58,20 @@ pub fn calls(counts: &CallCounts, operation: &str) -> u64 {
         .sum()
 }
 
+/// The resources `plan` changes, each with the paths it changes, in plan order.
+pub fn changed_paths(plan: &Plan) -> Vec<(String, Vec<String>)> {
+    plan.resources()
+        .iter()
+        .filter(|r| r.action.is_change())
+        .map(|r| {
+            (
+                r.id.to_string(),
+                r.changes.iter().map(|c| c.path.clone()).collect(),
+            )
+        })
+        .collect()
+}
+
 /// Observes and plans `graph`.
 pub async fn plan(rec: &Reconciler, graph: &DesiredGraph) -> Plan {
     let observed = rec.observe(graph).await.expect("observe");

@@ -4,6 +4,10 @@
 //! lives in `<target>/<profile>/deps/`, the Lambda binary in `<target>/<profile>/`).
 //! `cargo test --workspace` builds it already; a test run of one package does not, so
 //! [`ensure_lambda_artifact`] builds it once with the same cargo, target directory and profile.
+//! It asks for one of the Lambda crate's integration tests with `--workspace` (cargo builds a
+//! package's binaries for its integration tests), so features resolve as in `cargo test
+//! --workspace` and a whole-suite run finds everything fresh; `cargo build -p` would resolve
+//! the Lambda crate's features alone and compile the AWS SDK crates a second time.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,6 +19,9 @@ use crate::project_root;
 
 /// The Lambda binary's name, as `crates/lambdas` builds it.
 pub const LAMBDA_BINARY: &str = "reconciler-lambda";
+
+/// An integration test of `crates/lambdas`: building it builds [`LAMBDA_BINARY`].
+const LAMBDA_TEST: &str = "packaging";
 
 /// Builds (if needed) the Lambda binary of the running test's profile and returns its path.
 pub fn ensure_lambda_artifact() -> Result<PathBuf> {
@@ -45,12 +52,12 @@ fn build() -> Result<PathBuf> {
     command
         .current_dir(project_root())
         .args([
-            "build",
+            "test",
+            "--workspace",
+            "--no-run",
             "--quiet",
-            "-p",
-            "reconciler-lambdas",
-            "--bin",
-            LAMBDA_BINARY,
+            "--test",
+            LAMBDA_TEST,
         ])
         .arg("--target-dir")
         .arg(target_dir);

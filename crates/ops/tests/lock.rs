@@ -12,6 +12,7 @@ use reconciler_engine::RetryPolicy;
 use reconciler_ops::lock::{acquire_with, holder, LockTiming};
 use reconciler_testkit::proxy::{FaultPlan, Proxy};
 use reconciler_testkit::{fresh_account_id, sdk_config, Emulator};
+use tokio::sync::Barrier;
 
 const REGION: &str = "eu-west-1";
 const CONTENDERS: usize = 8;
@@ -33,14 +34,18 @@ fn latency(ms: u64) -> Proxy {
 }
 
 /// The check-then-create a run makes for an object without an idempotency key: a VPC found by
-/// its `Name` tag, created when missing.
-async fn ensure_vpc(ec2: &aws_sdk_ec2::Client, name: &str) {
+/// its `Name` tag, created when missing. With `between`, the run waits there after its check,
+/// as a slow run would.
+async fn ensure_vpc(ec2: &aws_sdk_ec2::Client, name: &str, between: Option<&Barrier>) {
     let found = ec2
         .describe_vpcs()
         .filters(Filter::builder().name("tag:Name").values(name).build())
         .send()
         .await
         .unwrap();
+    if let Some(barrier) = between {
+        barrier.wait().await;
+    }
     if !found.vpcs().is_empty() {
         return;
     }
@@ -77,12 +82,13 @@ async fn contenders_hold_the_lock_one_at_a_time_and_create_once() {
     let pool = pool_behind(&proxy, &fresh_account_id());
     let ec2 = pool.ec2(REGION);
 
-    // Without the lock, the same contenders all find nothing and all create: the check below
-    // can fail.
+    // Without the lock, contenders that all check before any creates all create: the check
+    // below can fail. (The barrier makes that interleaving certain; the lock must exclude it.)
+    let checked = Arc::new(Barrier::new(CONTENDERS));
     let unguarded: Vec<_> = (0..CONTENDERS)
         .map(|_| {
-            let ec2 = ec2.clone();
-            tokio::spawn(async move { ensure_vpc(&ec2, "unguarded").await })
+            let (ec2, checked) = (ec2.clone(), checked.clone());
+            tokio::spawn(async move { ensure_vpc(&ec2, "unguarded", Some(&checked)).await })
         })
         .collect();
     for task in unguarded {
@@ -105,7 +111,7 @@ async fn contenders_hold_the_lock_one_at_a_time_and_create_once() {
                     .await
                     .unwrap();
                 most.fetch_max(holding.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
-                ensure_vpc(&pool.ec2(REGION), "guarded").await;
+                ensure_vpc(&pool.ec2(REGION), "guarded", None).await;
                 tokio::time::sleep(Duration::from_millis(30)).await;
                 holding.fetch_sub(1, Ordering::SeqCst);
                 assert!(!guard.lost());
